@@ -191,8 +191,12 @@ class BasisConv2d(nn.Module):
             a = torch.linalg.lstsq(basis.T, w.T).solution.T  # (C_out, rank), least-squares fit of every filter
             a[idx] = torch.eye(rank, dtype=a.dtype)  # basis filters are represented exactly
         else:  # svd
-            u, s, vh = torch.linalg.svd(w, full_matrices=False)
-            u_r, b = u[:, :rank], s[:rank, None] * vh[:rank]  # W_r = u_r @ b
+            # full U: when rank > C_in*k*k (e.g. the 3->64 stem at ratio 0.5) the extra singular values are 0
+            u, s, vh = torch.linalg.svd(w, full_matrices=True)
+            k = min(rank, len(s))
+            b = torch.zeros(rank, w.shape[1], dtype=w.dtype)
+            b[:k] = s[:k, None] * vh[:k]
+            u_r = u[:, :rank]  # W_r = u_r @ b
             if coeff == "full":
                 idx, basis, a = torch.arange(rank), b, u_r
             else:
