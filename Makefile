@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test repro clean-venv
+PROFILE ?=
+.PHONY: install test repro smoke check-pipeline clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,9 +17,17 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest
 
-# DVC does not put the venv on PATH, so stages run with it activated.
+# DVC does not put the venv on PATH, so stages run with it activated. PROFILE=cpu (or "cpu mirror", smoke, ...)
+# first composes params.yaml from profiles/; without PROFILE the current params.yaml is used as is.
 repro: install
-	. $(VENV)/bin/activate && dvc repro
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) dvc repro
+
+# The whole pipeline on synthetic data in a few minutes, then checks of its outputs (what CI runs).
+smoke: install
+	. $(VENV)/bin/activate && python -m basisconv.params smoke && dvc repro && python tests/pipeline_check.py
+
+check-pipeline: install
+	. $(VENV)/bin/activate && python tests/pipeline_check.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,6 +12,8 @@ from .models import build_model
 from .surgery import ConvLayer, conv_layers, convert, convertible_names, fold
 from .train import TrainConfig, TrainingDiverged, TrainResult, evaluate, train
 
+from . import bench, data, io, runs, sensitivity  # noqa: E402  (submodules used by the notebooks)
+
 __version__ = "0.1.0"
 __all__ = [
     "BasisConv2d", "convert", "conv_layers", "build_model", "count_params", "count_macs", "fetch_cifar10",

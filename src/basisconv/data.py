@@ -213,3 +213,67 @@ def load_data(source: str, split: str, *, root=None, val_size: int = 5000, seed:
     if source == "synthetic":
         return synthetic_cifar(split, n_per_class=n_per_class, seed=seed)
     raise ValueError(f"unknown data source {source!r}; valid choices: {', '.join(SOURCES)}")
+
+
+def load_sources(path) -> dict:
+    """The archive catalogue (``data/sources.yaml``): ``{name: {url, md5, label}}``."""
+    import yaml
+    return yaml.safe_load(Path(path).read_text())
+
+
+def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Sorted indices of ``n`` samples spread evenly over classes (the complement of a stratified split)."""
+    if n <= 0 or n >= len(labels):
+        return torch.arange(len(labels))
+    _, keep = split_indices(labels, n, seed)
+    return keep
+
+
+def prepare(source: str, prepared, *, root=None, sources: dict | None = None, val_size: int = 5000,
+            split_seed: int = 0, train_subset: int = 0, synthetic_per_class: int = 300) -> dict:
+    """Fetch (if needed) and write the uint8 split cache ``prepared/{train,val,test}.pt`` plus ``meta.json``.
+
+    ``source`` is ``synthetic`` or a key of ``sources`` (the catalogue); everything is validated before any
+    download. Returns the metadata (source, label, md5, sizes and per-class counts) that is also written.
+    """
+    from .io import write_json
+    valid = ["synthetic"] + sorted(sources or {})
+    if source not in valid:
+        raise ValueError(f"unknown data source {source!r}; valid choices: {', '.join(valid)}")
+    if isinstance(train_subset, bool) or not isinstance(train_subset, int) or train_subset < 0:
+        raise ValueError(f"train_subset must be an int >= 0, got {train_subset!r}")
+    prepared = Path(prepared)
+    if root is not None:
+        Path(root).mkdir(parents=True, exist_ok=True)  # a declared pipeline output, also for synthetic data
+    if source == "synthetic":
+        splits = {s: synthetic_cifar(s, n_per_class=synthetic_per_class if s == "train" else
+                                     max(1, val_size // 10) if s == "val" else synthetic_per_class,
+                                     seed=split_seed) for s in SPLITS}
+        meta = {"source": "synthetic", "label": "synthetic", "md5": None, "url": None}
+    else:
+        entry = sources[source]
+        fetch_cifar10(root, url=entry["url"], md5=entry["md5"])
+        splits = {s: load_cifar10(root, s, val_size=val_size, seed=split_seed) for s in SPLITS}
+        meta = {"source": source, "label": entry["label"], "md5": entry["md5"], "url": entry["url"]}
+    x, y = splits["train"]
+    keep = stratified_subset(y, train_subset, split_seed + 1)
+    splits["train"] = (x[keep], y[keep])
+    prepared.mkdir(parents=True, exist_ok=True)
+    for s, (x, y) in splits.items():
+        tmp = prepared / f".{s}.pt.tmp"
+        torch.save({"images": x.contiguous(), "labels": y.contiguous()}, tmp)
+        os.replace(tmp, prepared / f"{s}.pt")
+    meta.update(classes=list(CLASSES), sizes={s: len(v[1]) for s, v in splits.items()},
+                per_class={s: torch.bincount(v[1], minlength=10).tolist() for s, v in splits.items()})
+    write_json(prepared / "meta.json", meta)
+    return meta
+
+
+def load_prepared(prepared, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split written by ``prepare``: ``(uint8 images, int64 labels)``."""
+    _check_split(split)
+    path = Path(prepared) / f"{split}.pt"
+    if not path.is_file():
+        raise DataError(f"no prepared split at {path}; run the data stage (dvc repro data) first")
+    d = torch.load(path, weights_only=True)
+    return d["images"], d["labels"]

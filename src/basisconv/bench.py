@@ -1,0 +1,172 @@
+"""Timing of basis layers and models: the forward/backward cost claims of arXiv 2408.06024.
+
+Theory (per output pixel): dense ``C_out C_in k^2`` MACs vs basis ``r C_in k^2 + (C_out - r) r`` (reduced), so the
+theoretical speedup of a layer is the MAC ratio (from ``count_macs``). Measured times use
+``torch.utils.benchmark.Timer.blocked_autorange`` (it synchronises CUDA), after warm-up calls that are not timed;
+every row carries the device, thread count, torch version, dtype, batch size and memory format it was taken with.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import platform
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.benchmark as tbench
+from tqdm.auto import tqdm
+
+from .basis import BasisConv2d
+from .counting import count_macs
+from .surgery import conv_layers
+
+PASSES = ("fwd", "fwd+bwd")
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def hardware_info(device="cpu") -> dict:
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+    import torchvision
+    return {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version(), "cuda": torch.version.cuda if device.type == "cuda" else None}
+
+
+def check_memory_format(name: str):
+    if name not in MEMORY_FORMATS:
+        raise ValueError(f"unknown memory_format {name!r}; valid choices: {', '.join(MEMORY_FORMATS)}")
+    return MEMORY_FORMATS[name]
+
+
+def time_call(fn, *, min_run_time: float = 1.0, warmup: int = 3) -> tuple[float, float]:
+    """(median ms, IQR ms) of ``fn()``; ``warmup`` calls first (allocations, kernel selection) are not timed."""
+    for _ in range(warmup):
+        fn()
+    m = tbench.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    return m.median * 1e3, m.iqr * 1e3
+
+
+def _pass_fn(module: nn.Module, x: torch.Tensor, pass_: str):
+    if pass_ == "fwd":
+        def fwd():
+            with torch.no_grad():
+                module(x)
+        return fwd
+    xg = x.detach().clone().requires_grad_(True)  # gradients w.r.t. input and weights, as in training
+    params = list(module.parameters())
+
+    def fwd_bwd():
+        for p in params:
+            p.grad = None
+        xg.grad = None
+        module(xg).sum().backward()
+    return fwd_bwd
+
+
+def layer_variants(conv: nn.Conv2d, ratio: float, init: str = "qr") -> dict[str, nn.Module]:
+    reduced = BasisConv2d.from_conv(conv, ratio=ratio, coeff="reduced", init=init)
+    return {"basis_reduced": reduced, "basis_full": BasisConv2d.from_conv(conv, ratio=ratio, coeff="full", init=init),
+            "folded": reduced.to_conv()}
+
+
+def bench_layers(model: nn.Module, ratios, *, batch_sizes=(128,), memory_formats=("channels_last",),
+                 device="cpu", min_run_time: float = 1.0, layers=None, passes=PASSES, on_row=None,
+                 progress: bool | dict = True) -> list[dict]:
+    """Rows for every conv (or ``layers``) x batch size x memory format x pass: dense, then each ratio's
+    ``basis_reduced``, ``basis_full`` and ``folded`` (the basis folded back into one dense conv)."""
+    device = torch.device(device)
+    fmts = {name: check_memory_format(name) for name in memory_formats}
+    model = copy.deepcopy(model).to(device).eval()
+    records = [r for r in conv_layers(model) if layers is None or r.name in layers]
+    hw = hardware_info(device)
+    jobs = [(r, bs, f) for r in records for bs in batch_sizes for f in fmts]
+    rows = []
+    for rec, bs, fmt_name in tqdm(jobs, desc="layers", disable=progress is False,
+                                  **(progress if isinstance(progress, dict) else {})):
+        fmt = fmts[fmt_name]
+        conv = model.get_submodule(rec.name).to(memory_format=fmt)
+        x = torch.randn(bs, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
+        shape = (1, rec.in_channels, *rec.input_hw)
+        dense_macs = count_macs(conv, shape)
+        modules = [("dense", None, conv)] + [(v, r, m.to(memory_format=fmt)) for r in ratios
+                                             for v, m in layer_variants(conv, r).items()]
+        dense_ms = {}
+        for variant, ratio, mod in modules:
+            macs = count_macs(mod, shape)
+            for p in passes:
+                med, iqr = time_call(_pass_fn(mod, x, p), min_run_time=min_run_time)
+                if variant == "dense":
+                    dense_ms[p] = med
+                row = {"layer": rec.name, "ratio": ratio, "variant": variant, "pass": p, "batch_size": bs,
+                       "memory_format": fmt_name, "device": hw["device"], "device_name": hw["device_name"],
+                       "threads": hw["threads"], "torch": hw["torch"], "dtype": str(x.dtype).replace("torch.", ""),
+                       "in_channels": rec.in_channels, "out_channels": rec.out_channels,
+                       "rank": getattr(mod, "rank", None), "macs": macs, "median_ms": med, "iqr_ms": iqr,
+                       "theoretical_speedup": dense_macs / macs, "measured_speedup": dense_ms[p] / med}
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
+    return rows
+
+
+def make_layer_timer(batch_size: int, *, device="cpu", min_run_time: float = 0.2, memory_format="channels_last"):
+    """``timer(conv, basis, rec) -> ms saved`` (dense minus basis fwd+bwd) for the sensitivity table."""
+    fmt = check_memory_format(memory_format)
+
+    def timer(conv, basis, rec):
+        x = torch.randn(batch_size, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
+        t_dense = time_call(_pass_fn(conv.to(memory_format=fmt), x, "fwd+bwd"), min_run_time=min_run_time)[0]
+        t_basis = time_call(_pass_fn(basis.to(memory_format=fmt), x, "fwd+bwd"), min_run_time=min_run_time)[0]
+        return t_dense - t_basis
+    return timer
+
+
+def bench_models(models: dict[str, nn.Module], *, batch_size: int = 128, device="cpu",
+                 memory_format: str = "channels_last", min_run_time: float = 1.0, on_row=None) -> list[dict]:
+    """Training-step (fwd+bwd+SGD step) and inference time per model; throughput in images/s."""
+    device = torch.device(device)
+    fmt = check_memory_format(memory_format)
+    hw = hardware_info(device)
+    rows = []
+    base_ms = {}
+    for name, model in models.items():
+        model = copy.deepcopy(model).to(device, memory_format=fmt)
+        x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+        y = torch.randint(0, 10, (batch_size,), device=device)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def step():
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        def infer():
+            with torch.no_grad():
+                model(x)
+
+        macs = count_macs(model, (1, 3, 32, 32))
+        for mode, fn in (("train_step", step), ("inference", infer)):
+            model.train(mode == "train_step")
+            med, iqr = time_call(fn, min_run_time=min_run_time)
+            base_ms.setdefault(mode, med)
+            base_macs = rows[0]["macs"] if rows else macs
+            row = {"model": name, "mode": mode, "batch_size": batch_size, "memory_format": memory_format,
+                   "device": hw["device"], "device_name": hw["device_name"], "threads": hw["threads"],
+                   "torch": hw["torch"], "dtype": "float32", "params": sum(p.numel() for p in model.parameters()),
+                   "macs": macs, "median_ms": med, "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
+                   "theoretical_speedup": base_macs / macs, "measured_speedup": base_ms[mode] / med}
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return rows

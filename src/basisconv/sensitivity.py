@@ -1,0 +1,211 @@
+"""Per-layer sensitivity analysis and layer selection (arXiv 2408.06024, the sensitivity-based basis search).
+
+For each candidate conv and each ratio, only that layer of the trained baseline is converted to a basis layer and
+the validation accuracy is measured with a cheap proxy:
+
+- ``zero_shot``: BatchNorm statistics recalibrated on a few training batches, no gradient step;
+- ``finetune``: the same, then ``finetune_steps`` SGD steps on training batches.
+
+Sensitivity (points) ``delta = 100 * (acc_baseline - acc_converted)``, with a Wilson interval for the converted
+accuracy on ``n`` validation images. Selection is a greedy knapsack: options (layer, ratio) are taken in order of
+saving per point of predicted loss while the summed loss stays within ``max_loss``; each layer at most once.
+Comparison subsets (random, largest-first) are matched to the selection's parameter savings.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+import time
+from statistics import NormalDist
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .basis import resolve_rank
+from .counting import count_macs
+from .loader import TensorLoader
+from .surgery import conv_layers, convert, convertible_names
+from .train import evaluate
+
+PROXIES = ("zero_shot", "finetune")
+OBJECTIVES = ("params", "macs", "time")
+
+
+def candidate_layers(model: nn.Module, include=("*",), exclude=(), kernel_sizes=(3,)) -> list[str]:
+    """Convertible convs whose name matches an ``include`` pattern and no ``exclude`` pattern (fnmatch)."""
+    names = []
+    for n in convertible_names(model):
+        k = model.get_submodule(n).kernel_size[0]
+        if k in kernel_sizes and any(fnmatch.fnmatch(n, p) for p in include) \
+                and not any(fnmatch.fnmatch(n, p) for p in exclude):
+            names.append(n)
+    if not names:
+        raise ValueError(f"no candidate layers for include={list(include)}, exclude={list(exclude)}, "
+                         f"kernel_sizes={list(kernel_sizes)}; convertible convs: {', '.join(convertible_names(model))}")
+    return names
+
+
+def basis_params_saved(c_in: int, c_out: int, k: int, rank: int, coeff: str = "reduced") -> int:
+    """Dense minus basis weights: ``C_out C_in k^2 - (r C_in k^2 + (C_out - r) r)`` (reduced)."""
+    mixed = c_out - rank if coeff == "reduced" else c_out
+    return c_out * c_in * k * k - (rank * c_in * k * k + mixed * rank)
+
+
+def wilson_interval(acc: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    denom = 1 + z * z / n
+    centre = (acc + z * z / (2 * n)) / denom
+    half = z * math.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, loader: TensorLoader, batches: int) -> None:
+    """Re-estimate BatchNorm running statistics as a plain average over ``batches`` training batches."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts equally
+    model.train()
+    for i, (x, _) in enumerate(loader):
+        if i >= batches:
+            break
+        model(x)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def finetune(model: nn.Module, loader: TensorLoader, steps: int, lr: float, momentum: float = 0.9) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)
+    model.train()
+    done = 0
+    while done < steps:
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done >= steps:
+                break
+        loader.set_epoch(loader.epoch + 1)
+    model.eval()
+
+
+def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data, *,
+                      init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
+                      finetune_steps: int = 100, finetune_lr: float = 0.01, confidence: float = 0.95,
+                      device="cpu", seed: int = 0, time_layer=None, done: set | None = None,
+                      on_row=None, progress: bool | dict = True) -> list[dict]:
+    """One row per (layer, ratio, proxy); see the module docstring. ``done`` holds keys to skip (resume),
+    ``on_row`` receives each row as soon as it is measured, ``time_layer(conv, basis) -> ms saved`` (optional)
+    adds the measured fwd+bwd time saved."""
+    for p in proxies:
+        if p not in PROXIES:
+            raise ValueError(f"unknown proxy {p!r}; valid choices: {', '.join(PROXIES)}")
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device).eval()
+    val_loader = TensorLoader(*val_data, 1000, train=False, device=device)
+    base = evaluate(model, val_loader)
+    records = {r.name: r for r in conv_layers(model)}
+    rows, done = [], done or set()
+    jobs = [(l, r, p) for l in layers for r in ratios for p in proxies]
+    bar = tqdm(jobs, desc="sensitivity", disable=progress is False, **(progress if isinstance(progress, dict) else {}))
+    for layer, ratio, proxy in bar:
+        if (layer, float(ratio), proxy) in done:
+            continue
+        t0 = time.perf_counter()
+        torch.manual_seed(seed)
+        conv_model = convert(model, [layer], ratio=ratio, coeff=coeff, init=init)
+        loader = TensorLoader(*train_data, batch_size, train=True, seed=seed, device=device)
+        recalibrate_bn(conv_model, loader, bn_batches)
+        if proxy == "finetune":
+            finetune(conv_model, loader, finetune_steps, finetune_lr)
+            recalibrate_bn(conv_model, loader, bn_batches)
+        ev = evaluate(conv_model, val_loader)
+        rec = records[layer]
+        rank = resolve_rank(rec.out_channels, ratio=ratio)
+        lo, hi = wilson_interval(ev["acc"], ev["n"], confidence)
+        row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
+               "baseline_val_acc": base["acc"], "val_acc": ev["acc"],
+               "delta_acc": 100 * (base["acc"] - ev["acc"]),
+               "ci_low": 100 * (base["acc"] - hi), "ci_high": 100 * (base["acc"] - lo), "n_val": ev["n"],
+               "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank, coeff),
+               "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer), (1, rec.in_channels, *rec.input_hw)),
+               "time_saved_ms": None}
+        if time_layer is not None:
+            row["time_saved_ms"] = time_layer(model.get_submodule(layer), conv_model.get_submodule(layer), rec)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows
+
+
+def select_layers(rows, *, proxy: str, objective: str = "params", max_loss: float = 0.5, order=None) -> dict:
+    """Greedy knapsack over (layer, ratio) options of ``proxy``: most ``objective`` saved per point of loss first.
+
+    Loss per option is ``max(delta_acc, 0)`` (an improvement is not spent on other layers); options are sorted by
+    ``(-saving/max(loss, 1e-3), -saving, layer order, ratio)`` so ties resolve deterministically, and each is taken
+    if its layer is not chosen yet and the summed loss stays within ``max_loss``.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; valid choices: {', '.join(OBJECTIVES)}")
+    if not (isinstance(max_loss, (int, float)) and max_loss >= 0):
+        raise ValueError(f"max_loss must be a number >= 0 (points), got {max_loss!r}")
+    key = {"params": "params_saved", "macs": "macs_saved", "time": "time_saved_ms"}[objective]
+    opts = [r for r in rows if r["proxy"] == proxy]
+    if not opts:
+        proxies = sorted({r["proxy"] for r in rows})
+        raise ValueError(f"no sensitivity rows for proxy {proxy!r}; measured proxies: {proxies}")
+    if any(r[key] is None for r in opts):
+        raise ValueError(f"objective {objective!r} needs {key} in every row")
+    order = order or list(dict.fromkeys(r["layer"] for r in opts))
+    pos = {n: i for i, n in enumerate(order)}
+
+    def sort_key(r):
+        loss = max(r["delta_acc"], 0.0)
+        return (-r[key] / max(loss, 1e-3), -r[key], pos[r["layer"]], r["ratio"])
+
+    chosen, total = {}, 0.0
+    for r in sorted(opts, key=sort_key):
+        loss = max(r["delta_acc"], 0.0)
+        if r["layer"] in chosen or r[key] <= 0 or total + loss > max_loss + 1e-12:
+            continue
+        chosen[r["layer"]] = r
+        total += loss
+    layers = [n for n in order if n in chosen]
+    return {"layers": layers, "ratios": {n: chosen[n]["ratio"] for n in layers},
+            "predicted_loss": total, "params_saved": sum(chosen[n]["params_saved"] for n in layers),
+            "macs_saved": sum(chosen[n]["macs_saved"] for n in layers),
+            "time_saved_ms": sum(chosen[n]["time_saved_ms"] or 0.0 for n in layers),
+            "method": {"proxy": proxy, "objective": objective, "max_loss": max_loss, "algorithm": "greedy knapsack"}}
+
+
+def matched_subset(records, candidates: list[str], target_params: int, ratio: float, *, order: str = "random",
+                   seed: int = 0, coeff: str = "reduced") -> dict:
+    """Layers at ``ratio``, added in ``order`` (``random`` with ``seed``, or ``largest`` params first) until the
+    parameter saving reaches ``target_params`` (the comparison variants at equal savings)."""
+    recs = {r.name: r for r in records if r.name in candidates}
+    if order == "random":
+        g = torch.Generator().manual_seed(seed)
+        seq = [candidates[i] for i in torch.randperm(len(candidates), generator=g).tolist()]
+    elif order == "largest":
+        seq = sorted(candidates, key=lambda n: (-recs[n].params, candidates.index(n)))
+    else:
+        raise ValueError(f"unknown order {order!r}; valid choices: random, largest")
+    chosen, saved = [], 0
+    for n in seq:
+        if saved >= target_params and chosen:
+            break
+        r = recs[n]
+        chosen.append(n)
+        saved += basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
+                                    resolve_rank(r.out_channels, ratio=ratio), coeff)
+    return {"layers": [n for n in candidates if n in chosen], "ratio": ratio, "params_saved": saved,
+            "order": order, "seed": seed if order == "random" else None}
