@@ -1,6 +1,10 @@
 import pickle
+import sys
 import tarfile
 from pathlib import Path
+
+# Test the checkout this file is in, whatever an editable install elsewhere points at.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np
 import pytest
