@@ -18,6 +18,24 @@ def declared_outputs():
                 yield name, next(iter(o)) if isinstance(o, dict) else o
 
 
+def benchmark_params_rerun_only_benchmark() -> list[str]:
+    """Change one benchmark.* param: `dvc repro --dry` must plan exactly benchmark and report."""
+    import re
+    params = ROOT / "params.yaml"
+    original = params.read_text()
+    p = yaml.safe_load(original)
+    p["benchmark"]["min_run_time"] = float(p["benchmark"]["min_run_time"]) * 2 + 0.01
+    try:
+        params.write_text(yaml.safe_dump(p, sort_keys=False))
+        dry = subprocess.run(["dvc", "repro", "--dry"], cwd=ROOT, capture_output=True, text=True)
+    finally:
+        params.write_text(original)
+    planned = re.findall(r"Running stage '([^']+)'", dry.stdout)
+    if planned != ["benchmark", "report"]:
+        return [f"a benchmark-only param change plans stages {planned}, expected ['benchmark', 'report']"]
+    return []
+
+
 def main() -> int:
     problems = []
     for stage, out in declared_outputs():
@@ -41,6 +59,7 @@ def main() -> int:
     status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True)
     if json.loads(status.stdout or "{}"):
         problems.append(f"dvc status not clean after repro: {status.stdout.strip()}")
+    problems += benchmark_params_rerun_only_benchmark()
     for p in problems:
         print("FAIL:", p)
     print(f"pipeline check: {len(problems)} problem(s)")

@@ -1,0 +1,113 @@
+import itertools
+
+import pytest
+import torch
+
+from basisconv import build_model, conv_layers
+from basisconv.sensitivity import (basis_params_saved, candidate_layers, layer_sensitivity, matched_subset,
+                                   select_layers, wilson_interval)
+
+
+def _rows(spec, proxy="finetune"):
+    """spec: {(layer, ratio): (delta_acc, params_saved)}"""
+    return [{"layer": l, "ratio": r, "proxy": proxy, "delta_acc": d, "params_saved": p, "macs_saved": 10 * p,
+             "time_saved_ms": p / 100} for (l, r), (d, p) in spec.items()]
+
+
+SPEC = {("a", 0.25): (0.8, 300), ("a", 0.5): (0.2, 200), ("b", 0.25): (3.0, 900), ("b", 0.5): (1.0, 500),
+        ("c", 0.25): (-0.1, 100), ("c", 0.5): (0.0, 50), ("d", 0.5): (0.4, 400)}
+
+
+@pytest.mark.parametrize("max_loss", [0.0, 0.3, 0.5, 1.0, 2.0, 5.0, 100.0])
+def test_budget_respected_one_ratio_per_layer(max_loss):
+    sel = select_layers(_rows(SPEC), proxy="finetune", max_loss=max_loss, order=list("abcd"))
+    assert sel["predicted_loss"] <= max_loss + 1e-9
+    assert len(set(sel["layers"])) == len(sel["layers"])
+    assert sel["predicted_loss"] == pytest.approx(sum(max(SPEC[(n, sel["ratios"][n])][0], 0) for n in sel["layers"]))
+    assert sel["params_saved"] == sum(SPEC[(n, sel["ratios"][n])][1] for n in sel["layers"])
+
+
+def test_free_layers_first_and_most_saving_option():
+    sel = select_layers(_rows(SPEC), proxy="finetune", max_loss=0.0, order=list("abcd"))
+    assert sel["layers"] == ["c"] and sel["ratios"] == {"c": 0.25}  # no loss; 0.25 saves more than 0.5
+
+
+def test_budget_monotone():
+    saved = [select_layers(_rows(SPEC), proxy="finetune", max_loss=b)["params_saved"] for b in (0, 0.5, 1, 2, 5)]
+    assert saved == sorted(saved)
+
+
+def test_deterministic_under_row_order():
+    rows = _rows(SPEC)
+    ref = select_layers(rows, proxy="finetune", max_loss=1.0, order=list("abcd"))
+    for perm in itertools.islice(itertools.permutations(rows), 0, 200, 7):
+        assert select_layers(list(perm), proxy="finetune", max_loss=1.0, order=list("abcd")) == ref
+
+
+def test_ties_resolve_by_layer_order():
+    tie = {("x", 0.5): (0.5, 100), ("y", 0.5): (0.5, 100)}
+    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["x", "y"])["layers"] == ["x"]
+    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["y", "x"])["layers"] == ["y"]
+
+
+@pytest.mark.parametrize("objective", ["params", "macs", "time"])
+def test_objectives(objective):
+    sel = select_layers(_rows(SPEC), proxy="finetune", objective=objective, max_loss=1.0)
+    assert sel["method"]["objective"] == objective and sel["predicted_loss"] <= 1.0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(proxy="zero_shot"), r"no sensitivity rows for proxy 'zero_shot'; measured proxies: \['finetune'\]"),
+    (dict(proxy="finetune", objective="flops"), "unknown objective 'flops'; valid choices: params, macs, time"),
+    (dict(proxy="finetune", max_loss=-1), "max_loss must be a number >= 0"),
+])
+def test_selection_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        select_layers(_rows(SPEC), **kwargs)
+
+
+@pytest.mark.parametrize("acc,n", [(0.5, 100), (0.9, 1000), (1.0, 50), (0.0, 50)])
+def test_wilson_interval(acc, n):
+    lo, hi = wilson_interval(acc, n)
+    assert 0 <= lo <= acc <= hi <= 1 and hi - lo < 0.25
+
+
+def test_candidates_default_excludes_stem_and_shortcuts():
+    m = build_model("resnet18", width=4)
+    names = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
+    assert len(names) == 16 and "conv1" not in names and not any("downsample" in n for n in names)
+    assert candidate_layers(m, ["layer4.*"], [], [1]) == ["layer4.0.downsample.0"]
+    with pytest.raises(ValueError, match="no candidate layers"):
+        candidate_layers(m, ["nothing*"])
+
+
+def test_matched_subsets_reach_target():
+    m = build_model("resnet18", width=8)
+    recs = conv_layers(m)
+    cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
+    target = 20_000
+    for order, seed in (("random", 0), ("random", 1), ("largest", 0)):
+        s = matched_subset(recs, cands, target, 0.5, order=order, seed=seed)
+        assert s["params_saved"] >= target
+        by = {r.name: r for r in recs}
+        assert s["params_saved"] == sum(basis_params_saved(by[n].in_channels, by[n].out_channels, 3,
+                                                           by[n].out_channels // 2) for n in s["layers"])
+    big = matched_subset(recs, cands, target, 0.5, order="largest")
+    assert all(n.startswith("layer4") for n in big["layers"])
+
+
+def test_layer_sensitivity_rows(tmp_path):
+    from basisconv import synthetic_cifar
+    torch.manual_seed(0)
+    m = build_model("resnet18", width=4)
+    tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
+    seen = []
+    rows = layer_sensitivity(m, ["layer1.0.conv1", "layer3.0.conv2"], [0.5], ["zero_shot", "finetune"], tr, va,
+                             bn_batches=1, batch_size=20, finetune_steps=2, progress=False, on_row=seen.append,
+                             done={("layer3.0.conv2", 0.5, "finetune")})
+    assert len(rows) == 3 and seen == rows
+    for r in rows:
+        assert r["ci_low"] <= r["delta_acc"] <= r["ci_high"] and r["n_val"] == 50
+        c = 4 if r["layer"].startswith("layer1") else 16  # channels of that stage at width 4
+        assert r["params_saved"] == basis_params_saved(c, c, 3, r["rank"])
+        assert r["macs_saved"] > 0 and r["seconds"] > 0
