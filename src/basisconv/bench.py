@@ -170,3 +170,97 @@ def bench_models(models: dict[str, nn.Module], *, batch_size: int = 128, device=
             if on_row is not None:
                 on_row(row)
     return rows
+
+
+def bench_loader(images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, device="cpu",
+                 channels_last: bool = True, min_run_time: float = 1.0) -> dict:
+    """Time to produce one augmented, normalised training batch with ``TensorLoader`` (crop + flip + normalise)."""
+    from .loader import TensorLoader
+    loader = TensorLoader(images, labels, batch_size, train=True, device=device, channels_last=channels_last)
+    it = {"i": iter(loader)}
+
+    def next_batch():
+        try:
+            x, _ = next(it["i"])
+        except StopIteration:
+            loader.set_epoch(loader.epoch + 1)
+            it["i"] = iter(loader)
+            x, _ = next(it["i"])
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+    med, iqr = time_call(next_batch, min_run_time=min_run_time)
+    return {"median_ms": med, "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3}
+
+
+def bench_trainer_overhead(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int,
+                           steps: int = 20, device="cpu", channels_last: bool = True) -> dict:
+    """images/s of the package's ``train`` loop vs a bare forward/backward/step loop on the same model and batch.
+
+    Both run ``steps`` SGD steps; the bare loop reuses one pre-normalised batch (no data work at all), so the
+    difference is everything the trainer adds: data loading, augmentation, schedule, metrics and NaN checks.
+    """
+    import time
+
+    from .train import TrainConfig, train
+    n = steps * batch_size
+    data = (images[:n], labels[:n])
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, channels_last=channels_last, lr=1e-3)
+    train(copy.deepcopy(model), data, None, cfg, device=device, progress=False)  # warm-up (allocations)
+    res = train(copy.deepcopy(model), data, None, cfg, device=device, progress=False)
+    trainer_ips = res.history[-1]["images_per_s"]
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    device = torch.device(device)
+    net = copy.deepcopy(model).to(device, memory_format=fmt).train()
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
+    y = labels[:batch_size].to(device)
+
+    def step():
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    bare_ips = n / (time.perf_counter() - t0)
+    return {"trainer_images_per_s": trainer_ips, "bare_images_per_s": bare_ips,
+            "trainer_overhead": 1 - trainer_ips / bare_ips}
+
+
+def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, trainer: dict,
+            memory_format: str = "channels_last") -> dict:
+    """The performance targets (recorded, never asserted): each with the measured value and whether it is met.
+
+    - layers with theoretical speedup >= 1.5x: measured fwd+bwd speedup >= 85 % of theory (basis_reduced);
+    - selected-layers model train step: >= 90 % of its theoretical speedup;
+    - data loading <= 5 % of a baseline training step; trainer overhead <= 10 %.
+    """
+    big = [r for r in layer_rows if r["variant"] == "basis_reduced" and r["pass"] == "fwd+bwd"
+           and r["memory_format"] == memory_format and r["theoretical_speedup"] >= 1.5]
+    frac = [r["measured_speedup"] / r["theoretical_speedup"] for r in big]
+    step = {r["model"]: r for r in model_rows if r["mode"] == "train_step"}
+    out = {"layers_fraction_of_theory": {
+        "target": ">= 0.85 for layers with theoretical >= 1.5x", "n_layers": len(big),
+        "n_met": sum(f >= 0.85 for f in frac), "min": min(frac) if frac else None,
+        "median": sorted(frac)[len(frac) // 2] if frac else None, "met": bool(frac) and all(f >= 0.85 for f in frac)}}
+    if "selected" in step:
+        s = step["selected"]
+        f = s["measured_speedup"] / s["theoretical_speedup"]
+        out["selected_train_step_fraction_of_theory"] = {"target": ">= 0.90", "value": f, "met": f >= 0.90}
+    base_ms = step["baseline"]["median_ms"]
+    lf = loader["median_ms"] / base_ms
+    out["loader_fraction_of_step"] = {"target": "<= 0.05", "value": lf, "met": lf <= 0.05}
+    out["trainer_overhead"] = {"target": "<= 0.10", "value": trainer["trainer_overhead"],
+                               "met": trainer["trainer_overhead"] <= 0.10}
+    # where a basis layer is slower than its folded (dense) form, the faster correct form is the folded conv
+    slower = sorted({(r["layer"], r["ratio"]) for r in layer_rows if r["variant"] == "basis_reduced"
+                     and r["pass"] == "fwd" and r["measured_speedup"] < 1.0 and r["memory_format"] == memory_format})
+    out["fold_at_inference"] = [{"layer": l, "ratio": q} for l, q in slower]
+    return out

@@ -62,9 +62,31 @@ def results_block(reports="reports", results="results", docs_dir="docs/results")
         "",
         models.to_markdown(index=False, floatfmt=".4g"),
         "",
+    ]
+    if "targets" in bench:
+        lines += ["", "Performance targets (measured by the benchmark stage, never asserted by a test):", "",
+                  targets_markdown(bench["targets"])]
+    lines += [
+        "",
         f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md).",
     ]
     return "\n".join(lines), dest
+
+
+def targets_markdown(tg: dict) -> str:
+    rows = []
+    for name, t in tg.items():
+        if name == "fold_at_inference":
+            rows.append({"target": "basis slower than dense in fwd (fold at inference)", "goal": "-",
+                         "measured": ", ".join(f"{x['layer']}@{x['ratio']}" for x in t) or "none", "met": "-"})
+            continue
+        value = t.get("value", t.get("median"))
+        measured = f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+        if "n_layers" in t:
+            measured = f"{t['n_met']}/{t['n_layers']} layers (median {measured}, min " + (
+                f"{t['min']:.3g})" if t["min"] is not None else "n/a)")
+        rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
+    return pd.DataFrame(rows).to_markdown(index=False)
 
 
 def publish(readme="README.md", reports="reports", results="results", docs_dir="docs/results") -> Path:
