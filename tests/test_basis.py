@@ -159,3 +159,34 @@ def test_state_dict_roundtrip_keeps_channel_order():
     fresh.load_state_dict(b.state_dict())
     x = torch.randn(2, 8, 6, 6)
     torch.testing.assert_close(fresh(x), b(x))
+
+
+@pytest.mark.parametrize("init,ratio", list(itertools.product(["qr", "svd", "random"], [0.25, 0.5, 1.0])))
+def test_execution_forms_agree(init, ratio):
+    conv = nn.Conv2d(6, 12, 3, padding=1, bias=True).double()
+    ref = BasisConv2d.from_conv(conv, ratio=ratio, init=init, impl="cat")
+    x = torch.randn(2, 6, 7, 7, dtype=torch.float64)
+    y_ref = ref(x)
+    y_ref.square().sum().backward()
+    for impl in ("dense_mix", "auto"):
+        other = BasisConv2d.from_conv(conv, ratio=ratio, init=init, impl=impl)
+        other.load_state_dict(ref.state_dict())
+        y = other(x)
+        torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+        y.square().sum().backward()
+        for (n, p), (_, q) in zip(ref.named_parameters(), other.named_parameters()):
+            if p.numel():  # at full rank the coefficient matrix is empty (cat leaves its grad None)
+                torch.testing.assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-9, msg=f"{impl} {n}")
+
+
+def test_auto_keeps_channels_last_for_qr_layers():
+    b = BasisConv2d.from_conv(nn.Conv2d(8, 16, 3, padding=1), ratio=0.5, init="qr")
+    assert not torch.equal(b.basis_idx, torch.arange(8))  # QR picked a non-leading basis
+    b = b.to(memory_format=torch.channels_last)
+    y = b(torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_unknown_impl():
+    with pytest.raises(ValueError, match="unknown impl='fast'; valid choices: 'auto', 'cat', 'dense_mix'"):
+        BasisConv2d(4, 8, 3, rank=2, impl="fast")

@@ -121,7 +121,7 @@ def test_conv_layers_records(model):
     (32, 64, 1, 2, 0.5, "reduced", 8)])
 def test_macs_formula_matches_flop_counter(c_in, c_out, k, stride, ratio, coeff, hw):
     conv = nn.Conv2d(c_in, c_out, k, stride, padding=k // 2, bias=False)
-    b = BasisConv2d.from_conv(conv, ratio=ratio, coeff=coeff)
+    b = BasisConv2d.from_conv(conv, ratio=ratio, coeff=coeff, impl="cat")  # the paper's cost form
     out_hw = (hw + 2 * (k // 2) - k) // stride + 1
     r = b.rank
     mixed = (c_out - r) if coeff == "reduced" else c_out
@@ -134,3 +134,9 @@ def test_count_macs_leaves_bn_stats(model):
     before = m.bn1.running_mean.clone()
     count_macs(m, (4, 3, 32, 32))
     assert torch.equal(m.bn1.running_mean, before) and m.training
+
+
+def test_dense_mix_macs():
+    conv = nn.Conv2d(16, 32, 3, padding=1, bias=False)
+    b = BasisConv2d.from_conv(conv, ratio=0.25, impl="dense_mix")
+    assert count_macs(b, (1, 16, 8, 8)) == 64 * (8 * 16 * 9 + 32 * 8)
