@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 PROFILE ?=
-.PHONY: install test repro smoke check-pipeline clean-venv
+.PHONY: install test repro bench smoke check-pipeline clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ test: install
 # first composes params.yaml from profiles/; without PROFILE the current params.yaml is used as is.
 repro: install
 	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) dvc repro
+
+# The timing benchmarks alone (dvc repro of the benchmark stage; upstream stages only if they are out of date).
+bench: install
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) dvc repro benchmark
 
 # The whole pipeline on synthetic data in a few minutes, then checks of its outputs (what CI runs).
 smoke: install
