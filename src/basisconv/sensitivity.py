@@ -97,6 +97,26 @@ def finetune(model: nn.Module, loader: TensorLoader, steps: int, lr: float, mome
     model.eval()
 
 
+def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_data, val_loader: TensorLoader, *,
+               init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
+               finetune_steps: int = 100, finetune_lr: float = 0.01, seed: int = 0) -> tuple[nn.Module, dict]:
+    """Convert ``layers`` of a trained ``model`` and measure val accuracy with ``proxy`` (see the module docstring).
+
+    Returns the converted model and ``evaluate``'s dict. Used per layer by the sweep and for layer pairs by the
+    additivity check, so both measure exactly the same thing.
+    """
+    if proxy not in PROXIES:
+        raise ValueError(f"unknown proxy {proxy!r}; valid choices: {', '.join(PROXIES)}")
+    torch.manual_seed(seed)
+    conv_model = convert(model, list(layers), ratio=ratio, coeff=coeff, init=init)
+    loader = TensorLoader(*train_data, batch_size, train=True, seed=seed, device=val_loader.device)
+    recalibrate_bn(conv_model, loader, bn_batches)
+    if proxy == "finetune":
+        finetune(conv_model, loader, finetune_steps, finetune_lr)
+        recalibrate_bn(conv_model, loader, bn_batches)
+    return conv_model, evaluate(conv_model, val_loader)
+
+
 def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data, *,
                       init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
                       finetune_steps: int = 100, finetune_lr: float = 0.01, confidence: float = 0.95,
@@ -120,14 +140,9 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
         if (layer, float(ratio), proxy) in done:
             continue
         t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        conv_model = convert(model, [layer], ratio=ratio, coeff=coeff, init=init)
-        loader = TensorLoader(*train_data, batch_size, train=True, seed=seed, device=device)
-        recalibrate_bn(conv_model, loader, bn_batches)
-        if proxy == "finetune":
-            finetune(conv_model, loader, finetune_steps, finetune_lr)
-            recalibrate_bn(conv_model, loader, bn_batches)
-        ev = evaluate(conv_model, val_loader)
+        conv_model, ev = proxy_eval(model, [layer], ratio, proxy, train_data, val_loader, init=init, coeff=coeff,
+                                    bn_batches=bn_batches, batch_size=batch_size, finetune_steps=finetune_steps,
+                                    finetune_lr=finetune_lr, seed=seed)
         rec = records[layer]
         rank = resolve_rank(rec.out_channels, ratio=ratio)
         lo, hi = wilson_interval(ev["acc"], ev["n"], confidence)
