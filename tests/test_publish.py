@@ -12,7 +12,12 @@ def _fake_run(tmp: Path):
     hw = {"device_name": "Test CPU", "threads": 2, "cpu_count": 2, "torch": "9.9", "torchvision": "0.99",
           "python": "3.11"}
     write_json(tmp / "results/metrics/baseline.json", {"profile": "cpu+mirror", "data": "CIFAR-10 (local JPEG mirror)",
-                                                       "hardware": hw})
+                                                       "hardware": hw, "epoch_time_mean": 30.0, "train_time": 120.0,
+                                                       "epochs": 4})
+    write_json(tmp / "results/metrics/faithfulness.json", {
+        "n_layers": 4, "n_pairs": 2, "ratio": 0.5, "retrain_epochs": 1, "spearman_finetune": 0.6, "seconds": 50.0,
+        "additivity_real_mean_abs_interaction": 0.3, "additivity_finetune_mean_abs_interaction": 0.2,
+        "params_resolved": {"sensitivity": {"proxies": ["finetune"]}}})
     write_json(tmp / "results/metrics/benchmark.json", {"hardware": hw})
     write_json(tmp / "results/selection.json", {"candidates": ["a", "b"], "layers": ["b"], "ratios": {"b": 0.5},
                                                 "search_seconds": 12.0, "search_cost_fraction": 0.1,
@@ -20,7 +25,8 @@ def _fake_run(tmp: Path):
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()
-    pd.DataFrame({"variant": ["baseline", "selected@switch"], "test_acc_mean": [55.5, 55.1], "data": ["x", "x"]}
+    pd.DataFrame({"variant": ["baseline", "selected@switch", "random0@switch"], "test_acc_mean": [55.5, 55.1, 54.0],
+                  "test_acc_std": [0.0, 0.0, 0.0], "seeds": [1, 1, 1], "params": [100, 80, 80], "data": ["x"] * 3}
                  ).to_csv(tmp / "reports/tables/main_table.csv", index=False)
     pd.DataFrame({"model": ["baseline"], "mode": ["train_step"], "batch_size": [64], "median_ms": [10.0],
                   "images_per_s": [6400.0], "theoretical_speedup": [1.0], "measured_speedup": [1.0]}
@@ -38,7 +44,8 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     dest = publish()
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
-    for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.5", "1,234", "`b`@0.5"):
+    for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.5", "1,234", "`b`@0.5",
+                     "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune)"):
         assert expected in text, expected
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     publish()  # idempotent: the block is replaced again, not duplicated

@@ -5,7 +5,7 @@ import torch
 
 from basisconv import build_model, conv_layers
 from basisconv.sensitivity import (basis_params_saved, candidate_layers, layer_sensitivity, matched_subset,
-                                   select_layers, wilson_interval)
+                                   paired_interval, select_layers)
 
 
 def _rows(spec, proxy="finetune"):
@@ -66,10 +66,23 @@ def test_selection_errors(kwargs, match):
         select_layers(_rows(SPEC), **kwargs)
 
 
-@pytest.mark.parametrize("acc,n", [(0.5, 100), (0.9, 1000), (1.0, 50), (0.0, 50)])
-def test_wilson_interval(acc, n):
-    lo, hi = wilson_interval(acc, n)
-    assert 0 <= lo <= acc <= hi <= 1 and hi - lo < 0.25
+@pytest.mark.parametrize("seed", range(5))
+def test_paired_interval_covers_and_is_narrow(seed):
+    g = torch.Generator().manual_seed(seed)
+    control = torch.rand(2000, generator=g) < 0.6
+    flip = torch.rand(2000, generator=g) < 0.05  # the conversion changes 5 % of the answers
+    converted = control ^ flip
+    lo, hi = paired_interval(control, converted)
+    delta = 100 * (control.double().mean() - converted.double().mean()).item()
+    assert lo <= delta <= hi
+    assert hi - lo < 2.5  # an unpaired interval on 2000 images at 60 % is about 4.3 points wide
+
+
+def test_paired_interval_identical_and_errors():
+    c = torch.tensor([True, False, True, True])
+    assert paired_interval(c, c) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="equal 1-D correctness vectors"):
+        paired_interval(c, c[:3])
 
 
 def test_candidates_default_excludes_stem_and_shortcuts():
@@ -108,6 +121,7 @@ def test_layer_sensitivity_rows(tmp_path):
     assert len(rows) == 3 and seen == rows
     for r in rows:
         assert r["ci_low"] <= r["delta_acc"] <= r["ci_high"] and r["n_val"] == 50
+        assert r["delta_acc"] == pytest.approx(100 * (r["control_val_acc"] - r["val_acc"]))
         c = 4 if r["layer"].startswith("layer1") else 16  # channels of that stage at width 4
         assert r["params_saved"] == basis_params_saved(c, c, 3, r["rank"])
         assert r["macs_saved"] > 0 and r["seconds"] > 0

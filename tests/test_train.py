@@ -28,22 +28,23 @@ def test_loss_decreases_and_history(data):
     assert res.train_time == pytest.approx(sum(r["epoch_time"] for r in h))
 
 
+@pytest.mark.parametrize("stop_at", [1, 2])  # 1: the checkpoint is the last one before the switch
 @pytest.mark.parametrize("basis", [None, dict(basis_layers=["layer1.0.conv1", "layer3.0.conv2"], switch_epoch=1)])
-def test_resume_gives_identical_weights(tmp_path, data, basis):
+def test_resume_gives_identical_weights(tmp_path, data, basis, stop_at):
     extra = basis or {}
     cfg = TrainConfig(epochs=3, **SMALL, **extra)
     full = train(_model(), *data, cfg, progress=False, checkpoint=tmp_path / "a.pt")
-    # "kill" after the 2nd epoch: train 2 epochs of the same 3-epoch schedule by raising from the callback
+    # "kill" after epoch stop_at of the same 3-epoch schedule by raising from the callback
     class Stop(Exception):
         pass
 
-    def stop_after_two(row):
-        if row["epoch"] == 2:
+    def stop(row):
+        if row["epoch"] == stop_at:
             raise Stop
 
     with pytest.raises(Stop):
-        train(_model(), *data, cfg, progress=False, checkpoint=tmp_path / "b.pt", on_epoch=stop_after_two)
-    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
+        train(_model(), *data, cfg, progress=False, checkpoint=tmp_path / "b.pt", on_epoch=stop)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == stop_at
     resumed = train(_model(seed=123), *data, cfg, progress=False, checkpoint=tmp_path / "b.pt")
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys()

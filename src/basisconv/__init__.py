@@ -12,7 +12,7 @@ from .models import build_model
 from .surgery import ConvLayer, conv_layers, convert, convertible_names, fold
 from .train import TrainConfig, TrainingDiverged, TrainResult, evaluate, train
 
-from . import bench, data, io, publish, runs, sensitivity  # noqa: E402  (submodules used by the notebooks)
+from . import bench, data, distributed, faithfulness, io, publish, report, runs, sensitivity  # noqa: E402  (used by notebooks)
 
 __version__ = "0.1.0"
 __all__ = [

@@ -83,7 +83,8 @@ class TensorLoader:
 
     def __iter__(self):
         order = self._order()
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7919)
+        # crops and flips differ per rank (rank 0's stream is the single-process one)
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7919 * (self.rank + 1))
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x, y = self.images[idx], self.labels[idx]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import report
 from .io import atomic_write_text, read_json
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -34,11 +35,13 @@ def results_block(reports="reports", results="results", docs_dir="docs/results")
     base = read_json(results / "metrics" / "baseline.json")
     bench = read_json(results / "metrics" / "benchmark.json")
     sel = read_json(results / "selection.json")
+    faith = read_json(results / "metrics" / "faithfulness.json")
     profile = base["profile"]
     dest = Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", profile)
     hw = base["hardware"]
     secs = notebook_seconds(reports / "notebooks")
-    table = pd.read_csv(reports / "tables" / "main_table.csv").drop(columns=["data"])
+    main_table = pd.read_csv(reports / "tables" / "main_table.csv")
+    table = main_table.drop(columns=["data"])
     models = pd.read_csv(reports / "tables" / "benchmark_models.csv")
     models = models[["model", "mode", "batch_size", "median_ms", "images_per_s", "theoretical_speedup",
                      "measured_speedup"]]
@@ -53,10 +56,14 @@ def results_block(reports="reports", results="results", docs_dir="docs/results")
         "",
         table.to_markdown(index=False, floatfmt=".4g"),
         "",
-        f"Sensitivity search: {len(sel['candidates'])} candidate layers, {sel['search_seconds']:.0f} s "
-        f"({100 * sel['search_cost_fraction']:.0f} % of one baseline training); selected {len(sel['layers'])} layers "
-        f"(predicted loss {sel['predicted_loss']:.2f} points, {sel['params_saved']:,} parameters saved): "
-        + ", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) + ".",
+        f"Sensitivity selection: {len(sel['layers'])} of {len(sel['candidates'])} layers (predicted loss "
+        f"{sel['predicted_loss']:.2f} points, {sel['params_saved']:,} parameters saved): "
+        + (", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) or "none") + ".",
+        "",
+        "- **Selected vs. naive and random subsets at equal savings.** " + report.selection_verdict(main_table),
+        "- **Cost of the search.** " + report.search_cost(sel, base),
+        "- **Faithfulness of the fast proxy.** " + report.faithfulness(
+            faith, faith["params_resolved"]["sensitivity"]["proxies"]),
         "",
         f"Whole-model timing ({bench['hardware']['device_name']}, {bench['hardware']['threads']} threads):",
         "",

@@ -3,7 +3,7 @@
 A run trains with ``train`` (checkpointing every epoch), evaluates val and test accuracy, and writes one JSON with
 the metrics, the exact config, the data label and the hardware. A finished JSON whose ``key`` (config + model +
 data) matches is reused, so a re-run of a killed stage redoes only unfinished runs; a checkpoint of another config
-is discarded instead of resumed.
+is discarded instead of resumed. Under torchrun every rank trains its shard and only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from . import distributed as dist_
 from .bench import hardware_info
 from .counting import count_macs, count_params
 from .io import read_json, write_json
@@ -42,12 +43,14 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         done = read_json(out)
         if done.get("key") == key and (save_model is None or Path(save_model).is_file()):
             return done
-    if ckpt.is_file() and torch.load(ckpt, weights_only=True).get("config") != asdict(cfg):
+    if dist_.is_main() and ckpt.is_file() and torch.load(ckpt, weights_only=True).get("config") != asdict(cfg):
         ckpt.unlink()  # written by another config (a changed param): start over rather than resume
+    dist_.barrier()  # no rank may look at the checkpoint before rank 0 has decided whether it stays
     device = resolve_device(device)
     res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=ckpt, progress=progress)
     test = evaluate(res.model, TensorLoader(*data["test"], cfg.eval_batch_size, train=False, device=device,
-                                            channels_last=cfg.channels_last))
+                                            channels_last=cfg.channels_last,
+                                            shard=(dist_.rank(), dist_.world_size())))
     last = res.history[-1]
     metrics = {
         "name": name, "key": key, "data": data_meta.get("label"), "seed": cfg.seed,
@@ -55,13 +58,17 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         "params": count_params(res.model), "macs": count_macs(res.model, (1, 3, 32, 32)),
         "train_time": res.train_time, "epoch_time_mean": res.train_time / len(res.history),
         "epoch_times": [h["epoch_time"] for h in res.history], "epochs": cfg.epochs,
-        "hardware": hardware_info(device), "config": asdict(cfg), "model": model_spec, "history": res.history,
-        **(extra or {}),
+        "hardware": hardware_info(device), "processes": dist_.world_size(), "config": asdict(cfg),
+        "model": model_spec, "history": res.history, **(extra or {}),
     }
+    if not dist_.is_main():
+        dist_.barrier()  # rank 0 writes; return once the files exist, so every rank can read them
+        return metrics
     if save_model is not None:
         Path(save_model).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(save_model).with_suffix(".tmp")
         torch.save(res.model.state_dict(), tmp)
         tmp.replace(save_model)
     write_json(out, metrics)
+    dist_.barrier()
     return metrics

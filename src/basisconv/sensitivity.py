@@ -6,8 +6,11 @@ the validation accuracy is measured with a cheap proxy:
 - ``zero_shot``: BatchNorm statistics recalibrated on a few training batches, no gradient step;
 - ``finetune``: the same, then ``finetune_steps`` SGD steps on training batches.
 
-Sensitivity (points) ``delta = 100 * (acc_baseline - acc_converted)``, with a Wilson interval for the converted
-accuracy on ``n`` validation images. Selection is a greedy knapsack: options (layer, ratio) are taken in order of
+Sensitivity (points) ``delta = 100 * (acc_control - acc_converted)``: the control is the unconverted baseline put
+through the same proxy (same BN batches, same fine-tune steps), so the delta is the conversion's effect alone and not
+that of recalibrating or fine-tuning. Both are scored on the same validation images, so the interval is a paired
+one (normal approximation on the per-image differences of correctness, as in McNemar's test), much narrower than
+an interval on either accuracy alone. Selection is a greedy knapsack: options (layer, ratio) are taken in order of
 saving per point of predicted loss while the summed loss stays within ``max_loss``; each layer at most once.
 Comparison subsets (random, largest-first) are matched to the selection's parameter savings.
 """
@@ -54,12 +57,18 @@ def basis_params_saved(c_in: int, c_out: int, k: int, rank: int, coeff: str = "r
     return c_out * c_in * k * k - (rank * c_in * k * k + mixed * rank)
 
 
-def wilson_interval(acc: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def paired_interval(control: torch.Tensor, converted: torch.Tensor, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval (points) for ``100 * (mean(control) - mean(converted))`` from per-image correctness (bool (N,)).
+
+    Per image ``d_i = control_i - converted_i`` in {-1, 0, 1}; the mean's standard error is ``std(d) / sqrt(N)``.
+    """
+    if control.shape != converted.shape or control.ndim != 1 or len(control) < 2:
+        raise ValueError(f"need two equal 1-D correctness vectors of length >= 2, got {tuple(control.shape)} "
+                         f"and {tuple(converted.shape)}")
+    d = control.double() - converted.double()
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    denom = 1 + z * z / n
-    centre = (acc + z * z / (2 * n)) / denom
-    half = z * math.sqrt(acc * (1 - acc) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    half = z * d.std(unbiased=True).item() / math.sqrt(len(d))
+    return 100 * (d.mean().item() - half), 100 * (d.mean().item() + half)
 
 
 @torch.no_grad()
@@ -102,29 +111,34 @@ def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_dat
                finetune_steps: int = 100, finetune_lr: float = 0.01, seed: int = 0) -> tuple[nn.Module, dict]:
     """Convert ``layers`` of a trained ``model`` and measure val accuracy with ``proxy`` (see the module docstring).
 
-    Returns the converted model and ``evaluate``'s dict. Used per layer by the sweep and for layer pairs by the
+    ``layers=[]`` is the control: the unconverted model through the same proxy. Returns the (converted) model and
+    ``evaluate``'s dict with per-image ``correct``. Used per layer by the sweep and for layer pairs by the
     additivity check, so both measure exactly the same thing.
     """
     if proxy not in PROXIES:
         raise ValueError(f"unknown proxy {proxy!r}; valid choices: {', '.join(PROXIES)}")
     torch.manual_seed(seed)
-    conv_model = convert(model, list(layers), ratio=ratio, coeff=coeff, init=init)
+    conv_model = convert(model, list(layers), ratio=ratio, coeff=coeff, init=init) if layers else copy.deepcopy(model)
     loader = TensorLoader(*train_data, batch_size, train=True, seed=seed, device=val_loader.device)
     recalibrate_bn(conv_model, loader, bn_batches)
     if proxy == "finetune":
         finetune(conv_model, loader, finetune_steps, finetune_lr)
         recalibrate_bn(conv_model, loader, bn_batches)
-    return conv_model, evaluate(conv_model, val_loader)
+    return conv_model, evaluate(conv_model, val_loader, per_sample=True)
 
 
 def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data, *,
                       init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
                       finetune_steps: int = 100, finetune_lr: float = 0.01, confidence: float = 0.95,
                       device="cpu", seed: int = 0, time_layer=None, done: set | None = None,
-                      on_row=None, progress: bool | dict = True) -> list[dict]:
+                      on_row=None, progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """One row per (layer, ratio, proxy); see the module docstring. ``done`` holds keys to skip (resume),
     ``on_row`` receives each row as soon as it is measured, ``time_layer(conv, basis) -> ms saved`` (optional)
-    adds the measured fwd+bwd time saved."""
+    adds the measured fwd+bwd time saved. ``shard=(k, n)``: only every n-th job from the k-th (a worker's part of
+    a split sweep); every job is seeded on its own, so the merged rows equal a single worker's."""
+    k, n = shard
+    if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
     for p in proxies:
         if p not in PROXIES:
             raise ValueError(f"unknown proxy {p!r}; valid choices: {', '.join(PROXIES)}")
@@ -134,22 +148,25 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     base = evaluate(model, val_loader)
     records = {r.name: r for r in conv_layers(model)}
     rows, done = [], done or set()
-    jobs = [(l, r, p) for l in layers for r in ratios for p in proxies]
+    jobs = [(l, r, p) for l in layers for r in ratios for p in proxies][k::n]
+    kw = dict(init=init, coeff=coeff, bn_batches=bn_batches, batch_size=batch_size, finetune_steps=finetune_steps,
+              finetune_lr=finetune_lr, seed=seed)
+    controls = {}  # proxy -> evaluate() of the unconverted model through that proxy; measured when first needed
     bar = tqdm(jobs, desc="sensitivity", disable=progress is False, **(progress if isinstance(progress, dict) else {}))
     for layer, ratio, proxy in bar:
         if (layer, float(ratio), proxy) in done:
             continue
         t0 = time.perf_counter()
-        conv_model, ev = proxy_eval(model, [layer], ratio, proxy, train_data, val_loader, init=init, coeff=coeff,
-                                    bn_batches=bn_batches, batch_size=batch_size, finetune_steps=finetune_steps,
-                                    finetune_lr=finetune_lr, seed=seed)
+        if proxy not in controls:
+            controls[proxy] = proxy_eval(model, [], 1.0, proxy, train_data, val_loader, **kw)[1]
+        ctrl = controls[proxy]
+        conv_model, ev = proxy_eval(model, [layer], ratio, proxy, train_data, val_loader, **kw)
         rec = records[layer]
         rank = resolve_rank(rec.out_channels, ratio=ratio)
-        lo, hi = wilson_interval(ev["acc"], ev["n"], confidence)
+        lo, hi = paired_interval(ctrl["correct"], ev["correct"], confidence)
         row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
-               "baseline_val_acc": base["acc"], "val_acc": ev["acc"],
-               "delta_acc": 100 * (base["acc"] - ev["acc"]),
-               "ci_low": 100 * (base["acc"] - hi), "ci_high": 100 * (base["acc"] - lo), "n_val": ev["n"],
+               "baseline_val_acc": base["acc"], "control_val_acc": ctrl["acc"], "val_acc": ev["acc"],
+               "delta_acc": 100 * (ctrl["acc"] - ev["acc"]), "ci_low": lo, "ci_high": hi, "n_val": ev["n"],
                "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank, coeff),
                "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer), (1, rec.in_channels, *rec.input_hw)),
                "time_saved_ms": None}

@@ -52,3 +52,169 @@ def train_config(train: dict, *, seed: int, **basis) -> TrainConfig:
     keys = set(TrainConfig.__dataclass_fields__)
     cfg = {k: v for k, v in train.items() if k in keys}
     return TrainConfig(**cfg, seed=seed, **basis)
+
+
+# --- the runs of each stage, shared by the notebooks and `python -m basisconv.launch` (torchrun) -----------------
+
+VARIANTS = ("baseline", "all_layers", "selected", "random", "largest")
+BASIS_SCHEDULES = ("scratch", "switch")
+
+
+def baseline_run(P: dict, D: dict, meta: dict, device, progress=True) -> dict:
+    """The baseline stage's training (seed ``train.seeds[0]``): the model the sensitivity search starts from."""
+    from .models import build_model
+    from .runs import run_training
+    seed = P["train"]["seeds"][0]
+    cfg = train_config(P["train"], seed=seed)
+    torch.manual_seed(seed)
+    net = build_model(P["model"]["arch"], width=P["model"]["width"])
+    return run_training(f"baseline_s{seed}", net, cfg, D, run_dir="models/runs/baseline", model_spec=P["model"],
+                        data_meta=meta, device=device, progress=progress, save_model="models/baseline.pt")
+
+
+def basis_plan(B: dict, sel: dict) -> list[tuple]:
+    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training."""
+    for v in B["variants"]:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown basis.variants entry {v!r}; valid choices: {', '.join(VARIANTS)}")
+    for s in list(B["schedules"]) + [B["comparison_schedule"]]:
+        if s not in BASIS_SCHEDULES:
+            raise ValueError(f"unknown schedule {s!r}; valid choices: {', '.join(BASIS_SCHEDULES)}")
+    plan = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
+    for v in ("all_layers", "selected"):
+        if v not in B["variants"] or (v == "selected" and not sel["layers"]):
+            continue  # an empty selection (no layer fits the loss budget) has nothing to train
+        layers, ratio = (sel["candidates"], B["ratio"]) if v == "all_layers" else (sel["layers"], sel["ratios"])
+        plan += [(v, s, layers, ratio) for s in B["schedules"]]
+    for name, c in sel["comparisons"].items():
+        if name.rstrip("0123456789") in B["variants"]:
+            plan.append((name, B["comparison_schedule"], c["layers"], c["ratio"]))
+    return plan
+
+
+def basis_runs(P: dict, plan: list[tuple], D: dict, meta: dict, device, baseline: dict | None, progress=True,
+               on_run=None) -> list[dict]:
+    """Train every ``plan`` entry for every seed (the baseline of the first seed is the baseline stage's run)."""
+    from .models import build_model
+    from .runs import run_training
+    B, runs = P["basis"], []
+    for seed in P["train"]["seeds"]:
+        for variant, schedule, layers, ratio in plan:
+            name = variant if schedule == "-" else f"{variant}@{schedule}"
+            if variant == "baseline" and seed == P["train"]["seeds"][0]:
+                if baseline is None:
+                    continue  # under torchrun only the runs to train are wanted
+                m = dict(baseline, name="baseline")  # same config as the baseline stage: not trained twice
+            else:
+                basis_kw = {} if layers is None else dict(
+                    basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
+                    switch_epoch=B["switch_epoch"] if schedule == "switch" else 0)
+                cfg = train_config(P["train"], seed=seed, **basis_kw)
+                torch.manual_seed(seed)
+                net = build_model(P["model"]["arch"], width=P["model"]["width"])
+                m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir="models/runs/basis", model_spec=P["model"],
+                                 data_meta=meta, device=device, progress=progress)
+            row = {"variant": name, "seed": seed, "test_acc": m["test_acc"], "val_acc": m["val_acc"],
+                   "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
+                   "train_time": m["train_time"], "data": meta["label"]}
+            runs.append(row)
+            if on_run is not None:
+                on_run(row)
+    return runs
+
+
+def sensitivity_setup(P: dict, D: dict) -> tuple:
+    """The baseline model, the candidate layers and the validation images of the sweep."""
+    from .data import stratified_subset
+    from .models import build_model
+    from .sensitivity import candidate_layers
+    S = P["sensitivity"]
+    net = build_model(P["model"]["arch"], width=P["model"]["width"])
+    net.load_state_dict(torch.load("models/baseline.pt", weights_only=True))
+    layers = candidate_layers(net, S["include"], S["exclude"], S["kernel_sizes"])
+    val = D["val"]
+    if S["eval_size"]:
+        keep = stratified_subset(val[1], S["eval_size"], 0)
+        val = (val[0][keep], val[1][keep])
+    return net, layers, val
+
+
+def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict, device, *, shard=(0, 1),
+                      progress=True) -> list[dict]:
+    """Run (this worker's part of) the sweep, appending each row to a resume file; returns every row measured so far.
+
+    Rows live in ``models/runs/sensitivity/partial-<key>[.<k>of<n>].jsonl``, one file per worker so workers never
+    write the same file; ``key`` hashes the configuration, so rows of other params are never reused. Rows of all
+    workers count as done, and the result is sorted the same way whoever measured what.
+    """
+    import hashlib
+    import json
+    from .bench import make_layer_timer
+    from .sensitivity import layer_sensitivity
+    S = P["sensitivity"]
+    run_dir = Path("models/runs/sensitivity")
+    key = hashlib.sha256(json.dumps([S, P["model"], meta, "models/baseline.pt",
+                                     Path("models/baseline.pt").stat().st_size], sort_keys=True).encode()).hexdigest()[:12]
+    k, n = shard
+    partial = run_dir / (f"partial-{key}.jsonl" if n == 1 else f"partial-{key}.{k}of{n}.jsonl")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    rows = merge_rows(run_dir.glob(f"partial-{key}*.jsonl"), layers)
+
+    def keep_row(row):
+        rows.append(row)
+        with open(partial, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1)
+    cache = {}
+
+    def time_saved(conv, basis_layer, rec):  # measured once per (layer, rank), shared by both proxies
+        ck = (rec.name, basis_layer.rank)
+        if ck not in cache:
+            cache[ck] = timer(conv, basis_layer, rec)
+        return cache[ck]
+
+    layer_sensitivity(net, layers, S["ratios"], S["proxies"], D["train"], val, init=S["init"], coeff=S["coeff"],
+                      bn_batches=S["bn_batches"], batch_size=S["batch_size"], finetune_steps=S["finetune_steps"],
+                      finetune_lr=S["finetune_lr"], confidence=S["confidence"], device=device,
+                      seed=P["train"]["seeds"][0], time_layer=time_saved,
+                      done={(r["layer"], r["ratio"], r["proxy"]) for r in rows}, on_row=keep_row,
+                      progress=progress, shard=shard)
+    return sort_rows(rows, layers)
+
+
+def merge_rows(files, layers: list[str]) -> list[dict]:
+    """Rows of every resume file, one per (layer, ratio, proxy) (the first file in name order wins), sorted."""
+    import json
+    seen, rows = set(), []
+    for f in sorted(files):
+        for line in Path(f).read_text().splitlines():
+            if not line.strip():
+                continue  # a line cut by a kill is dropped below by json; an empty one here
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of a killed worker may be half-written: it is measured again
+            k = (r["layer"], r["ratio"], r["proxy"])
+            if k not in seen:
+                seen.add(k)
+                rows.append(r)
+    return sort_rows(rows, layers)
+
+
+def sort_rows(rows: list[dict], layers: list[str]) -> list[dict]:
+    """Deterministic order: proxy, then layer in model order, then ratio."""
+    pos = {n: i for i, n in enumerate(layers)}
+    return sorted(rows, key=lambda r: (r["proxy"], pos.get(r["layer"], len(pos)), r["ratio"]))
+
+
+def launch(stage_name: str, processes: int, params_file: str = "params.yaml") -> None:
+    """Run a stage's trainings under ``torchrun --standalone`` with ``processes`` workers on this machine.
+
+    The notebook then finds the runs finished (same keys) and only assembles the results.
+    """
+    import subprocess
+    import sys
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "basisconv.launch", stage_name, "--params", params_file]
+    subprocess.run(cmd, check=True)

@@ -11,6 +11,11 @@ SGD with momentum/Nesterov, weight decay, label smoothing; a one-cycle (linear u
 with linear warm-up, stepped per batch. A checkpoint is written atomically after every epoch with model,
 optimiser, schedule position and RNG state; re-running with the same config resumes from it and, on CPU, ends with
 bit-identical weights to an uninterrupted run (batches depend only on seed and epoch, see ``loader.py``).
+
+Under ``torchrun`` the same function trains data-parallel (``distributed.py``): ``batch_size`` stays the global
+batch, split evenly over the ranks, gradients are averaged by ``DistributedDataParallel``, epoch metrics are summed
+over ranks and only rank 0 writes the checkpoint. ``compile=True`` wraps the model in ``torch.compile`` (the
+weights and checkpoints stay those of the plain module).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed as dist_
 from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
 from .loader import TensorLoader
 from .surgery import convert
@@ -68,6 +74,7 @@ class TrainConfig:
     basis_coeff: str = "reduced"
     basis_init: str = "qr"  # used at the switch; from scratch is always "random"
     switch_epoch: int = 0
+    compile: bool = False  # torch.compile the training forward/backward (pays off on GPU; minutes of compile on CPU)
 
     def __post_init__(self):
         _positive_int(self.epochs, "epochs")
@@ -127,26 +134,56 @@ def resolve_device(device=None) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False) -> dict:
-    """Mean cross-entropy and accuracy over every sample of ``loader`` (eval mode; the mode is restored)."""
+def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_sample: bool = False) -> dict:
+    """Mean cross-entropy and accuracy over every sample of ``loader`` (eval mode; the mode is restored).
+
+    Under torchrun each rank evaluates its shard of ``loader`` and the sums are added over ranks.
+    ``per_sample=True`` (single process) adds ``"correct"``: a bool tensor (N,) in loader order, for paired tests.
+    """
+    if per_sample and dist_.world_size() > 1:
+        raise ValueError("per_sample evaluation is single-process only (each rank sees only its shard)")
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=loader.device, dtype=torch.float64)
     correct = torch.zeros((), device=loader.device, dtype=torch.int64)
+    hits = []
     n = 0
     with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=amp and loader.device.type == "cuda"):
         for x, y in loader:
             out = model(x).float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
-            correct += (out.argmax(1) == y).sum()
+            hit = out.argmax(1) == y
+            correct += hit.sum()
+            if per_sample:
+                hits.append(hit.cpu())
             n += len(y)
     model.train(was_training)
-    return {"loss": loss_sum.item() / n, "acc": correct.item() / n, "n": n}
+    count = torch.tensor(n, device=loader.device, dtype=torch.int64)
+    dist_.all_reduce_sum(loss_sum, correct, count)
+    n = int(count.item())
+    res = {"loss": loss_sum.item() / n, "acc": correct.item() / n, "n": n}
+    if per_sample:
+        res["correct"] = torch.cat(hits)
+    return res
 
 
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
                            weight_decay=cfg.weight_decay)
+
+
+def _wrap(model: nn.Module, cfg: TrainConfig, device) -> nn.Module:
+    """What runs the training steps: ``model`` itself, in DDP under torchrun, compiled if asked.
+
+    The plain module stays the owner of the weights (optimiser, checkpoints, switch surgery); the wrappers share them.
+    """
+    runner = model
+    if dist_.world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        runner = torch.compile(runner)
+    return runner
 
 
 def _switch(model: nn.Module, opt: torch.optim.SGD, cfg: TrainConfig, init: str, device, memory_format):
@@ -169,6 +206,12 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)  # a killed save never leaves a file that looks like a finished checkpoint
 
 
+def _check_finite(loss: torch.Tensor, distributed: bool, device) -> bool:
+    finite = bool(torch.isfinite(loss))
+    # under DDP every rank must stop at the same step, or the others wait forever in the next all-reduce
+    return not dist_.all_reduce_flag(not finite, device) if distributed else finite
+
+
 def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
           val_data: tuple[torch.Tensor, torch.Tensor] | None, cfg: TrainConfig, *, device=None,
           checkpoint: str | os.PathLike | None = None, progress: bool | dict = True,
@@ -183,12 +226,16 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
     device = resolve_device(device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     amp = cfg.amp and device.type == "cuda"
-    torch.manual_seed(cfg.seed)
+    rank, world = dist_.rank(), dist_.world_size()
+    distributed, main = world > 1, rank == 0
+    torch.manual_seed(cfg.seed)  # same on every rank: from-scratch basis layers get identical weights everywhere
     model = model.to(device, memory_format=memory_format)
-    loader = TensorLoader(*train_data, cfg.batch_size, train=True, seed=cfg.seed, device=device,
-                          channels_last=cfg.channels_last)
+    shard = (rank, world)  # each rank takes an equal slice of every epoch; batch_size stays the global batch
+    loader = TensorLoader(*train_data, dist_.shard_batch_size(cfg.batch_size, world), train=True, seed=cfg.seed,
+                          device=device, channels_last=cfg.channels_last, shard=shard)
     val_loader = None if val_data is None else TensorLoader(*val_data, cfg.eval_batch_size, train=False,
-                                                             device=device, channels_last=cfg.channels_last)
+                                                             device=device, channels_last=cfg.channels_last,
+                                                             shard=shard)
     steps_per_epoch = len(loader)
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
@@ -207,16 +254,18 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
             raise ValueError(f"checkpoint {ckpt} was written with a different config (keys {diff}); "
                              "delete it or restore those values to resume")
         start_epoch = state["epoch"]
-        if cfg.uses_basis and 0 < cfg.switch_epoch <= start_epoch:
+        if cfg.uses_basis and 0 < cfg.switch_epoch < start_epoch:  # the switch epoch itself has run
             model, opt = _switch(model, opt, cfg, "random", device, memory_format)  # weights come from the file
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         history = list(state["history"])
+    runner = _wrap(model, cfg, device)
     bar_kwargs = progress if isinstance(progress, dict) else {}
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.uses_basis and cfg.switch_epoch > 0 and epoch == cfg.switch_epoch:
             model, opt = _switch(model, opt, cfg, cfg.basis_init, device, memory_format)
+            runner = _wrap(model, cfg, device)
         loader.set_epoch(epoch)
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -226,17 +275,18 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=progress is False, **bar_kwargs)
+                   disable=progress is False or not main, **bar_kwargs)
         for i, (x, y) in enumerate(bar):
             step = epoch * steps_per_epoch + i
             lr = cfg.lr * lr_factor(step, total_steps, warmup_steps, cfg.schedule)
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                out = model(x)
+                out = runner(x)
                 loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
             # Checking every step costs a device sync on GPU, so there it is checked every 50 steps.
-            if (device.type != "cuda" or i % 50 == 0 or i == steps_per_epoch - 1) and not torch.isfinite(loss):
+            if (device.type != "cuda" or i % 50 == 0 or i == steps_per_epoch - 1) \
+                    and not _check_finite(loss, distributed, device):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {i + 1} "
                                        f"(lr={lr:.4g}); lower lr or check the data")
             opt.zero_grad(set_to_none=True)
@@ -248,18 +298,22 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
         if device.type == "cuda":
             torch.cuda.synchronize()
         epoch_time = time.perf_counter() - t0
+        seen_t = torch.tensor(seen, device=device, dtype=torch.int64)
+        dist_.all_reduce_sum(loss_sum, correct, seen_t)  # whole-epoch metrics over every rank's shard
+        seen = int(seen_t.item())
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
-               "epoch_time": epoch_time, "images_per_s": seen / epoch_time, "basis": cfg.uses_basis and (
-                   epoch >= cfg.switch_epoch)}
+               "epoch_time": epoch_time, "images": seen, "images_per_s": seen / epoch_time, "processes": world,
+               "basis": cfg.uses_basis and (epoch >= cfg.switch_epoch)}
         if val_loader is not None:
             ev = evaluate(model, val_loader, amp=amp)
             row.update(val_loss=ev["loss"], val_acc=ev["acc"])
         history.append(row)
-        if ckpt is not None:
+        if ckpt is not None and main:  # one writer; the other ranks wait at the barrier below
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             _atomic_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": {"step": (epoch + 1) * steps_per_epoch, "total_steps": total_steps},
                           "rng": {"torch": torch.get_rng_state()}, "history": history, "config": cfg_dict}, ckpt)
+        dist_.barrier()
         if on_epoch is not None:
             on_epoch(row)
     return TrainResult(model=model, history=history)

@@ -1,0 +1,61 @@
+"""Bad input is refused before any compute, with a message naming the bad value and the valid choices.
+
+Other cases live beside their code: unknown arch (test_models), unknown/empty layer selection and ratio outside
+(0, 1] (test_surgery), non-positive epochs/batch size and NaN loss (test_train), md5 mismatch and truncated archive
+(test_data), unknown profile and profile keys (test_params).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from basisconv import stage
+from basisconv.data import DataError, load_prepared, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    monkeypatch.chdir(ROOT)  # stage.params reads the schema profiles/paper.yaml from the repository root
+
+
+def test_unknown_params_key_of_a_stage(in_repo):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) train.epoch in params; valid keys of 'train': amp, "
+                                         r"batch_size, channels_last, compile"):
+        stage.params(train={"epoch": 3})
+
+
+def test_unknown_params_section(in_repo):
+    with pytest.raises(ValueError, match="unknown params section 'trian'; valid sections: profile, data, model"):
+        stage.params(trian={})
+
+
+def test_missing_prepared_data(tmp_path):
+    with pytest.raises(DataError, match=r"no prepared split at .*train.pt; run the data stage \(dvc repro data\)"):
+        load_prepared(tmp_path, "train")
+
+
+def test_unknown_data_source_before_download(tmp_path):
+    with pytest.raises(ValueError, match="unknown data source 'cifar100'; valid choices: synthetic, jpeg_mirror"):
+        prepare("cifar100", tmp_path / "p", root=tmp_path / "r", sources={"jpeg_mirror": {}})
+    assert not (tmp_path / "p").exists()
+
+
+def test_launch_unknown_stage():
+    run = subprocess.run([sys.executable, "-m", "basisconv.launch", "report"], cwd=ROOT, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 2
+    assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity" in run.stderr
+
+
+def test_basis_plan_refuses_unknown_variant_and_schedule():
+    sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
+    base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5}
+    with pytest.raises(ValueError, match="unknown basis.variants entry 'naive'; valid choices: baseline, all_layers"):
+        stage.basis_plan({**base, "variants": ["naive"]}, sel)
+    with pytest.raises(ValueError, match="unknown schedule 'skip'; valid choices: scratch, switch"):
+        stage.basis_plan({**base, "schedules": ["skip"]}, sel)
+    plan = stage.basis_plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel)
+    assert [p[:2] for p in plan] == [("baseline", "-"), ("all_layers", "switch"), ("selected", "switch")]

@@ -1,0 +1,46 @@
+import math
+
+import pandas as pd
+import pytest
+
+from basisconv import report
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["variant", "test_acc_mean", "test_acc_std", "seeds", "params"])
+
+
+def test_selection_verdict_counts_wins():
+    mt = _table([("baseline", 90.0, 0.1, 3, 1000), ("all_layers@switch", 85.0, 0.2, 3, 500),
+                 ("selected@switch", 89.0, 0.1, 3, 800), ("random0@switch", 88.5, 0.3, 3, 790),
+                 ("largest@switch", 89.5, 0.1, 3, 780), ("selected@scratch", 70.0, 1.0, 3, 800)])
+    s = report.selection_verdict(mt)
+    assert "beats 2 of 3 comparison variants" in s
+    assert "`all_layers@switch` 85.00 ± 0.20 % with 500 parameters (+4.00 points for the selection)" in s
+    assert "`largest@switch` 89.50 ± 0.10 % with 780 parameters (-0.50 points" in s
+    assert "selected@scratch" not in s.split(";", 1)[1]  # other schedules are not compared
+    assert "one seed" not in s
+
+
+def test_selection_verdict_one_seed_and_missing():
+    mt = _table([("selected@switch", 80.0, float("nan"), 1, 10), ("random0@switch", 81.0, float("nan"), 1, 10)])
+    s = report.selection_verdict(mt)
+    assert "beats 0 of 1" in s and "one seed cannot separate" in s and "80.00 %" in s
+    assert "cannot be compared" in report.selection_verdict(_table([("baseline", 90, 0, 1, 5)]))
+
+
+@pytest.mark.parametrize("seconds,met", [(10.0, "met"), (50.0, "not met")])
+def test_search_cost(seconds, met):
+    sel = {"search_seconds": seconds, "search_cost_fraction": seconds / 200, "candidates": ["a", "b"]}
+    s = report.search_cost(sel, {"epoch_time_mean": 50.0, "train_time": 200.0, "epochs": 4})
+    assert f"target <= 10 %: {met}." in s and f"{seconds / 50:.1f} baseline epochs" in s
+
+
+def test_faithfulness_paragraph():
+    m = {"n_layers": 5, "n_pairs": 2, "ratio": 0.5, "retrain_epochs": 1, "spearman_zero_shot": 0.7,
+         "spearman_finetune": math.nan, "additivity_real_mean_abs_interaction": 0.25,
+         "additivity_zero_shot_mean_abs_interaction": None, "additivity_finetune_mean_abs_interaction": 0.5,
+         "seconds": 12.0}
+    s = report.faithfulness(m, ["zero_shot", "finetune"])
+    assert "0.70 (zero_shot), undefined (finetune)" in s
+    assert "0.25 points (real), n/a points (zero_shot), 0.50 points (finetune)" in s
