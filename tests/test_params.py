@@ -51,7 +51,7 @@ def test_check_section():
 
 def test_notebooks_committed_without_outputs():
     nbs = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    assert len(nbs) == 6
+    assert len(nbs) == 7
     for p in nbs:
         cells = json.loads(p.read_text())["cells"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in cells), p.name

@@ -21,7 +21,8 @@ def _fake_run(tmp: Path):
     write_json(tmp / "results/metrics/benchmark.json", {"hardware": hw})
     write_json(tmp / "results/selection.json", {"candidates": ["a", "b"], "layers": ["b"], "ratios": {"b": 0.5},
                                                 "search_seconds": 12.0, "search_cost_fraction": 0.1,
-                                                "predicted_loss": 0.3, "params_saved": 1234})
+                                                "predicted_loss": 0.3, "params_saved": 1234,
+                                                "params_resolved": {"sensitivity": {"ratios": [0.5]}}})
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()

@@ -31,9 +31,11 @@ def test_selection_verdict_one_seed_and_missing():
 
 @pytest.mark.parametrize("seconds,met", [(10.0, "met"), (50.0, "not met")])
 def test_search_cost(seconds, met):
-    sel = {"search_seconds": seconds, "search_cost_fraction": seconds / 200, "candidates": ["a", "b"]}
+    sel = {"search_seconds": seconds, "search_cost_fraction": seconds / 200, "candidates": ["a", "b"],
+           "params_resolved": {"sensitivity": {"ratios": [0.25, 0.5]}}}
     s = report.search_cost(sel, {"epoch_time_mean": 50.0, "train_time": 200.0, "epochs": 4})
     assert f"target <= 10 %: {met}." in s and f"{seconds / 50:.1f} baseline epochs" in s
+    assert f"4 x 200 s; the sweep is {100 * seconds / 800:.1f} % of that" in s
 
 
 def test_faithfulness_paragraph():
