@@ -47,7 +47,7 @@ def test_launch_unknown_stage():
     run = subprocess.run([sys.executable, "-m", "basisconv.launch", "report"], cwd=ROOT, capture_output=True,
                          text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 2
-    assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity" in run.stderr
+    assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity, faithfulness" in run.stderr
 
 
 def test_basis_plan_refuses_unknown_variant_and_schedule():

@@ -108,3 +108,21 @@ def test_summarise_needs_control_and_swept_ratio():
     sens = [{"layer": "a", "ratio": 0.25, "proxy": "finetune", "delta_acc": 1.0, "control_val_acc": 0.6}]
     with pytest.raises(ValueError, match="sensitivity rows at ratio 0.5 missing"):
         fa.summarise(rows, sens, 0.5, ["a"], [], ["finetune"])
+
+
+def test_split_measurements_equal_one_worker():
+    torch.manual_seed(0)
+    model = build_model("resnet18", width=4)
+    tr, va = synthetic_cifar("train", n_per_class=6), synthetic_cifar("val", n_per_class=3)
+    layers, pairs = ["layer1.0.conv1", "layer4.1.conv2"], [("layer1.0.conv1", "layer4.1.conv2")]
+    cfg = fa.retrain_config({"batch_size": 20, "channels_last": False}, epochs=1, lr=0.01, seed=0)
+    kw = dict(proxies=["zero_shot"], proxy_val_data=va, proxy_kwargs=dict(bn_batches=1, batch_size=20, seed=0),
+              progress=False)
+    one = fa.measure(model, layers, pairs, 0.5, tr, va, cfg, **kw)
+    split = [r for k in range(3) for r in fa.measure(model, layers, pairs, 0.5, tr, va, cfg, shard=(k, 3), **kw)]
+
+    def strip(rows):
+        return sorted((r["method"], tuple(r["layers"]), r["val_acc"]) for r in rows)
+    assert strip(split) == strip(one) and len(one) == 1 + 2 + 1 + 1
+    with pytest.raises(ValueError, match=r"shard must be \(k, n\)"):
+        fa.measure(model, layers, pairs, 0.5, tr, va, cfg, shard=(1, 1), **kw)

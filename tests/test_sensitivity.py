@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from basisconv import build_model, conv_layers
-from basisconv.sensitivity import (basis_params_saved, candidate_layers, layer_sensitivity, matched_subset,
+from basisconv.sensitivity import (basis_params_saved, candidate_layers, comparison_ratio, layer_sensitivity,
+                                   matched_subset,
                                    paired_interval, select_layers)
 
 
@@ -107,6 +108,23 @@ def test_matched_subsets_reach_target():
                                                            by[n].out_channels // 2) for n in s["layers"])
     big = matched_subset(recs, cands, target, 0.5, order="largest")
     assert all(n.startswith("layer4") for n in big["layers"])
+
+
+def test_comparison_ratio_reaches_the_selection_savings():
+    m = build_model("resnet18", width=8)
+    recs = conv_layers(m)
+    cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
+    by = {r.name: r for r in recs}
+
+    def all_saved(q):
+        return sum(basis_params_saved(by[n].in_channels, by[n].out_channels, 3, round(q * by[n].out_channels))
+                   for n in cands)
+    assert comparison_ratio(recs, cands, all_saved(0.5) // 2, 0.5, [0.25, 0.5, 0.75]) == 0.5
+    q = comparison_ratio(recs, cands, all_saved(0.5) + 1, 0.5, [0.25, 0.5, 0.75])
+    assert q == 0.25  # 0.5 cannot reach it even with every layer
+    sub = matched_subset(recs, cands, all_saved(0.5) + 1, q, order="random", seed=0)
+    assert sub["params_saved"] >= all_saved(0.5) + 1 and len(sub["layers"]) < len(cands)
+    assert comparison_ratio(recs, cands, all_saved(0.25) + 1, 0.5, [0.25, 0.5]) == 0.25  # unreachable: smallest
 
 
 def test_layer_sensitivity_rows(tmp_path):

@@ -89,20 +89,24 @@ def retrain_accuracy(model: nn.Module, layers, ratio, train_data, val_data, cfg:
 def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], ratio: float, train_data,
             val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_kwargs: dict | None = None,
             init: str = "qr", coeff: str = "reduced", device="cpu", done: set | None = None, on_row=None,
-            progress: bool | dict = True) -> list[dict]:
+            progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "seconds"}``.
 
     ``method="real"``: the control (no layers), each single layer and each pair, retrained with ``cfg`` and scored
     on ``val_data``. ``method=<proxy>``: each pair through ``sensitivity.proxy_eval`` on ``proxy_val_data`` (the
     sweep's images and settings, ``proxy_kwargs``), since the single-layer proxy drops are the sweep's own rows.
     ``done`` holds ``(method, layers tuple)`` keys to skip (resume); ``on_row`` gets each row when measured.
+    ``shard=(k, n)``: only every n-th job from the k-th (one worker of a split run; jobs are independent).
     """
     from .loader import TensorLoader
     from .sensitivity import proxy_eval
     device = torch.device(device)
     done = done or set()
-    jobs = [("real", ())] + [("real", (l,)) for l in layers] + [("real", tuple(p)) for p in pairs] \
-        + [(proxy, tuple(p)) for proxy in proxies for p in pairs]
+    k, n = shard
+    if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
+    jobs = ([("real", ())] + [("real", (l,)) for l in layers] + [("real", tuple(p)) for p in pairs]
+            + [(proxy, tuple(p)) for proxy in proxies for p in pairs])[k::n]
     if proxies and proxy_val_data is None:
         raise ValueError("proxy pairs need proxy_val_data (the sweep's validation images)")
     model = copy.deepcopy(model).to(device).eval()

@@ -3,6 +3,7 @@
     torchrun --standalone --nproc_per_node=4 -m basisconv.launch baseline      # DDP baseline training
     torchrun --standalone --nproc_per_node=4 -m basisconv.launch basis         # every basis-stage run, DDP
     torchrun --standalone --nproc_per_node=4 -m basisconv.launch sensitivity   # the sweep split over 4 workers
+    torchrun --standalone --nproc_per_node=4 -m basisconv.launch faithfulness  # retrainings split over 4 workers
 
 The same functions as the notebooks (``basisconv.stage``) produce the same run files under ``models/runs/``;
 afterwards ``dvc repro`` finds them finished (same config keys) and only assembles tables and figures. Multi-node:
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-STAGES = ("baseline", "basis", "sensitivity")
+STAGES = ("baseline", "basis", "sensitivity", "faithfulness")
 
 
 def main(argv=None) -> None:
@@ -34,16 +35,21 @@ def main(argv=None) -> None:
     from . import stage
     from .io import read_json
     given = yaml.safe_load(Path(args.params).read_text())
-    P = stage.params(**{k: given.get(k, {}) for k in ("data", "model", "train", "sensitivity", "basis")})
+    P = stage.params(**{k: given.get(k, {}) for k in ("data", "model", "train", "sensitivity", "basis",
+                                                      "faithfulness")})
     stage.setup(P["train"])  # threads
     progress = stage.progress(10.0)
-    if args.stage == "sensitivity":
+    if args.stage in ("sensitivity", "faithfulness"):
         # independent workers, no process group: worker k measures every n-th job into its own resume file
         k, n = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
         device = _local_device(P["train"])
         D, meta = stage.load_splits(P["data"]["prepared"])
-        net, layers, val = stage.sensitivity_setup(P, D)
-        rows = stage.sensitivity_sweep(P, net, layers, D, val, meta, device, shard=(k, n), progress=progress)
+        if args.stage == "sensitivity":
+            net, layers, val = stage.sensitivity_setup(P, D)
+            rows = stage.sensitivity_sweep(P, net, layers, D, val, meta, device, shard=(k, n), progress=progress)
+        else:
+            rows = stage.faithfulness_measure(P, stage.faithfulness_setup(P, D, meta), D, meta, device,
+                                              shard=(k, n), progress=progress)
         print(f"worker {k}/{n}: {len(rows)} rows on file")
         return
     device = dist_.init_from_env(P["train"]["device"])

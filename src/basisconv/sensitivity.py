@@ -219,6 +219,25 @@ def select_layers(rows, *, proxy: str, objective: str = "params", max_loss: floa
             "method": {"proxy": proxy, "objective": objective, "max_loss": max_loss, "algorithm": "greedy knapsack"}}
 
 
+def comparison_ratio(records, candidates: list[str], target_params: int, preferred: float, ratios,
+                     coeff: str = "reduced") -> float:
+    """The ratio the comparison subsets use: ``preferred`` (``basis.ratio``) if converting every candidate at it
+    saves at least ``target_params``, else the largest swept ratio that can (the selection may save more than all
+    layers at ``preferred``, e.g. with 0.25 on the big layers); the smallest ratio if none can.
+
+    Without this a matched subset that cannot reach the target silently becomes "all layers".
+    """
+    recs = {r.name: r for r in records if r.name in candidates}
+
+    def total(q):
+        return sum(basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
+                                      resolve_rank(r.out_channels, ratio=q), coeff) for r in recs.values())
+    if total(preferred) >= target_params:
+        return float(preferred)
+    able = [q for q in sorted(set(ratios), reverse=True) if total(q) >= target_params]
+    return float(able[0] if able else min(ratios))
+
+
 def matched_subset(records, candidates: list[str], target_params: int, ratio: float, *, order: str = "random",
                    seed: int = 0, coeff: str = "reduced") -> dict:
     """Layers at ``ratio``, added in ``order`` (``random`` with ``seed``, or ``largest`` params first) until the

@@ -155,16 +155,7 @@ def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict,
     run_dir = Path("models/runs/sensitivity")
     key = hashlib.sha256(json.dumps([S, P["model"], meta, "models/baseline.pt",
                                      Path("models/baseline.pt").stat().st_size], sort_keys=True).encode()).hexdigest()[:12]
-    k, n = shard
-    partial = run_dir / (f"partial-{key}.jsonl" if n == 1 else f"partial-{key}.{k}of{n}.jsonl")
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    rows = merge_rows(run_dir.glob(f"partial-{key}*.jsonl"), layers)
-
-    def keep_row(row):
-        rows.append(row)
-        with open(partial, "a") as f:
-            f.write(json.dumps(row) + "\n")
-
+    rows, keep_row = resume_log(run_dir, key, shard, _sweep_key)
     timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1)
     cache = {}
 
@@ -183,23 +174,48 @@ def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict,
     return sort_rows(rows, layers)
 
 
+def _sweep_key(r: dict) -> tuple:
+    return r["layer"], r["ratio"], r["proxy"]
+
+
 def merge_rows(files, layers: list[str]) -> list[dict]:
-    """Rows of every resume file, one per (layer, ratio, proxy) (the first file in name order wins), sorted."""
+    """Sweep rows of every resume file, one per (layer, ratio, proxy) (first file in name order wins), sorted."""
+    return sort_rows(read_logs(files, _sweep_key), layers)
+
+
+def read_logs(files, row_key) -> list[dict]:
+    """Rows of JSON-lines resume files, one per ``row_key(row)``; the first file in name order wins."""
     import json
     seen, rows = set(), []
     for f in sorted(files):
         for line in Path(f).read_text().splitlines():
-            if not line.strip():
-                continue  # a line cut by a kill is dropped below by json; an empty one here
             try:
                 r = json.loads(line)
             except json.JSONDecodeError:
-                continue  # the last line of a killed worker may be half-written: it is measured again
-            k = (r["layer"], r["ratio"], r["proxy"])
-            if k not in seen:
-                seen.add(k)
+                continue  # blank, or the last line of a killed worker cut short: that job is measured again
+            if row_key(r) not in seen:
+                seen.add(row_key(r))
                 rows.append(r)
-    return sort_rows(rows, layers)
+    return rows
+
+
+def resume_log(run_dir: Path, key: str, shard, row_key) -> tuple[list[dict], callable]:
+    """``(rows so far of every worker, append)`` for a resumable measurement of configuration ``key``.
+
+    One file per worker (``partial-<key>.jsonl``, or ``partial-<key>.<k>of<n>.jsonl`` for worker k of n), so
+    workers never write the same file; ``append(row)`` adds a row to this worker's file and to ``rows``.
+    """
+    import json
+    k, n = shard
+    path = Path(run_dir) / (f"partial-{key}.jsonl" if n == 1 else f"partial-{key}.{k}of{n}.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = read_logs(Path(run_dir).glob(f"partial-{key}*.jsonl"), row_key)
+
+    def append(row):
+        rows.append(row)
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+    return rows, append
 
 
 def sort_rows(rows: list[dict], layers: list[str]) -> list[dict]:
@@ -218,3 +234,48 @@ def launch(stage_name: str, processes: int, params_file: str = "params.yaml") ->
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "-m", "basisconv.launch", stage_name, "--params", params_file]
     subprocess.run(cmd, check=True)
+
+
+def faithfulness_setup(P: dict, D: dict, meta: dict) -> dict:
+    """Everything the faithfulness checks need, validated: model, sampled layers and pairs, schedules, images."""
+    import pandas as pd
+    from . import faithfulness as fa
+    from .data import stratified_subset
+    from .models import build_model
+    S, F = P["sensitivity"], P["faithfulness"]
+    if F["ratio"] not in S["ratios"]:
+        raise ValueError(f"faithfulness.ratio={F['ratio']!r} was not swept; valid choices (sensitivity.ratios): "
+                         f"{S['ratios']}")
+    net = build_model(P["model"]["arch"], width=P["model"]["width"])
+    net.load_state_dict(torch.load("models/baseline.pt", weights_only=True))
+    sens_rows = pd.read_csv("results/sensitivity.csv").to_dict("records")
+    layers = fa.sample_layers(list(dict.fromkeys(r["layer"] for r in sens_rows)), F["layers"])
+    pairs = fa.sample_pairs(layers, F["pairs"], seed=F["seed"])
+    proxy_val = D["val"]  # the sweep's validation images (its eval_size subset), so proxy pairs match the singles
+    if S["eval_size"]:
+        keep = stratified_subset(proxy_val[1], S["eval_size"], 0)
+        proxy_val = (proxy_val[0][keep], proxy_val[1][keep])
+    return {"net": net, "sens_rows": sens_rows, "layers": layers, "pairs": pairs, "proxy_val": proxy_val,
+            "cfg": fa.retrain_config(P["train"], epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
+
+
+def faithfulness_measure(P: dict, setup: dict, D: dict, meta: dict, device, *, shard=(0, 1),
+                         progress=True) -> list[dict]:
+    """Run (this worker's part of) the faithfulness measurements with resume files; returns all rows so far."""
+    import hashlib
+    import json
+    from . import faithfulness as fa
+    S, F = P["sensitivity"], P["faithfulness"]
+    key = hashlib.sha256(json.dumps([S, F, P["train"], P["model"], meta, Path("models/baseline.pt").stat().st_size,
+                                     setup["layers"], setup["pairs"]], sort_keys=True, default=str).encode()
+                         ).hexdigest()[:12]
+    rows, keep_row = resume_log(Path("models/runs/faithfulness"), key, shard,
+                                lambda r: (r["method"], tuple(r["layers"])))
+    fa.measure(setup["net"], setup["layers"], setup["pairs"], F["ratio"], D["train"], D["val"], setup["cfg"],
+               proxies=S["proxies"], proxy_val_data=setup["proxy_val"],
+               proxy_kwargs=dict(bn_batches=S["bn_batches"], batch_size=S["batch_size"],
+                                 finetune_steps=S["finetune_steps"], finetune_lr=S["finetune_lr"],
+                                 seed=P["train"]["seeds"][0]),
+               init=S["init"], coeff=S["coeff"], device=device, done={(r["method"], tuple(r["layers"])) for r in rows},
+               on_row=keep_row, progress=progress, shard=shard)
+    return rows
