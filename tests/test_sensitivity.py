@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from basisconv import build_model, conv_layers
-from basisconv.sensitivity import (basis_params_saved, candidate_layers, comparison_ratio, layer_sensitivity,
-                                   matched_subset,
+from basisconv.sensitivity import (basis_params_saved, candidate_layers, layer_sensitivity, matched_subset,
                                    paired_interval, select_layers)
 
 
@@ -95,36 +94,29 @@ def test_candidates_default_excludes_stem_and_shortcuts():
         candidate_layers(m, ["nothing*"])
 
 
-def test_matched_subsets_reach_target():
-    m = build_model("resnet18", width=8)
-    recs = conv_layers(m)
-    cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
-    target = 20_000
-    for order, seed in (("random", 0), ("random", 1), ("largest", 0)):
-        s = matched_subset(recs, cands, target, 0.5, order=order, seed=seed)
-        assert s["params_saved"] >= target
-        by = {r.name: r for r in recs}
-        assert s["params_saved"] == sum(basis_params_saved(by[n].in_channels, by[n].out_channels, 3,
-                                                           by[n].out_channels // 2) for n in s["layers"])
-    big = matched_subset(recs, cands, target, 0.5, order="largest")
-    assert all(n.startswith("layer4") for n in big["layers"])
-
-
-def test_comparison_ratio_reaches_the_selection_savings():
+@pytest.mark.parametrize("ratios", [[0.5], [0.25, 0.5], [0.25, 0.5, 0.75]])
+def test_matched_subsets_land_near_the_target(ratios):
     m = build_model("resnet18", width=8)
     recs = conv_layers(m)
     cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
     by = {r.name: r for r in recs}
 
-    def all_saved(q):
-        return sum(basis_params_saved(by[n].in_channels, by[n].out_channels, 3, round(q * by[n].out_channels))
-                   for n in cands)
-    assert comparison_ratio(recs, cands, all_saved(0.5) // 2, 0.5, [0.25, 0.5, 0.75]) == 0.5
-    q = comparison_ratio(recs, cands, all_saved(0.5) + 1, 0.5, [0.25, 0.5, 0.75])
-    assert q == 0.25  # 0.5 cannot reach it even with every layer
-    sub = matched_subset(recs, cands, all_saved(0.5) + 1, q, order="random", seed=0)
-    assert sub["params_saved"] >= all_saved(0.5) + 1 and len(sub["layers"]) < len(cands)
-    assert comparison_ratio(recs, cands, all_saved(0.25) + 1, 0.5, [0.25, 0.5]) == 0.25  # unreachable: smallest
+    def saved(n, q):
+        return basis_params_saved(by[n].in_channels, by[n].out_channels, 3, round(q * by[n].out_channels))
+    biggest = max(saved(n, q) for n in cands for q in ratios)
+    for target in (20_000, 60_000, 100_000):
+        reachable = sum(saved(n, min(ratios)) for n in cands)
+        for order, seed in (("random", 0), ("random", 1), ("random", 2), ("largest", 0)):
+            s = matched_subset(recs, cands, target, ratios, order=order, seed=seed)
+            assert set(s["ratios"]) == set(s["layers"]) and set(s["ratios"].values()) <= set(ratios)
+            assert s["params_saved"] == sum(saved(n, q) for n, q in s["ratios"].items())
+            if target <= reachable:  # never a whole big layer past (or short of) the target
+                assert abs(s["params_saved"] - target) <= biggest / 2, (target, order, seed)
+            assert s == matched_subset(recs, cands, target, ratios, order=order, seed=seed)  # deterministic
+    big = matched_subset(recs, cands, 20_000, ratios, order="largest")
+    assert "layer4.0.conv2" in big["layers"]  # the largest layer (first in that order) is taken first
+    with pytest.raises(ValueError, match="unknown order 'smallest'; valid choices: random, largest"):
+        matched_subset(recs, cands, 1, ratios, order="smallest")
 
 
 def test_layer_sensitivity_rows(tmp_path):

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .basis import resolve_rank
+from .basis import check_ratio, resolve_rank
 from .counting import count_macs
 from .loader import TensorLoader
 from .surgery import conv_layers, convert, convertible_names
@@ -219,30 +219,19 @@ def select_layers(rows, *, proxy: str, objective: str = "params", max_loss: floa
             "method": {"proxy": proxy, "objective": objective, "max_loss": max_loss, "algorithm": "greedy knapsack"}}
 
 
-def comparison_ratio(records, candidates: list[str], target_params: int, preferred: float, ratios,
-                     coeff: str = "reduced") -> float:
-    """The ratio the comparison subsets use: ``preferred`` (``basis.ratio``) if converting every candidate at it
-    saves at least ``target_params``, else the largest swept ratio that can (the selection may save more than all
-    layers at ``preferred``, e.g. with 0.25 on the big layers); the smallest ratio if none can.
+def matched_subset(records, candidates: list[str], target_params: int, ratios, *, order: str = "random",
+                   seed: int = 0, coeff: str = "reduced") -> dict:
+    """A layer subset, each layer at one of ``ratios``, whose parameter saving is as close to ``target_params`` as a
+    greedy pass gets: the comparison variants at equal savings.
 
-    Without this a matched subset that cannot reach the target silently becomes "all layers".
+    Layers are visited in ``order`` (``random`` with ``seed``, or ``largest`` params first); each takes the ratio
+    (or none) that brings the total closest to the target, ties to the larger (gentler) ratio. The comparison
+    subsets thus get the same freedom of ratios as the selection and differ only in which layers they pick; a
+    single ratio could neither reach every target (the selection may save more than all layers at 0.5) nor land
+    near it (one big layer can overshoot by a third of the target).
     """
     recs = {r.name: r for r in records if r.name in candidates}
-
-    def total(q):
-        return sum(basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
-                                      resolve_rank(r.out_channels, ratio=q), coeff) for r in recs.values())
-    if total(preferred) >= target_params:
-        return float(preferred)
-    able = [q for q in sorted(set(ratios), reverse=True) if total(q) >= target_params]
-    return float(able[0] if able else min(ratios))
-
-
-def matched_subset(records, candidates: list[str], target_params: int, ratio: float, *, order: str = "random",
-                   seed: int = 0, coeff: str = "reduced") -> dict:
-    """Layers at ``ratio``, added in ``order`` (``random`` with ``seed``, or ``largest`` params first) until the
-    parameter saving reaches ``target_params`` (the comparison variants at equal savings)."""
-    recs = {r.name: r for r in records if r.name in candidates}
+    ratios = sorted({float(check_ratio(q)) for q in ratios}, reverse=True)
     if order == "random":
         g = torch.Generator().manual_seed(seed)
         seq = [candidates[i] for i in torch.randperm(len(candidates), generator=g).tolist()]
@@ -250,13 +239,19 @@ def matched_subset(records, candidates: list[str], target_params: int, ratio: fl
         seq = sorted(candidates, key=lambda n: (-recs[n].params, candidates.index(n)))
     else:
         raise ValueError(f"unknown order {order!r}; valid choices: random, largest")
-    chosen, saved = [], 0
-    for n in seq:
-        if saved >= target_params and chosen:
-            break
+
+    def saving(n, q):
         r = recs[n]
-        chosen.append(n)
-        saved += basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
-                                    resolve_rank(r.out_channels, ratio=ratio), coeff)
-    return {"layers": [n for n in candidates if n in chosen], "ratio": ratio, "params_saved": saved,
+        return basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
+                                  resolve_rank(r.out_channels, ratio=q), coeff)
+    chosen, saved = {}, 0
+    for n in seq:
+        best = min(ratios, key=lambda q: abs(saved + saving(n, q) - target_params))
+        if abs(saved + saving(n, best) - target_params) < abs(saved - target_params):
+            chosen[n] = best
+            saved += saving(n, best)
+    if not chosen:  # a target below every single option's saving: the first layer at the gentlest ratio
+        chosen, saved = {seq[0]: ratios[0]}, saving(seq[0], ratios[0])
+    layers = [n for n in candidates if n in chosen]
+    return {"layers": layers, "ratios": {n: chosen[n] for n in layers}, "params_saved": saved,
             "order": order, "seed": seed if order == "random" else None}

@@ -88,7 +88,7 @@ def basis_plan(B: dict, sel: dict) -> list[tuple]:
         plan += [(v, s, layers, ratio) for s in B["schedules"]]
     for name, c in sel["comparisons"].items():
         if name.rstrip("0123456789") in B["variants"]:
-            plan.append((name, B["comparison_schedule"], c["layers"], c["ratio"]))
+            plan.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
     return plan
 
 
