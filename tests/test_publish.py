@@ -32,6 +32,8 @@ def _fake_run(tmp: Path):
     pd.DataFrame({"model": ["baseline"], "mode": ["train_step"], "batch_size": [64], "median_ms": [10.0],
                   "images_per_s": [6400.0], "theoretical_speedup": [1.0], "measured_speedup": [1.0]}
                  ).to_csv(tmp / "reports/tables/benchmark_models.csv", index=False)
+    pd.DataFrame({"variant": ["baseline", "selected@switch"], "train_time": [120.0, 100.0]}
+                 ).to_csv(tmp / "reports/tables/runs.csv", index=False)
     (tmp / "reports/tables/main_table.md").write_text("| t |\n")
     (tmp / "reports/figures/a.png").write_bytes(b"png")
     (tmp / "reports/README.md").write_text("# report\n")
@@ -46,7 +48,8 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.5", "1,234", "`b`@0.5",
-                     "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune)"):
+                     "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune)",
+                     "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage trainings 100 s"):
         assert expected in text, expected
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     publish()  # idempotent: the block is replaced again, not duplicated
