@@ -112,3 +112,14 @@ def test_lr_schedule_shape(schedule):
     f = [lr_factor(s, 100, 10, schedule) for s in range(100)]
     assert f[9] == 1.0 and all(a < b for a, b in zip(f[:10], f[1:10]))
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.02
+
+
+def test_compiled_training_matches_eager(data):
+    """train.compile: torch.compile runs the steps (through the switch), the weights stay the plain module's."""
+    cfg = dict(epochs=2, basis_layers=["layer2.0.conv1"], switch_epoch=1, **SMALL)
+    eager = train(_model(), *data, TrainConfig(**cfg), progress=False)
+    compiled = train(_model(), *data, TrainConfig(compile=True, **cfg), progress=False)
+    assert type(compiled.model).__name__ == "CifarResNet"
+    assert compiled.model.state_dict().keys() == eager.model.state_dict().keys()  # no _orig_mod. prefixes
+    for a, b in zip(eager.history, compiled.history):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
