@@ -48,7 +48,7 @@ def main(argv=None) -> None:
             net, layers, val = stage.sensitivity_setup(P, D)
             rows = stage.sensitivity_sweep(P, net, layers, D, val, meta, device, shard=(k, n), progress=progress)
         else:
-            rows = stage.faithfulness_measure(P, stage.faithfulness_setup(P, D, meta), D, meta, device,
+            rows = stage.faithfulness_measure(P, stage.faithfulness_setup(P, D), D, meta, device,
                                               shard=(k, n), progress=progress)
         print(f"worker {k}/{n}: {len(rows)} rows on file")
         return

@@ -2,7 +2,10 @@
 
 Each notebook's parameters cell receives ``params.yaml`` from papermill; ``stage.params`` checks every section it
 reads against ``profiles/paper.yaml`` (unknown keys are refused, missing ones take the paper's value) before any
-compute. Everything else here is setup shared by all stages: threads, device, tqdm inside papermill.
+compute. Then the setup shared by all stages (threads, device, tqdm inside papermill), and each stage's work as
+one function of the checked params (``baseline_run``, ``sensitivity_sweep``, ``faithfulness_measure``,
+``basis_runs``), called by the notebooks and, for scale-out, by ``python -m basisconv.launch`` under torchrun, so
+both produce the same run and resume files under ``models/runs/``.
 """
 from __future__ import annotations
 
@@ -123,20 +126,36 @@ def basis_runs(P: dict, plan: list[tuple], D: dict, meta: dict, device, baseline
     return runs
 
 
-def sensitivity_setup(P: dict, D: dict) -> tuple:
-    """The baseline model, the candidate layers and the validation images of the sweep."""
-    from .data import stratified_subset
+def _trained_baseline(P: dict):
     from .models import build_model
-    from .sensitivity import candidate_layers
-    S = P["sensitivity"]
     net = build_model(P["model"]["arch"], width=P["model"]["width"])
     net.load_state_dict(torch.load("models/baseline.pt", weights_only=True))
-    layers = candidate_layers(net, S["include"], S["exclude"], S["kernel_sizes"])
-    val = D["val"]
-    if S["eval_size"]:
-        keep = stratified_subset(val[1], S["eval_size"], 0)
+    return net
+
+
+def _sweep_val(P: dict, D: dict):
+    """The sweep's validation images: the val split, or its stratified ``sensitivity.eval_size`` subset."""
+    from .data import stratified_subset
+    val, n = D["val"], P["sensitivity"]["eval_size"]
+    if n:
+        keep = stratified_subset(val[1], n, 0)
         val = (val[0][keep], val[1][keep])
-    return net, layers, val
+    return val
+
+
+def _config_key(*parts) -> str:
+    """Short hash naming the resume files of one configuration (other params never reuse its rows)."""
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(list(parts), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def sensitivity_setup(P: dict, D: dict) -> tuple:
+    """The baseline model, the candidate layers and the validation images of the sweep."""
+    from .sensitivity import candidate_layers
+    S = P["sensitivity"]
+    net = _trained_baseline(P)
+    return net, candidate_layers(net, S["include"], S["exclude"], S["kernel_sizes"]), _sweep_val(P, D)
 
 
 def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict, device, *, shard=(0, 1),
@@ -147,15 +166,11 @@ def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict,
     write the same file; ``key`` hashes the configuration, so rows of other params are never reused. Rows of all
     workers count as done, and the result is sorted the same way whoever measured what.
     """
-    import hashlib
-    import json
     from .bench import make_layer_timer
     from .sensitivity import layer_sensitivity
     S = P["sensitivity"]
-    run_dir = Path("models/runs/sensitivity")
-    key = hashlib.sha256(json.dumps([S, P["model"], meta, "models/baseline.pt",
-                                     Path("models/baseline.pt").stat().st_size], sort_keys=True).encode()).hexdigest()[:12]
-    rows, keep_row = resume_log(run_dir, key, shard, _sweep_key)
+    key = _config_key(S, P["model"], meta, "models/baseline.pt", Path("models/baseline.pt").stat().st_size)
+    rows, keep_row = resume_log(Path("models/runs/sensitivity"), key, shard, _sweep_key)
     timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1)
     cache = {}
 
@@ -169,7 +184,7 @@ def sensitivity_sweep(P: dict, net, layers: list[str], D: dict, val, meta: dict,
                       bn_batches=S["bn_batches"], batch_size=S["batch_size"], finetune_steps=S["finetune_steps"],
                       finetune_lr=S["finetune_lr"], confidence=S["confidence"], device=device,
                       seed=P["train"]["seeds"][0], time_layer=time_saved,
-                      done={(r["layer"], r["ratio"], r["proxy"]) for r in rows}, on_row=keep_row,
+                      done={_sweep_key(r) for r in rows}, on_row=keep_row,
                       progress=progress, shard=shard)
     return sort_rows(rows, layers)
 
@@ -236,39 +251,30 @@ def launch(stage_name: str, processes: int, params_file: str = "params.yaml") ->
     subprocess.run(cmd, check=True)
 
 
-def faithfulness_setup(P: dict, D: dict, meta: dict) -> dict:
+def faithfulness_setup(P: dict, D: dict) -> dict:
     """Everything the faithfulness checks need, validated: model, sampled layers and pairs, schedules, images."""
     import pandas as pd
     from . import faithfulness as fa
-    from .data import stratified_subset
-    from .models import build_model
     S, F = P["sensitivity"], P["faithfulness"]
     if F["ratio"] not in S["ratios"]:
         raise ValueError(f"faithfulness.ratio={F['ratio']!r} was not swept; valid choices (sensitivity.ratios): "
                          f"{S['ratios']}")
-    net = build_model(P["model"]["arch"], width=P["model"]["width"])
-    net.load_state_dict(torch.load("models/baseline.pt", weights_only=True))
     sens_rows = pd.read_csv("results/sensitivity.csv").to_dict("records")
     layers = fa.sample_layers(list(dict.fromkeys(r["layer"] for r in sens_rows)), F["layers"])
     pairs = fa.sample_pairs(layers, F["pairs"], seed=F["seed"])
-    proxy_val = D["val"]  # the sweep's validation images (its eval_size subset), so proxy pairs match the singles
-    if S["eval_size"]:
-        keep = stratified_subset(proxy_val[1], S["eval_size"], 0)
-        proxy_val = (proxy_val[0][keep], proxy_val[1][keep])
-    return {"net": net, "sens_rows": sens_rows, "layers": layers, "pairs": pairs, "proxy_val": proxy_val,
+    # proxy pairs are scored on the sweep's own images, so they compare with its single-layer rows
+    return {"net": _trained_baseline(P), "sens_rows": sens_rows, "layers": layers, "pairs": pairs,
+            "proxy_val": _sweep_val(P, D),
             "cfg": fa.retrain_config(P["train"], epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
 
 
 def faithfulness_measure(P: dict, setup: dict, D: dict, meta: dict, device, *, shard=(0, 1),
                          progress=True) -> list[dict]:
     """Run (this worker's part of) the faithfulness measurements with resume files; returns all rows so far."""
-    import hashlib
-    import json
     from . import faithfulness as fa
     S, F = P["sensitivity"], P["faithfulness"]
-    key = hashlib.sha256(json.dumps([S, F, P["train"], P["model"], meta, Path("models/baseline.pt").stat().st_size,
-                                     setup["layers"], setup["pairs"]], sort_keys=True, default=str).encode()
-                         ).hexdigest()[:12]
+    key = _config_key(S, F, P["train"], P["model"], meta, Path("models/baseline.pt").stat().st_size,
+                      setup["layers"], setup["pairs"])
     rows, keep_row = resume_log(Path("models/runs/faithfulness"), key, shard,
                                 lambda r: (r["method"], tuple(r["layers"])))
     fa.measure(setup["net"], setup["layers"], setup["pairs"], F["ratio"], D["train"], D["val"], setup["cfg"],
