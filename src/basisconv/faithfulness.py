@@ -110,6 +110,8 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
     if proxies and proxy_val_data is None:
         raise ValueError("proxy pairs need proxy_val_data (the sweep's validation images)")
     model = copy.deepcopy(model).to(device).eval()
+    # one loader for every proxy job: building it copies the validation images to the device
+    proxy_loader = TensorLoader(*proxy_val_data, 1000, train=False, device=device) if proxies else None
     rows = []
     bar = tqdm(jobs, desc="faithfulness", disable=progress is False, **(progress if isinstance(progress, dict) else {}))
     for method, subset in bar:
@@ -120,8 +122,7 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
             acc, n = retrain_accuracy(model, subset, ratio, train_data, val_data, cfg, init=init, coeff=coeff,
                                       device=device), len(val_data[1])
         else:
-            loader = TensorLoader(*proxy_val_data, 1000, train=False, device=device)
-            _, ev = proxy_eval(model, list(subset), ratio, method, train_data, loader, init=init, coeff=coeff,
+            _, ev = proxy_eval(model, list(subset), ratio, method, train_data, proxy_loader, init=init, coeff=coeff,
                                **(proxy_kwargs or {}))
             acc, n = ev["acc"], ev["n"]
         row = {"method": method, "layers": list(subset), "val_acc": acc, "n_val": n,

@@ -31,7 +31,7 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str
                 "cannot be compared with the other subsets.")
     a = mt.loc[sel, "test_acc_mean"]
     others = [v for v in mt.index if v != sel and v.endswith(f"@{schedule}")
-              and (v.startswith("all_layers") or v.startswith("random") or v.startswith("largest"))]
+              and v.startswith(("all_layers", "random", "largest"))]
     parts, wins = [], 0
     for v in others:
         d = a - mt.loc[v, "test_acc_mean"]
