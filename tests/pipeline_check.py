@@ -1,5 +1,8 @@
 """After `dvc repro`: every declared output exists, no executed notebook has an error, `dvc metrics show` lists
-the metrics. Run by `make smoke` (and so by CI). Exits non-zero with the list of problems."""
+the metrics, a benchmark-only param change re-runs only benchmark and report, and three ablations (train.lr halved,
+model.width changed, data.val_size changed) reach every downstream result: the baseline is retrained, every
+sensitivity row is measured on the new baseline, the selection is made from those rows and the basis runs are the
+ones of the new inputs. Run by `make smoke` (and so by CI). Exits non-zero with the list of problems."""
 import json
 import subprocess
 import sys
@@ -46,6 +49,111 @@ def benchmark_params_rerun_only_benchmark() -> list[str]:
     return problems
 
 
+def _repro(*targets) -> tuple[list[str], str]:
+    import re
+    run = subprocess.run(["dvc", "repro", *targets], cwd=ROOT, capture_output=True, text=True)
+    return re.findall(r"Running stage '([^']+)'", run.stdout), (run.stderr[-2000:] if run.returncode else "")
+
+
+def _read(path):
+    return json.loads((ROOT / path).read_text())
+
+
+def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
+    """After an ablation: every result downstream of the baseline was computed from the current files."""
+    import pandas as pd
+    import torch
+    sys.path.insert(0, str(ROOT / "src"))
+    from basisconv.keys import content_digest
+    from basisconv.layout import BASELINE_MODEL, PREPARED, STAGES
+    from basisconv.loader import TensorLoader
+    from basisconv.params import resolve
+    from basisconv.sensitivity import select_layers
+    from basisconv.stages.common import load_splits
+    from basisconv.stages.sensitivity import sweep_val, trained_baseline
+    from basisconv.train import evaluate
+    problems = []
+    prov = {s: _read(STAGES[s]["provenance"]) for s in ("baseline", "sensitivity", "basis")}
+    model_digest, data_digest = content_digest(ROOT / BASELINE_MODEL), content_digest(ROOT / PREPARED)
+    if prov["baseline"]["key"] == before["baseline_key"]:
+        problems.append(f"{label}: the baseline run was not retrained (same key)")
+    if model_digest == before["model_digest"]:
+        problems.append(f"{label}: {BASELINE_MODEL} did not change")
+    if prov["sensitivity"]["inputs"].get(BASELINE_MODEL) != model_digest:
+        problems.append(f"{label}: the sweep's key does not hold the current {BASELINE_MODEL}")
+    if prov["basis"]["inputs"].get(PREPARED) != data_digest:
+        problems.append(f"{label}: the basis runs' key does not hold the current {PREPARED}")
+    given = yaml.safe_load((ROOT / "params.yaml").read_text())
+    P = resolve(**{k: given[k] for k in ("profile", "model", "train", "sensitivity", "basis")})
+    cwd = Path.cwd()
+    import os
+    os.chdir(ROOT)
+    try:
+        D, _ = load_splits()
+        val = sweep_val(P["sensitivity"], D)
+        acc = evaluate(trained_baseline(P), TensorLoader(*val, 1000, train=False))["acc"]
+    finally:
+        os.chdir(cwd)
+    rows = pd.read_csv(ROOT / STAGES["sensitivity"]["rows"])
+    if (abs(rows.baseline_val_acc - acc) > 1.5 / len(val[1])).any():
+        problems.append(f"{label}: sensitivity rows' baseline_val_acc {sorted(set(rows.baseline_val_acc))} is not "
+                        f"the current baseline's {acc} on the sweep's images")
+    if rows.groupby("proxy").control_val_acc.nunique().max() != 1:
+        problems.append(f"{label}: sensitivity rows mix controls of several baselines")
+    sel = _read(STAGES["sensitivity"]["selection"])
+    S = P["sensitivity"]
+    again = select_layers(rows.to_dict("records"), proxy=S["selection_proxy"], objective=S["objective"],
+                          max_loss=S["max_loss"], order=sel["candidates"])
+    if (again["layers"], again["ratios"]) != (sel["layers"], sel["ratios"]):
+        problems.append(f"{label}: selection.json is not the selection of the current sensitivity rows")
+    runs = pd.read_csv(ROOT / STAGES["basis"]["runs_table"])
+    base = _read(STAGES["baseline"]["metrics"])
+    first = runs[(runs.variant == "baseline") & (runs.seed == P["train"]["seeds"][0])]
+    if len(first) and float(first.test_acc.iloc[0]) != base["test_acc"]:
+        problems.append(f"{label}: the basis table's baseline row is not the current baseline")
+    for r in runs[runs.variant != "baseline"].itertuples():
+        found = [f for f in (ROOT / STAGES["basis"]["runs"]).glob(f"{r.variant}_s{r.seed}-*.json")
+                 if json.loads(f.read_text())["inputs"] == prov["basis"]["run_inputs"]]
+        if not found or json.loads(found[0].read_text())["test_acc"] != r.test_acc:
+            problems.append(f"{label}: run {r.variant} seed {r.seed} is not a run of the current inputs")
+    return problems
+
+
+def ablations() -> list[str]:
+    """Each ablation: edit one param, `dvc repro basis`, check that the results follow; then restore the params and
+    reproduce everything (content-addressed runs of the original inputs are found again, not retrained)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from basisconv.keys import content_digest
+    from basisconv.layout import BASELINE_MODEL, STAGES
+    params = ROOT / "params.yaml"
+    original = params.read_text()
+    edits = {"train.lr halved": ("train", "lr", lambda v: v / 2),
+             "model.width + 2": ("model", "width", lambda v: v + 2),
+             "data.val_size - 100": ("data", "val_size", lambda v: v - 100)}
+    problems = []
+    for label, (section, key, change) in edits.items():
+        before = {"baseline_key": _read(STAGES["baseline"]["provenance"])["key"],
+                  "model_digest": content_digest(ROOT / BASELINE_MODEL)}
+        p = yaml.safe_load(original)
+        p[section][key] = change(p[section][key])
+        try:
+            params.write_text(yaml.safe_dump(p, sort_keys=False))
+            ran, err = _repro("basis")
+            if err:
+                problems.append(f"{label}: dvc repro basis failed: {err}")
+                continue
+            want = (["data"] if section == "data" else []) + ["baseline", "sensitivity", "basis"]
+            if ran != want:
+                problems.append(f"{label}: ran stages {ran}, expected {want}")
+            problems += check_results_follow_the_baseline(label, before)
+        finally:
+            params.write_text(original)
+        _, err = _repro()
+        if err:
+            problems.append(f"dvc repro after restoring the params failed: {err}")
+    return problems
+
+
 def main() -> int:
     problems = []
     for stage, out in declared_outputs():
@@ -67,6 +175,7 @@ def main() -> int:
         if want not in files:
             problems.append(f"dvc metrics show does not list {want} (got {sorted(files)})")
     problems += benchmark_params_rerun_only_benchmark()
+    problems += ablations()
     status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True)
     if json.loads(status.stdout or "{}"):
         problems.append(f"dvc status not clean after repro: {status.stdout.strip()}")

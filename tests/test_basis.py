@@ -3,8 +3,10 @@ import itertools
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from basisconv import BasisConv2d
+from basisconv.basis import EXECUTION_FORMS, IMPL_CHOICES
 
 torch.manual_seed(0)
 SHAPES = [  # (c_in, c_out, k, stride, padding, dilation, bias)
@@ -27,8 +29,8 @@ def test_full_rank_reproduces_conv(shape, init, coeff):
     torch.testing.assert_close(b(x), conv(x), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("shape,init,coeff,ratio", itertools.product(SHAPES, ["qr", "svd", "random"],
-                                                                      ["reduced", "full"], [0.25, 0.5]))
+@pytest.mark.parametrize("shape,init,coeff,ratio", list(itertools.product(SHAPES, ["qr", "svd", "random"],
+                                                                           ["reduced", "full"], [0.25, 0.5])))
 def test_fold_equals_module(shape, init, coeff, ratio):
     b = BasisConv2d.from_conv(_conv(*shape), ratio=ratio, coeff=coeff, init=init)
     x = torch.randn(3, shape[0], 9, 9, dtype=torch.float64)
@@ -90,8 +92,8 @@ def test_param_formula(c_in, c_out, k, rank, coeff):
     assert b.coefficients.shape == (mixed, rank)
 
 
-@pytest.mark.parametrize("init,coeff,bias", itertools.product(["qr", "svd", "random"], ["reduced", "full"],
-                                                              [False, True]))
+@pytest.mark.parametrize("init,coeff,bias", list(itertools.product(["qr", "svd", "random"], ["reduced", "full"],
+                                                                   [False, True])))
 def test_gradients_reach_every_parameter(init, coeff, bias):
     b = BasisConv2d.from_conv(nn.Conv2d(4, 8, 3, padding=1, bias=bias), ratio=0.5, init=init, coeff=coeff)
     x = torch.randn(2, 4, 6, 6, requires_grad=True)
@@ -117,7 +119,7 @@ def test_attributes_and_repr():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(groups=2), "groups=2"),
-    (dict(coeff="diag"), "unknown coeff='diag'.*'reduced', 'full'"),
+    (dict(coeff="diag"), "unknown coeff 'diag'.*reduced, full"),
     (dict(rank=0), "rank must be"),
     (dict(rank=17), "rank must be"),
 ])
@@ -135,7 +137,7 @@ def test_constructor_errors(kwargs, match):
     (dict(ratio=1.5), r"ratio must be a number in \(0, 1\], got 1.5"),
     (dict(ratio=float("nan")), "ratio must be"),
     (dict(rank=99), r"rank must be an int in \[1, 16\], got 99"),
-    (dict(ratio=0.5, init="pca"), "unknown init='pca'.*'qr', 'svd', 'random'"),
+    (dict(ratio=0.5, init="pca"), "unknown init 'pca'.*qr, svd, random"),
 ])
 def test_from_conv_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -161,22 +163,86 @@ def test_state_dict_roundtrip_keeps_channel_order():
     torch.testing.assert_close(fresh(x), b(x))
 
 
-@pytest.mark.parametrize("init,ratio", list(itertools.product(["qr", "svd", "random"], [0.25, 0.5, 1.0])))
-def test_execution_forms_agree(init, ratio):
+def _folded_reference(layer, x):
+    """A Y' written out as one conv with the folded weight A W' (autograd through ``full_coeff``), plus bias: the
+    function every execution form must compute, with gradients reaching the same parameters."""
+    w = (layer.full_coeff() @ layer.weight.reshape(layer.rank, -1)).reshape(
+        layer.out_channels, layer.in_channels, *layer.kernel_size)  # (C_out, C_in, k, k)
+    return F.conv2d(x, w, layer.bias, layer.stride, layer.padding, layer.dilation)
+
+
+def _grads(layer, x, y):
+    y.square().sum().backward()
+    return {n: p.grad for n, p in layer.named_parameters() if p.numel()} | {"input": x.grad}
+
+
+@pytest.mark.parametrize("form", list(EXECUTION_FORMS))
+@pytest.mark.parametrize("init,ratio,order", list(itertools.product(["qr", "svd", "random"], [0.25, 0.5, 1.0],
+                                                                    ["identity", "permuted"])))
+def test_execution_forms_match_reference(form, init, ratio, order):
+    """Every registered form: same output and gradients as the folded conv, for each init, with the basis channels
+    first (identity order) or scattered among the outputs, and at rank == C_out (no combined channels)."""
+    torch.manual_seed(0)
     conv = nn.Conv2d(6, 12, 3, padding=1, bias=True).double()
-    ref = BasisConv2d.from_conv(conv, ratio=ratio, init=init, impl="cat")
+    layer = BasisConv2d.from_conv(conv, ratio=ratio, init=init, impl=form)
+    # force the order: the inits alone do not cover both (random is always identity, QR/SVD usually not)
+    pos = torch.arange(layer.rank) if order == "identity" else torch.randperm(12)[:layer.rank]
+    if order == "permuted" and torch.equal(pos, torch.arange(layer.rank)):
+        pos = pos.flip(0)
+    layer._set_basis_positions(pos)
+    assert layer._order_identity == (order == "identity") and layer.execution_form == form
+    x = torch.randn(2, 6, 7, 7, dtype=torch.float64, requires_grad=True)
+    y_ref = _folded_reference(layer, x)
+    g_ref = _grads(layer, x, y_ref)
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    y = layer(x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    g = _grads(layer, x, y)
+    for n, ref in g_ref.items():  # at full rank the coefficient matrix is empty (skipped: "cat" leaves it None)
+        assert g[n] is not None, n
+        torch.testing.assert_close(g[n], ref, rtol=1e-9, atol=1e-9, msg=f"{form} {n}")
+
+
+@pytest.mark.parametrize("form", list(EXECUTION_FORMS))
+@pytest.mark.parametrize("init", ["qr", "svd", "random"])
+def test_full_coeff_ignores_execution_form(form, init):
+    """The full coefficient matrix has one form (a 1x1 conv) whatever ``impl`` says."""
+    conv = nn.Conv2d(6, 12, 3, padding=1, bias=True).double()
+    layer = BasisConv2d.from_conv(conv, ratio=0.5, init=init, coeff="full", impl=form)
     x = torch.randn(2, 6, 7, 7, dtype=torch.float64)
-    y_ref = ref(x)
-    y_ref.square().sum().backward()
-    for impl in ("dense_mix", "auto"):
-        other = BasisConv2d.from_conv(conv, ratio=ratio, init=init, impl=impl)
-        other.load_state_dict(ref.state_dict())
-        y = other(x)
-        torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-        y.square().sum().backward()
-        for (n, p), (_, q) in zip(ref.named_parameters(), other.named_parameters()):
-            if p.numel():  # at full rank the coefficient matrix is empty (cat leaves its grad None)
-                torch.testing.assert_close(q.grad, p.grad, rtol=1e-9, atol=1e-9, msg=f"{impl} {n}")
+    torch.testing.assert_close(layer(x), _folded_reference(layer, x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("init,expected", [("qr", "dense_mix"), ("svd", "dense_mix"), ("random", "cat")])
+def test_auto_resolution(init, expected):
+    """"auto" is a rule over the registry, not an entry: dense_mix when the basis order is not the identity."""
+    assert "auto" not in EXECUTION_FORMS and IMPL_CHOICES == ("auto", *EXECUTION_FORMS)
+    b = BasisConv2d.from_conv(nn.Conv2d(8, 16, 3, padding=1), ratio=0.5, init=init)
+    assert b.impl == "auto" and b.execution_form == expected
+    fresh = BasisConv2d(8, 16, 3, padding=1, bias=True, rank=8)  # identity order until a QR state dict loads
+    assert fresh.execution_form == "cat"
+    fresh.load_state_dict(b.state_dict())
+    assert fresh.execution_form == expected
+    for form in EXECUTION_FORMS:  # an explicit impl is taken as is, and shown in the repr
+        layer = BasisConv2d(8, 16, 3, rank=4, impl=form)
+        assert layer.execution_form == form and f"impl={form!r}" in repr(layer)
+
+
+def test_registered_form_is_dispatched(monkeypatch):
+    """A new form is one registry entry: the constructor accepts it and forward calls it (bias added after)."""
+    calls = []
+
+    def spy(layer, y):
+        calls.append(tuple(y.shape))
+        return EXECUTION_FORMS["dense_mix"](layer, y)
+
+    monkeypatch.setitem(EXECUTION_FORMS, "spy", spy)
+    conv = nn.Conv2d(4, 8, 3, padding=1, bias=True)
+    b = BasisConv2d.from_conv(conv, ratio=0.5, init="qr", impl="spy")
+    ref = BasisConv2d.from_conv(conv, ratio=0.5, init="qr", impl="dense_mix")
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.equal(b(x), ref(x)) and calls == [(2, 4, 5, 5)]  # y: (N, rank, H, W)
 
 
 def test_auto_keeps_channels_last_for_qr_layers():
@@ -188,5 +254,5 @@ def test_auto_keeps_channels_last_for_qr_layers():
 
 
 def test_unknown_impl():
-    with pytest.raises(ValueError, match="unknown impl='fast'; valid choices: 'auto', 'cat', 'dense_mix'"):
+    with pytest.raises(ValueError, match="unknown impl 'fast'; valid choices: auto, cat, dense_mix"):
         BasisConv2d(4, 8, 3, rank=2, impl="fast")

@@ -13,10 +13,12 @@ import yaml
 
 from basisconv import TrainConfig, build_model, synthetic_cifar, train
 from basisconv import distributed as dist_
-from basisconv import stage
 from basisconv.data import prepare
+from basisconv.io import read_jsonl
+from basisconv.layout import PREPARED
 from basisconv.params import compose
-from basisconv.sensitivity import layer_sensitivity
+from basisconv.sensitivity import ProxyConfig, layer_sensitivity
+from basisconv.stages.sensitivity import sort_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +36,7 @@ def _workspace(tmp_path: Path, **train) -> Path:
     p = compose("smoke", profile_dir=ROOT / "profiles")
     p["train"].update(threads=1, **train)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
-    prepare("synthetic", tmp_path / p["data"]["prepared"], val_size=p["data"]["val_size"],
+    prepare("synthetic", tmp_path / PREPARED, val_size=p["data"]["val_size"],
             synthetic_per_class=p["data"]["synthetic_per_class"])
     return tmp_path
 
@@ -48,15 +50,18 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 process(es)" in run.stdout
     run_dir = ws / "models" / "runs" / "baseline"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["baseline_s0.ckpt", "baseline_s0.json"]
+    files = sorted(p.name for p in run_dir.iterdir())
+    assert [f.split("-")[0] for f in files] == ["baseline_s0"] * 3 and [f.rsplit(".")[-1] for f in files] == \
+        ["ckpt", "json", "pt"]  # one run, one key: checkpoint, metrics, weights
     assert (ws / "models" / "baseline.pt").is_file()
-    m = json.loads((run_dir / "baseline_s0.json").read_text())
+    m = json.loads((run_dir / files[1]).read_text())
+    ckpt = run_dir / files[0]
     n_train = len(torch.load(ws / "data" / "prepared" / "train.pt", weights_only=True)["labels"])
     assert m["processes"] == 2
     assert [h["images"] for h in m["history"]] == [n_train] * 3  # both shards together: the epoch once
     assert all(h["processes"] == 2 for h in m["history"])
     assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
-    assert torch.load(run_dir / "baseline_s0.ckpt", weights_only=True)["epoch"] == 3
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 3
 
 
 def test_shards_of_one_training_epoch_partition_it():
@@ -89,23 +94,24 @@ def test_split_sweep_merges_to_the_single_worker_rows(tmp_path):
     model = build_model("resnet18", width=4)
     tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
     layers = ["layer1.0.conv1", "layer2.1.conv2", "layer3.0.conv1", "layer4.1.conv2"]
-    kw = dict(bn_batches=1, batch_size=20, finetune_steps=2, progress=False)
-    single = layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, **kw)
+    cfg = ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2)
+    kw = dict(progress=False)
+    single = layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, cfg, **kw)
     files = []
     for k in range(3):  # three workers, each writing its own resume file as the pipeline's workers do
         f = tmp_path / f"partial-x.{k}of3.jsonl"
-        layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, shard=(k, 3),
+        layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, cfg, shard=(k, 3),
                           on_row=lambda r, f=f: f.open("a").write(json.dumps(r) + "\n"), **kw)
         files.append(f)
     with open(files[1], "a") as f:
         f.write('{"layer": "layer1.0.conv1", "ra')  # a worker killed mid-line: that row is measured again later
-    merged = stage.merge_rows(files, layers)
+    merged = sort_rows(read_jsonl(files, lambda r: (r["layer"], r["ratio"], r["proxy"])), layers)
 
     def strip(rows):  # seconds are wall times, not results
         return [{k: v for k, v in r.items() if k not in ("seconds", "time_saved_ms")} for r in rows]
-    assert strip(merged) == strip(stage.sort_rows(single, layers))
+    assert strip(merged) == strip(sort_rows(single, layers))
     with pytest.raises(ValueError, match=r"shard must be \(k, n\) with 0 <= k < n, got \(3, 3\)"):
-        layer_sensitivity(model, layers, [0.5], ["zero_shot"], tr, va, shard=(3, 3), **kw)
+        layer_sensitivity(model, layers, [0.5], ["zero_shot"], tr, va, cfg, shard=(3, 3), **kw)
 
 
 _KILLED_WORKER = """

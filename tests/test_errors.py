@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from basisconv import stage
+from basisconv import params
+from basisconv.stages import basis as basis_stage
 from basisconv.data import DataError, load_prepared, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,18 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def in_repo(monkeypatch):
-    monkeypatch.chdir(ROOT)  # stage.params reads the schema profiles/paper.yaml from the repository root
+    monkeypatch.chdir(ROOT)  # params.resolve reads the schema profiles/paper.yaml from the repository root
 
 
 def test_unknown_params_key_of_a_stage(in_repo):
     with pytest.raises(ValueError, match=r"unknown key\(s\) train.epoch in params; valid keys of 'train': amp, "
                                          r"batch_size, channels_last, compile"):
-        stage.params(train={"epoch": 3})
+        params.resolve(train={"epoch": 3})
 
 
 def test_unknown_params_section(in_repo):
     with pytest.raises(ValueError, match="unknown params section 'trian'; valid sections: profile, data, model"):
-        stage.params(trian={})
+        params.resolve(trian={})
 
 
 def test_missing_prepared_data(tmp_path):
@@ -54,8 +55,8 @@ def test_basis_plan_refuses_unknown_variant_and_schedule():
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
     base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5}
     with pytest.raises(ValueError, match="unknown basis.variants entry 'naive'; valid choices: baseline, all_layers"):
-        stage.basis_plan({**base, "variants": ["naive"]}, sel)
+        basis_stage.plan({**base, "variants": ["naive"]}, sel)
     with pytest.raises(ValueError, match="unknown schedule 'skip'; valid choices: scratch, switch"):
-        stage.basis_plan({**base, "schedules": ["skip"]}, sel)
-    plan = stage.basis_plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel)
+        basis_stage.plan({**base, "schedules": ["skip"]}, sel)
+    plan = basis_stage.plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel)
     assert [p[:2] for p in plan] == [("baseline", "-"), ("all_layers", "switch"), ("selected", "switch")]

@@ -5,7 +5,7 @@ import torch
 
 from basisconv import build_model, synthetic_cifar
 from basisconv import faithfulness as fa
-from basisconv.sensitivity import candidate_layers, layer_sensitivity
+from basisconv.sensitivity import ProxyConfig, candidate_layers, layer_sensitivity
 
 NAMES = [f"l{i}" for i in range(16)]
 
@@ -74,19 +74,19 @@ def test_measure_and_summarise_on_a_tiny_model():
     tr, va = synthetic_cifar("train", n_per_class=8), synthetic_cifar("val", n_per_class=4)
     layers = fa.sample_layers(candidate_layers(model, ["*"], ["conv1", "*downsample*"], [3]), 3)
     pairs = fa.sample_pairs(layers, 2, seed=0)
-    proxy_kw = dict(bn_batches=1, batch_size=20, finetune_steps=2, seed=0)
-    sens = layer_sensitivity(model, layers, [0.5], ["zero_shot", "finetune"], tr, va, progress=False, **proxy_kw)
+    proxy_cfg = ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2, seed=0)
+    sens = layer_sensitivity(model, layers, [0.5], ["zero_shot", "finetune"], tr, va, proxy_cfg, progress=False)
     cfg = fa.retrain_config({"batch_size": 20, "channels_last": False}, epochs=1, lr=0.01, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen = []
     rows = fa.measure(model, layers, pairs, 0.5, tr, va, cfg, proxies=["zero_shot", "finetune"], proxy_val_data=va,
-                      proxy_kwargs=proxy_kw, progress=False, on_row=seen.append)
+                      proxy_cfg=proxy_cfg, progress=False, on_row=seen.append)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the baseline is not trained
     assert seen == rows and len(rows) == 1 + len(layers) + len(pairs) + 2 * len(pairs)
     assert all(0 <= r["val_acc"] <= 1 and r["n_val"] == 40 and r["seconds"] > 0 for r in rows)
     # a resumed call with everything done measures nothing
     assert fa.measure(model, layers, pairs, 0.5, tr, va, cfg, proxies=["zero_shot", "finetune"], proxy_val_data=va,
-                      proxy_kwargs=proxy_kw, progress=False,
+                      proxy_cfg=proxy_cfg, progress=False,
                       done={(r["method"], tuple(r["layers"])) for r in rows}) == []
     table, add, summary = fa.summarise(rows, sens, 0.5, layers, pairs, ["zero_shot", "finetune"])
     assert table.layer.tolist() == layers and {"real_drop", "zero_shot_drop", "finetune_drop"} <= set(table)
@@ -116,7 +116,7 @@ def test_split_measurements_equal_one_worker():
     tr, va = synthetic_cifar("train", n_per_class=6), synthetic_cifar("val", n_per_class=3)
     layers, pairs = ["layer1.0.conv1", "layer4.1.conv2"], [("layer1.0.conv1", "layer4.1.conv2")]
     cfg = fa.retrain_config({"batch_size": 20, "channels_last": False}, epochs=1, lr=0.01, seed=0)
-    kw = dict(proxies=["zero_shot"], proxy_val_data=va, proxy_kwargs=dict(bn_batches=1, batch_size=20, seed=0),
+    kw = dict(proxies=["zero_shot"], proxy_val_data=va, proxy_cfg=ProxyConfig(bn_batches=1, batch_size=20, seed=0),
               progress=False)
     one = fa.measure(model, layers, pairs, 0.5, tr, va, cfg, **kw)
     split = [r for k in range(3) for r in fa.measure(model, layers, pairs, 0.5, tr, va, cfg, shard=(k, 3), **kw)]
@@ -126,3 +126,32 @@ def test_split_measurements_equal_one_worker():
     assert strip(split) == strip(one) and len(one) == 1 + 2 + 1 + 1
     with pytest.raises(ValueError, match=r"shard must be \(k, n\)"):
         fa.measure(model, layers, pairs, 0.5, tr, va, cfg, shard=(1, 1), **kw)
+
+
+def test_measure_validates_before_retraining(monkeypatch):
+    """A bad proxy name or config fails at once, not after the retraining jobs that come first."""
+    monkeypatch.setattr(fa, "train", lambda *a, **k: pytest.fail("retrained before validating"))
+    model = build_model("resnet18", width=4)
+    va = synthetic_cifar("val", n_per_class=2)
+    cfg = fa.retrain_config({"batch_size": 20}, epochs=1, lr=0.01, seed=0)
+    with pytest.raises(ValueError, match="unknown proxy 'x'; valid choices: zero_shot, finetune"):
+        fa.measure(model, ["layer1.0.conv1"], [], 0.5, va, va, cfg, proxies=["x"], proxy_val_data=va, progress=False)
+    with pytest.raises(TypeError, match="proxy_cfg must be a ProxyConfig or None, got dict"):
+        fa.measure(model, ["layer1.0.conv1"], [], 0.5, va, va, cfg, proxy_cfg={"init": "svd"}, progress=False)
+
+
+@pytest.mark.parametrize("proxy_cfg,init,coeff", [(None, "qr", "reduced"),
+                                                  (ProxyConfig(init="svd", coeff="full"), "svd", "full")])
+def test_retraining_converts_with_proxy_cfg(monkeypatch, proxy_cfg, init, coeff):
+    """The retrained conversions use proxy_cfg's init/coeff (ProxyConfig() when None), like the proxy jobs."""
+    seen = []
+
+    def fake_retrain(model, layers, ratio, train_data, val_data, cfg, *, init, coeff, device, progress=False):
+        seen.append((tuple(layers), init, coeff))
+        return 0.5
+    monkeypatch.setattr(fa, "retrain_accuracy", fake_retrain)
+    va = synthetic_cifar("val", n_per_class=2)
+    cfg = fa.retrain_config({"batch_size": 20}, epochs=1, lr=0.01, seed=0)
+    rows = fa.measure(build_model("resnet18", width=4), ["layer1.0.conv1"], [], 0.5, va, va, cfg,
+                      proxy_cfg=proxy_cfg, progress=False)
+    assert len(rows) == 2 and seen == [((), init, coeff), (("layer1.0.conv1",), init, coeff)]

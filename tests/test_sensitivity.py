@@ -1,11 +1,16 @@
+import copy
+import dataclasses
 import itertools
+import math
+import re
 
 import pytest
 import torch
 
 from basisconv import build_model, conv_layers
-from basisconv.sensitivity import (basis_params_saved, candidate_layers, layer_sensitivity, matched_subset,
-                                   paired_interval, select_layers)
+from basisconv.loader import TensorLoader
+from basisconv.sensitivity import (PROXIES, ProxyConfig, basis_params_saved, candidate_layers, layer_sensitivity,
+                                   matched_subset, paired_interval, proxy_eval, recalibrate_bn, select_layers)
 
 
 def _rows(spec, proxy="finetune"):
@@ -126,8 +131,8 @@ def test_layer_sensitivity_rows(tmp_path):
     tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
     seen = []
     rows = layer_sensitivity(m, ["layer1.0.conv1", "layer3.0.conv2"], [0.5], ["zero_shot", "finetune"], tr, va,
-                             bn_batches=1, batch_size=20, finetune_steps=2, progress=False, on_row=seen.append,
-                             done={("layer3.0.conv2", 0.5, "finetune")})
+                             ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2), progress=False,
+                             on_row=seen.append, done={("layer3.0.conv2", 0.5, "finetune")})
     assert len(rows) == 3 and seen == rows
     for r in rows:
         assert r["ci_low"] <= r["delta_acc"] <= r["ci_high"] and r["n_val"] == 50
@@ -135,3 +140,92 @@ def test_layer_sensitivity_rows(tmp_path):
         c = 4 if r["layer"].startswith("layer1") else 16  # channels of that stage at width 4
         assert r["params_saved"] == basis_params_saved(c, c, 3, r["rank"])
         assert r["macs_saved"] > 0 and r["seconds"] > 0
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A width-4 ResNet18 fitted for a few steps (so accuracies differ from chance) and tiny synthetic data."""
+    from basisconv import TrainConfig, synthetic_cifar, train
+    torch.manual_seed(0)
+    tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
+    m = build_model("resnet18", width=4)
+    train(m, tr, va, TrainConfig(epochs=2, batch_size=20, lr=0.05, warmup_epochs=0), progress=False)
+    return m.eval(), tr, va
+
+
+@pytest.mark.parametrize("proxy", list(PROXIES))
+def test_every_proxy_scores_control_and_converted(tiny, proxy):
+    """Each registered proxy: the control (nothing converted) and a converted model evaluate to finite accuracies,
+    the proxy leaves finite weights and BN statistics, and the caller's model is untouched."""
+    m, tr, va = tiny
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    cfg = ProxyConfig(bn_batches=2, batch_size=20, finetune_steps=3)
+    val = TensorLoader(*va, 1000, train=False)
+    for layers in ([], ["layer1.0.conv1", "layer2.1.conv2"]):
+        net, ev = proxy_eval(m, layers, 0.5, proxy, tr, val, cfg)
+        assert net is not m and not net.training
+        assert 0 <= ev["acc"] <= 1 and math.isfinite(ev["acc"]) and ev["n"] == 50
+        assert ev["correct"].shape == (50,) and ev["correct"].dtype == torch.bool
+        assert all(torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point())
+        assert sum(type(mod).__name__ == "BasisConv2d" for mod in net.modules()) == len(layers)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+@pytest.mark.parametrize("proxy", list(PROXIES))
+def test_proxy_is_deterministic(tiny, proxy):
+    m, tr, va = tiny
+    cfg = ProxyConfig(init="random", bn_batches=1, batch_size=20, finetune_steps=2, seed=3)
+    val = TensorLoader(*va, 1000, train=False)
+    a = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, tr, val, cfg)
+    b = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, tr, val, cfg)
+    assert torch.equal(a[1]["correct"], b[1]["correct"])
+    assert all(torch.equal(x, y) for x, y in zip(a[0].state_dict().values(), b[0].state_dict().values()))
+
+
+def test_zero_shot_is_bn_recalibration(tiny):
+    """``zero_shot`` changes only BatchNorm running statistics, exactly as ``recalibrate_bn`` does."""
+    m, tr, va = tiny
+    cfg = ProxyConfig(bn_batches=2, batch_size=20, seed=1)
+    net, _ = proxy_eval(m, [], 1.0, "zero_shot", tr, TensorLoader(*va, 1000, train=False), cfg)
+    ref = copy.deepcopy(m)
+    recalibrate_bn(ref, TensorLoader(*tr, 20, train=True, seed=1), 2)
+    assert all(torch.equal(x, y) for x, y in zip(net.state_dict().values(), ref.state_dict().values()))
+    params = dict(m.named_parameters())
+    assert all(torch.equal(p, params[n]) for n, p in net.named_parameters())
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(init="pca"), "unknown init 'pca'; valid choices: qr, svd, random"),
+    (dict(coeff="diag"), "unknown coeff 'diag'; valid choices: reduced, full"),
+    (dict(bn_batches=0), "bn_batches must be a positive int, got 0"),
+    (dict(batch_size=2.5), "batch_size must be a positive int, got 2.5"),
+    (dict(finetune_steps=True), "finetune_steps must be a positive int, got True"),
+    (dict(finetune_lr=0), "finetune_lr must be a finite number > 0, got 0"),
+    (dict(finetune_lr=float("inf")), "finetune_lr must be a finite number > 0, got inf"),
+    (dict(seed=-1), "seed must be an int >= 0, got -1"),
+])
+def test_proxy_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        ProxyConfig(**kwargs)
+
+
+def test_proxy_config_defaults_and_frozen():
+    cfg = ProxyConfig()
+    assert (cfg.init, cfg.coeff, cfg.bn_batches, cfg.batch_size, cfg.finetune_steps, cfg.finetune_lr, cfg.seed) == \
+        ("qr", "reduced", 20, 256, 100, 0.01, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 1
+
+
+def test_unknown_proxy_fails_before_compute(monkeypatch):
+    from basisconv import sensitivity
+    monkeypatch.setattr(sensitivity, "evaluate", lambda *a, **k: pytest.fail("computed before validating"))
+    data = (torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+    m = build_model("resnet18", width=4)
+    match = "unknown proxy 'x'; valid choices: zero_shot, finetune"
+    with pytest.raises(ValueError, match=match):
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot", "x"], data, data, ProxyConfig())
+    with pytest.raises(ValueError, match=match):
+        proxy_eval(m, [], 1.0, "x", data, TensorLoader(*data, 4, train=False), ProxyConfig())
+    with pytest.raises(TypeError, match="cfg must be a ProxyConfig, got dict"):
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], data, data, {"bn_batches": 1})

@@ -88,9 +88,9 @@ def test_convert_errors(model, layers, ratio, match):
 
 
 def test_convert_bad_modes(model):
-    with pytest.raises(ValueError, match="unknown coeff='half'"):
+    with pytest.raises(ValueError, match="unknown coeff 'half'"):
         convert(model, coeff="half")
-    with pytest.raises(ValueError, match="unknown init='magic'"):
+    with pytest.raises(ValueError, match="unknown init 'magic'"):
         convert(model, init="magic")
 
 

@@ -95,10 +95,10 @@ def test_unknown_basis_layer_fails_before_training(data):
     (dict(epochs=0), "epochs must be a positive int, got 0"),
     (dict(batch_size=-8), "batch_size must be a positive int, got -8"),
     (dict(lr=0), "lr must be a finite number > 0"),
-    (dict(schedule="step"), "unknown schedule='step'; valid choices: 'onecycle', 'cosine'"),
+    (dict(schedule="step"), "unknown schedule 'step'; valid choices: onecycle, cosine"),
     (dict(switch_epoch=5, epochs=5), r"switch_epoch must be an int in \[0, epochs=5\)"),
     (dict(basis_ratio=0), r"basis_ratio must be a number in \(0, 1\]"),
-    (dict(basis_coeff="x"), "unknown basis_coeff='x'"),
+    (dict(basis_coeff="x"), "unknown basis_coeff 'x'"),
     (dict(basis_layers=[]), "empty list"),
     (dict(label_smoothing=1.0), "label_smoothing must be in"),
 ])

@@ -21,20 +21,15 @@ MACs per output pixel: dense ``C_out*C_in*k*k``; basis ``rank*C_in*k*k + (C_out-
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checks import check_choice
+
 COEFF_CHOICES = ("reduced", "full")
-# Execution forms of the reduced layer (same outputs, same trainable parameters):
-#   "cat": Z = C Y' for the C_out - rank combined channels, then cat([Y', Z]) and, if the basis channels are not the
-#          first ones, a channel gather back to the original order (the paper's MAC count);
-#   "dense_mix": one 1x1 conv with the constructed (C_out, rank) matrix A = P [I; C]. Costs rank more MACs per
-#          pixel than "cat" but writes the output once, in the input's memory format: the gather of "cat" copies the
-#          whole output and drops channels_last, which made QR-initialised layers 1.5-4.6x slower on CPU.
-#   "auto": "dense_mix" when the basis order is not the identity (QR/SVD inits), else "cat".
-IMPL_CHOICES = ("auto", "cat", "dense_mix")
 INIT_CHOICES = ("qr", "svd", "random")
 
 
@@ -48,8 +43,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 
 def _check_choice(value, choices, name: str) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name}={value!r}; valid choices: {', '.join(map(repr, choices))}")
+    check_choice(value, choices, name)
 
 
 def pivoted_qr_columns(m: torch.Tensor, r: int) -> torch.Tensor:
@@ -85,7 +79,8 @@ class BasisConv2d(nn.Module):
 
     Parameters ``weight`` ``(rank, C_in, kh, kw)`` and ``coefficients`` (``(C_out - rank, rank)`` reduced or
     ``(C_out, rank)`` full); buffer ``basis_idx`` ``(rank,)`` holds the output positions of the basis channels
-    (reduced only; ``other_idx`` the rest) so a QR-chosen basis keeps the original channel order.
+    (reduced only; ``other_idx`` the rest) so a QR-chosen basis keeps the original channel order. ``impl`` picks
+    how the reduced mix is executed: a name in ``EXECUTION_FORMS`` or ``"auto"`` (see ``execution_form``).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -95,7 +90,8 @@ class BasisConv2d(nn.Module):
             raise ValueError(f"BasisConv2d supports groups=1 only, got groups={groups}: a grouped conv's filters "
                              "do not share an input space, so they have no common basis")
         _check_choice(coeff, COEFF_CHOICES, "coeff")
-        _check_choice(impl, IMPL_CHOICES, "impl")
+        # read at call time (not the IMPL_CHOICES snapshot), so a form registered at runtime is accepted too
+        _check_choice(impl, ("auto", *EXECUTION_FORMS), "impl")
         self.impl = impl
         if isinstance(padding, str):
             raise ValueError(f"string padding {padding!r} is not supported; pass explicit integers")
@@ -147,19 +143,26 @@ class BasisConv2d(nn.Module):
         eye = torch.eye(self.rank, dtype=self.coefficients.dtype, device=self.coefficients.device)
         return torch.cat([eye, self.coefficients], 0)[self.inv_perm]
 
+    @property
+    def execution_form(self) -> str:
+        """The ``EXECUTION_FORMS`` entry the reduced forward runs: ``impl``, with ``"auto"`` resolved.
+
+        ``"auto"`` is a rule, not a form: ``"dense_mix"`` when the basis order is not the identity (QR/SVD inits,
+        where the gather of ``"cat"`` would copy the whole output and drop channels_last), else ``"cat"`` (the
+        paper's MAC count, nothing to gather). Read on every forward, so setting ``layer.impl`` (as
+        ``bench.time_basis_layers`` does) takes effect at once.
+        """
+        if self.impl == "auto":
+            return "cat" if self._order_identity else "dense_mix"
+        return self.impl
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)  # (N, rank, H, W)
         if self.coeff == "full":
+            # the full (C_out, rank) matrix has no identity block, so there is one form: a 1x1 conv
             out = F.conv2d(y, self.coefficients[:, :, None, None])  # (N, C_out, H, W)
-        elif self.impl == "dense_mix" or (self.impl == "auto" and not self._order_identity):
-            out = F.conv2d(y, self.full_coeff()[:, :, None, None])  # (N, C_out, H, W), one write, format kept
-        elif self.coefficients.shape[0] == 0:
-            out = y if self._order_identity else y[:, self.inv_perm]  # rank == C_out: a permutation of the basis
         else:
-            z = F.conv2d(y, self.coefficients[:, :, None, None])  # (N, C_out - rank, H, W)
-            out = torch.cat([y, z], 1)
-            if not self._order_identity:
-                out = out[:, self.inv_perm]  # restore original channel order: drop-in replacement
+            out = EXECUTION_FORMS[self.execution_form](self, y)  # (N, C_out, H, W)
         if self.bias is not None:
             out = out + self.bias[None, :, None, None]
         return out
@@ -252,6 +255,47 @@ class BasisConv2d(nn.Module):
         if self.impl != "auto":
             s += f", impl={self.impl!r}"
         return s
+
+
+# Execution forms of the reduced layer: ``name -> form(layer, y) -> out``, where ``y`` is the basis output Y'
+# (N, rank, H, W) and ``out`` is A Y' (N, C_out, H, W) in the original channel order, before the bias (``forward``
+# adds it). Every form computes the same function of the same trainable parameters (``weight``, ``coefficients``)
+# and buffers (``inv_perm``, the basis positions); they differ only in how the output is assembled, i.e. in speed
+# and memory format. ``BasisConv2d(impl=name)`` picks one; ``"auto"`` is a resolution rule over them (see
+# ``BasisConv2d.execution_form``). Only the reduced coefficients have forms: the full matrix is always one 1x1 conv.
+# A new form is one entry here plus its test (tests/test_basis.py parametrises over this dict).
+
+
+def _cat_form(layer: BasisConv2d, y: torch.Tensor) -> torch.Tensor:
+    """Z = C Y' for the ``C_out - rank`` combined channels, ``cat([Y', Z])``, then, if the basis channels are not
+    the first ones, a channel gather back to the original order: the paper's MAC count,
+    ``(C_out - rank) * rank`` per pixel for the mix."""
+    if layer.coefficients.shape[0] == 0:
+        # rank == C_out: nothing to combine, the output is a permutation of the basis outputs
+        return y if layer._order_identity else y[:, layer.inv_perm]
+    z = F.conv2d(y, layer.coefficients[:, :, None, None])  # (N, C_out - rank, H, W)
+    out = torch.cat([y, z], 1)  # (N, C_out, H, W), basis channels first
+    if not layer._order_identity:
+        out = out[:, layer.inv_perm]  # restore original channel order: drop-in replacement
+    return out
+
+
+def _dense_mix_form(layer: BasisConv2d, y: torch.Tensor) -> torch.Tensor:
+    """One 1x1 conv with the constructed ``(C_out, rank)`` matrix ``A = P [I; C]``.
+
+    Costs ``rank`` more MACs per pixel than ``"cat"`` but writes the output once, in the input's memory format:
+    the gather of ``"cat"`` copies the whole output and drops channels_last, which made QR-initialised layers
+    1.5-4.6x slower on CPU.
+    """
+    return F.conv2d(y, layer.full_coeff()[:, :, None, None])  # (N, C_out, H, W)
+
+
+EXECUTION_FORMS: dict[str, Callable[[BasisConv2d, torch.Tensor], torch.Tensor]] = {
+    "cat": _cat_form,
+    "dense_mix": _dense_mix_form,
+}
+# ``impl`` values: the resolution rule "auto" and every registered form (error messages list them in this order)
+IMPL_CHOICES = ("auto", *EXECUTION_FORMS)
 
 
 def resolve_rank(out_channels: int, *, ratio: float | None = None, rank: int | None = None) -> int:

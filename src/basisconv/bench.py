@@ -8,8 +8,6 @@ every row carries the device, thread count, torch version, dtype, batch size and
 from __future__ import annotations
 
 import copy
-import os
-import platform
 
 import torch
 import torch.nn as nn
@@ -18,34 +16,17 @@ import torch.utils.benchmark as tbench
 from tqdm.auto import tqdm
 
 from .basis import BasisConv2d
+from .checks import check_choice
 from .counting import count_macs
+from .provenance import hardware_info
 from .surgery import conv_layers
 
 PASSES = ("fwd", "fwd+bwd")
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def hardware_info(device="cpu") -> dict:
-    device = torch.device(device)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-    import torchvision
-    return {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version(), "cuda": torch.version.cuda if device.type == "cuda" else None}
-
-
 def check_memory_format(name: str):
-    if name not in MEMORY_FORMATS:
-        raise ValueError(f"unknown memory_format {name!r}; valid choices: {', '.join(MEMORY_FORMATS)}")
-    return MEMORY_FORMATS[name]
+    return MEMORY_FORMATS[check_choice(name, MEMORY_FORMATS, "memory_format")]
 
 
 def time_call(fn, *, min_run_time: float = 1.0, warmup: int = 3) -> tuple[float, float]:
@@ -277,34 +258,52 @@ def bench_trainer_overhead(model: nn.Module, images: torch.Tensor, labels: torch
             "trainer_overhead": 1 - trainer_ips / bare_ips}
 
 
+# The performance targets, in one place: name -> (comparison, threshold). Recorded by the benchmark stage and
+# reported, never asserted by a test (a timing depends on the machine).
+LAYER_THEORY_MIN = 1.5  # layers whose theoretical speedup is at least this are held to the per-layer target
+TARGETS = {
+    "layers_fraction_of_theory": (">=", 0.85),
+    "train_step_fraction_of_theory": (">=", 0.90),
+    "loader_fraction_of_step": ("<=", 0.05),
+    "trainer_overhead": ("<=", 0.10),
+}
+
+
+def _target(name: str, value) -> dict:
+    op, thr = TARGETS[name]
+    met = value is not None and (value >= thr if op == ">=" else value <= thr)
+    return {"target": f"{op} {thr:.2f}", "value": value, "met": bool(met)}
+
+
 def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, trainer: dict,
             memory_format: str = "channels_last") -> dict:
-    """The performance targets (recorded, never asserted): each with the measured value and whether it is met.
+    """The performance targets of ``TARGETS`` (recorded, never asserted), each with the measured value and whether
+    it is met:
 
-    - layers with theoretical speedup >= 1.5x: measured fwd+bwd speedup >= 85 % of theory (basis_reduced);
-    - selected-layers model train step: >= 90 % of its theoretical speedup (the reduced form's MAC count), for the
-      scratch form, the switched (QR) form and the switched form with execution forms tuned by measurement;
-    - data loading <= 5 % of a baseline training step; trainer overhead <= 10 %.
+    - layers with theoretical speedup >= ``LAYER_THEORY_MIN``: measured fwd+bwd speedup as a fraction of theory
+      (basis_reduced);
+    - selected-layers model train step as a fraction of its theoretical speedup (the reduced form's MAC count), for
+      the scratch form, the switched (QR) form and the switched form with execution forms tuned by measurement;
+    - data loading as a fraction of a baseline training step; trainer overhead.
     """
     big = [r for r in layer_rows if r["variant"] == "basis_reduced" and r["pass"] == "fwd+bwd"
-           and r["memory_format"] == memory_format and r["theoretical_speedup"] >= 1.5]
+           and r["memory_format"] == memory_format and r["theoretical_speedup"] >= LAYER_THEORY_MIN]
     frac = [r["measured_speedup"] / r["theoretical_speedup"] for r in big]
     step = {r["model"]: r for r in model_rows if r["mode"] == "train_step"}
+    thr = TARGETS["layers_fraction_of_theory"][1]
     out = {"layers_fraction_of_theory": {
-        "target": ">= 0.85 for layers with theoretical >= 1.5x", "n_layers": len(big),
-        "n_met": sum(f >= 0.85 for f in frac), "min": min(frac) if frac else None,
-        "median": sorted(frac)[len(frac) // 2] if frac else None, "met": bool(frac) and all(f >= 0.85 for f in frac)}}
+        "target": f">= {thr:.2f} for layers with theoretical >= {LAYER_THEORY_MIN}x", "n_layers": len(big),
+        "n_met": sum(f >= thr for f in frac), "min": min(frac) if frac else None,
+        "median": sorted(frac)[len(frac) // 2] if frac else None, "met": bool(frac) and all(f >= thr for f in frac)}}
     if "selected" in step:
         theory = step["selected"]["theoretical_speedup"]  # the paper's MAC count (reduced form, leading basis)
         for name in ("selected", "selected_switched", "selected_tuned"):
             if name in step:
-                f = step[name]["measured_speedup"] / theory
-                out[f"{name}_train_step_fraction_of_theory"] = {"target": ">= 0.90", "value": f, "met": f >= 0.90}
+                out[f"{name}_train_step_fraction_of_theory"] = _target(
+                    "train_step_fraction_of_theory", step[name]["measured_speedup"] / theory)
     base_ms = step["baseline"]["median_ms"]
-    lf = loader["median_ms"] / base_ms
-    out["loader_fraction_of_step"] = {"target": "<= 0.05", "value": lf, "met": lf <= 0.05}
-    out["trainer_overhead"] = {"target": "<= 0.10", "value": trainer["trainer_overhead"],
-                               "met": trainer["trainer_overhead"] <= 0.10}
+    out["loader_fraction_of_step"] = _target("loader_fraction_of_step", loader["median_ms"] / base_ms)
+    out["trainer_overhead"] = _target("trainer_overhead", trainer["trainer_overhead"])
     # where a basis layer is slower than its folded (dense) form, the faster correct form is the folded conv
     slower = sorted({(r["layer"], r["ratio"]) for r in layer_rows if r["variant"] == "basis_reduced"
                      and r["pass"] == "fwd" and r["measured_speedup"] < 1.0 and r["memory_format"] == memory_format})

@@ -23,6 +23,9 @@ import torch
 from torchvision.datasets.utils import calculate_md5, download_url
 from tqdm.auto import tqdm
 
+from .checks import check_choice
+from .io import save_torch, write_json
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -153,8 +156,7 @@ def split_indices(labels: torch.Tensor, val_size: int, seed: int) -> tuple[torch
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid choices: {', '.join(SPLITS)}")
+    check_choice(split, SPLITS, "split")
 
 
 def load_cifar10(root, split: str, val_size: int = 5000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +214,7 @@ def load_data(source: str, split: str, *, root=None, val_size: int = 5000, seed:
         return load_cifar10(root, split, val_size=val_size, seed=seed)
     if source == "synthetic":
         return synthetic_cifar(split, n_per_class=n_per_class, seed=seed)
-    raise ValueError(f"unknown data source {source!r}; valid choices: {', '.join(SOURCES)}")
+    check_choice(source, SOURCES, "data source")
 
 
 def load_sources(path) -> dict:
@@ -236,10 +238,9 @@ def prepare(source: str, prepared, *, root=None, sources: dict | None = None, va
     ``source`` is ``synthetic`` or a key of ``sources`` (the catalogue); everything is validated before any
     download. Returns the metadata (source, label, md5, sizes and per-class counts) that is also written.
     """
-    from .io import write_json
     valid = ["synthetic"] + sorted(sources or {})
     if source not in valid:
-        raise ValueError(f"unknown data source {source!r}; valid choices: {', '.join(valid)}")
+        check_choice(source, valid, "data source")
     if isinstance(train_subset, bool) or not isinstance(train_subset, int) or train_subset < 0:
         raise ValueError(f"train_subset must be an int >= 0, got {train_subset!r}")
     prepared = Path(prepared)
@@ -260,9 +261,7 @@ def prepare(source: str, prepared, *, root=None, sources: dict | None = None, va
     splits["train"] = (x[keep], y[keep])
     prepared.mkdir(parents=True, exist_ok=True)
     for s, (x, y) in splits.items():
-        tmp = prepared / f".{s}.pt.tmp"
-        torch.save({"images": x.contiguous(), "labels": y.contiguous()}, tmp)
-        os.replace(tmp, prepared / f"{s}.pt")
+        save_torch({"images": x.contiguous(), "labels": y.contiguous()}, prepared / f"{s}.pt")
     meta.update(classes=list(CLASSES), sizes={s: len(v[1]) for s, v in splits.items()},
                 per_class={s: torch.bincount(v[1], minlength=10).tolist() for s, v in splits.items()})
     write_json(prepared / "meta.json", meta)

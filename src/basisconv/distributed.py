@@ -23,23 +23,36 @@ def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def init_from_env(device="auto", backend: str | None = None, timeout_s: float = 1800) -> torch.device:
-    """Join the torchrun process group if there is one; returns this rank's device.
+def env_rank() -> int:
+    """``RANK`` as set by torchrun (0 outside it): a worker's index in a split measurement without a process group."""
+    return int(os.environ.get("RANK", "0"))
 
-    ``device``: ``auto`` (CUDA if available), ``cpu`` or ``cuda``; each rank uses GPU ``LOCAL_RANK``.
+
+def resolve_device(device="auto") -> torch.device:
+    """The device to run on, the one place that decides it: ``auto``/``None`` is CUDA when present, else CPU; under
+    torchrun each rank takes GPU ``LOCAL_RANK``. ``cpu``, ``cuda``, ``cuda:1`` or a ``torch.device`` as given."""
+    if isinstance(device, torch.device):
+        return device
+    kind = ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else str(device)
+    if kind.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; valid choices: auto, cpu, cuda")
+    if kind == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(kind)
+
+
+def init_from_env(device="auto", backend: str | None = None, timeout_s: float = 1800) -> torch.device:
+    """Join the torchrun process group if there is one; returns this rank's device (``resolve_device``).
+
     ``backend=None`` picks ``nccl`` for CUDA and ``gloo`` for CPU.
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
-    kind = ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else torch.device(device).type
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; valid choices: auto, cpu, cuda")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device("cuda", local) if kind == "cuda" else torch.device("cpu")
-    if kind == "cuda":
+    dev = resolve_device(device)
+    if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if env_world_size() > 1 and not is_distributed():
-        dist.init_process_group(backend or ("nccl" if kind == "cuda" else "gloo"), timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(backend or ("nccl" if dev.type == "cuda" else "gloo"), timeout=timedelta(seconds=timeout_s))
     return dev
 
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from .loader import TensorLoader
+from .sensitivity import ProxyConfig, check_proxies, proxy_eval
 from .surgery import convert
 from .train import TrainConfig, train
 
@@ -87,24 +89,28 @@ def retrain_accuracy(model: nn.Module, layers, ratio, train_data, val_data, cfg:
 
 
 def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], ratio: float, train_data,
-            val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_kwargs: dict | None = None,
-            init: str = "qr", coeff: str = "reduced", device="cpu", done: set | None = None, on_row=None,
-            progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+            val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_cfg: ProxyConfig | None = None,
+            device="cpu", done: set | None = None, on_row=None, progress: bool | dict = True,
+            shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "seconds"}``.
 
     ``method="real"``: the control (no layers), each single layer and each pair, retrained with ``cfg`` and scored
     on ``val_data``. ``method=<proxy>``: each pair through ``sensitivity.proxy_eval`` on ``proxy_val_data`` (the
-    sweep's images and settings, ``proxy_kwargs``), since the single-layer proxy drops are the sweep's own rows.
+    sweep's images and settings, ``proxy_cfg``), since the single-layer proxy drops are the sweep's own rows.
+    ``proxy_cfg`` (default ``ProxyConfig()``) also gives the ``init``/``coeff`` of the retrained conversions, so
+    both methods convert the layers the same way.
     ``done`` holds ``(method, layers tuple)`` keys to skip (resume); ``on_row`` gets each row when measured.
     ``shard=(k, n)``: only every n-th job from the k-th (one worker of a split run; jobs are independent).
     """
-    from .loader import TensorLoader
-    from .sensitivity import proxy_eval
     device = torch.device(device)
     done = done or set()
     k, n = shard
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
+    check_proxies(proxies)  # before the first retraining, not at the first proxy job
+    proxy_cfg = ProxyConfig() if proxy_cfg is None else proxy_cfg
+    if not isinstance(proxy_cfg, ProxyConfig):
+        raise TypeError(f"proxy_cfg must be a ProxyConfig or None, got {type(proxy_cfg).__name__}")
     jobs = ([("real", ())] + [("real", (l,)) for l in layers] + [("real", tuple(p)) for p in pairs]
             + [(proxy, tuple(p)) for proxy in proxies for p in pairs])[k::n]
     if proxies and proxy_val_data is None:
@@ -119,11 +125,10 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
             continue
         t0 = time.perf_counter()
         if method == "real":
-            acc, n = retrain_accuracy(model, subset, ratio, train_data, val_data, cfg, init=init, coeff=coeff,
-                                      device=device), len(val_data[1])
+            acc, n = retrain_accuracy(model, subset, ratio, train_data, val_data, cfg, init=proxy_cfg.init,
+                                      coeff=proxy_cfg.coeff, device=device), len(val_data[1])
         else:
-            _, ev = proxy_eval(model, list(subset), ratio, method, train_data, proxy_loader, init=init, coeff=coeff,
-                               **(proxy_kwargs or {}))
+            _, ev = proxy_eval(model, list(subset), ratio, method, train_data, proxy_loader, proxy_cfg)
             acc, n = ev["acc"], ev["n"]
         row = {"method": method, "layers": list(subset), "val_acc": acc, "n_val": n,
                "seconds": time.perf_counter() - t0}

@@ -1,7 +1,8 @@
 """Atomic result writing for the pipeline of the arXiv 2408.06024 replication.
 
-Every result file is written to a temporary name in the same folder and renamed into place, so a killed stage
-never leaves a file that looks finished (a rename within one filesystem is atomic).
+Every result file (text, JSON, CSV, tensors, figures) is written to a temporary name in the same folder and renamed
+into place, so a killed stage never leaves a file that looks finished (a rename within one filesystem is atomic).
+This is the only place that writes result files; everything else calls these helpers.
 """
 from __future__ import annotations
 
@@ -11,18 +12,23 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_text(path, text: str) -> Path:
+def _atomic(path, write) -> Path:
+    """Call ``write(tmp_path)`` for a temporary file beside ``path``, then rename it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path, text: str) -> Path:
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json(path, obj) -> Path:
@@ -38,10 +44,42 @@ def write_frame(path, df, **kwargs) -> Path:
     return atomic_write_text(path, df.to_csv(index=False, **kwargs))
 
 
+def save_torch(obj, path) -> Path:
+    """``torch.save`` atomically (checkpoints, model weights, prepared splits), with reproducible bytes.
+
+    Saved through a file object: given a path, torch names the archive's records after the file (here a random
+    temporary name), so equal tensors would give different bytes and a different content digest downstream.
+    """
+    import torch
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+    return _atomic(path, write)
+
+
 def save_figure(fig, path, dpi: int = 120) -> Path:
+    return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+
+
+def append_jsonl(path, row: dict) -> None:
+    """Append one JSON line (a resume log): a killed writer leaves at most one cut line, which readers skip."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def read_jsonl(files, row_key) -> list[dict]:
+    """Rows of JSON-lines files, one per ``row_key(row)``; the first file in name order wins."""
+    seen, rows = set(), []
+    for f in sorted(files):
+        for line in Path(f).read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # blank, or the last line of a killed worker cut short: that job is measured again
+            if row_key(r) not in seen:
+                seen.add(row_key(r))
+                rows.append(r)
+    return rows

@@ -3,7 +3,8 @@
 ``profiles/paper.yaml`` is the complete parameter tree of the paper's setting (arXiv 2408.06024 experiments) and
 the schema: a key it does not have is an error. ``profiles/<name>.yaml`` are overlays (only the keys that differ).
 ``compose`` deep-merges them the way DVC's Hydra composition would, and ``python -m basisconv.params cpu`` writes
-the result to ``params.yaml``, which DVC tracks and papermill injects into every notebook.
+the result to ``params.yaml``, which DVC tracks and papermill injects into every notebook. ``resolve`` is the edge
+where a notebook's injected sections become checked params (the only place a stage reads the schema).
 """
 from __future__ import annotations
 
@@ -68,6 +69,18 @@ def check_section(name: str, given: dict, schema: dict) -> dict:
         raise ValueError(f"unknown key(s) {', '.join(f'{name}.{b}' for b in bad)} in params; valid keys of "
                          f"{name!r}: {', '.join(sorted(schema))}")
     return merge(schema, given)
+
+
+def resolve(schema_file=None, **sections) -> dict:
+    """``{name: checked section}`` for each ``name=given`` (papermill-injected), before any compute: unknown
+    sections and keys are refused, missing keys take the paper's value (``profiles/paper.yaml``, the schema)."""
+    schema = yaml.safe_load(Path(schema_file or PROFILE_DIR / f"{BASE}.yaml").read_text())
+    out = {}
+    for name, given in sections.items():
+        if name not in schema:
+            raise ValueError(f"unknown params section {name!r}; valid sections: {', '.join(schema)}")
+        out[name] = check_section(name, given or {}, schema[name]) if isinstance(schema[name], dict) else given
+    return out
 
 
 def main(argv=None) -> None:

@@ -2,8 +2,9 @@
 
 ``python -m basisconv.publish`` copies ``reports/`` (README, Markdown tables, figures) to ``docs/results/<profile>/``
 and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``README.md`` with the
-run's main table, data label, hardware, versions and wall time. Every number comes from the run's files; the wall
-time is the sum of papermill's recorded durations of the executed notebooks.
+run's main table, data label, hardware, versions, wall time and the claim paragraphs of ``basisconv.report`` (the
+same ones the report stage writes). Every number comes from the run's files; the wall time is the sum of
+papermill's recorded durations of the executed notebooks.
 """
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from . import report
-from .io import atomic_write_text, read_json
+from .io import atomic_write_text
+from .layout import EXECUTED_DIR, STAGES
+from .stages.report import load_results
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def notebook_seconds(executed_dir) -> dict[str, float]:
+def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
     out = {}
     for nb in sorted(Path(executed_dir).glob("*.ipynb")):
         meta = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {})
@@ -30,24 +31,18 @@ def notebook_seconds(executed_dir) -> dict[str, float]:
     return out
 
 
-def results_block(reports="reports", results="results", docs_dir="docs/results") -> tuple[str, Path]:
-    reports, results = Path(reports), Path(results)
-    base = read_json(results / "metrics" / "baseline.json")
-    bench = read_json(results / "metrics" / "benchmark.json")
-    sel = read_json(results / "selection.json")
-    faith = read_json(results / "metrics" / "faithfulness.json")
+def results_block(docs_dir="docs/results") -> tuple[str, Path]:
+    r = load_results()
+    base, bench, sel, faith = r["baseline"], r["benchmark"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", profile)
     hw = base["hardware"]
-    secs = notebook_seconds(reports / "notebooks")
-    main_table = pd.read_csv(reports / "tables" / "main_table.csv")
-    runs = pd.read_csv(reports / "tables" / "runs.csv")
+    secs = notebook_seconds()
+    runs = r["tables"]["runs"]
     # the first seed's baseline row is the baseline stage's run, already counted above
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
-    table = main_table.drop(columns=["data"])
-    models = pd.read_csv(reports / "tables" / "benchmark_models.csv")
-    models = models[["model", "mode", "batch_size", "median_ms", "images_per_s", "theoretical_speedup",
-                     "measured_speedup"]]
+    models = r["tables"]["benchmark_models"][["model", "mode", "batch_size", "median_ms", "images_per_s",
+                                              "theoretical_speedup", "measured_speedup"]]
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
         f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.publish`).",
@@ -60,16 +55,11 @@ def results_block(reports="reports", results="results", docs_dir="docs/results")
         "",
         "Test accuracy in %, mean ± std over seeds (`seeds` column); `delta_vs_baseline` in points; times in seconds.",
         "",
-        table.to_markdown(index=False, floatfmt=".4g"),
+        r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"),
         "",
-        f"Sensitivity selection: {len(sel['layers'])} of {len(sel['candidates'])} layers (predicted loss "
-        f"{sel['predicted_loss']:.2f} points, {sel['params_saved']:,} parameters saved): "
-        + (", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) or "none") + ".",
+        report.selection_line(sel),
         "",
-        "- **Selected vs. naive and random subsets at equal savings.** " + report.selection_verdict(main_table),
-        "- **Cost of the search.** " + report.search_cost(sel, base),
-        "- **Faithfulness of the fast proxy.** " + report.faithfulness(
-            faith, faith["params_resolved"]["sensitivity"]["proxies"]),
+        *[f"- **{claim}** {text}" for claim, text in report.claims(r)],
         "",
         f"Whole-model timing ({bench['hardware']['device_name']}, {bench['hardware']['threads']} threads):",
         "",
@@ -78,43 +68,25 @@ def results_block(reports="reports", results="results", docs_dir="docs/results")
     ]
     if "targets" in bench:
         lines += ["", "Performance targets (measured by the benchmark stage, never asserted by a test):", "",
-                  targets_markdown(bench["targets"])]
-    lines += [
-        "",
-        f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md).",
-    ]
+                  report.targets_markdown(bench["targets"])]
+    lines += ["", f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md)."]
     return "\n".join(lines), dest
 
 
-def targets_markdown(tg: dict) -> str:
-    rows = []
-    for name, t in tg.items():
-        if name == "fold_at_inference":
-            rows.append({"target": "basis slower than dense in fwd (fold at inference)", "goal": "-",
-                         "measured": ", ".join(f"{x['layer']}@{x['ratio']}" for x in t) or "none", "met": "-"})
-            continue
-        value = t.get("value", t.get("median"))
-        measured = f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
-        if "n_layers" in t:
-            measured = f"{t['n_met']}/{t['n_layers']} layers (median {measured}, min " + (
-                f"{t['min']:.3g})" if t["min"] is not None else "n/a)")
-        rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
-    return pd.DataFrame(rows).to_markdown(index=False)
-
-
-def publish(readme="README.md", reports="reports", results="results", docs_dir="docs/results") -> Path:
-    block, dest = results_block(reports, results, docs_dir)
+def publish(readme="README.md", docs_dir="docs/results") -> Path:
+    block, dest = results_block(docs_dir)
     readme = Path(readme)
     text = readme.read_text()
     if START not in text or END not in text:
         raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+    reports = Path(STAGES["report"]["readme"]).parent
     if dest.exists():
         shutil.rmtree(dest)
     (dest / "tables").mkdir(parents=True)
-    shutil.copytree(Path(reports) / "figures", dest / "figures")
-    for t in Path(reports, "tables").glob("*.md"):
+    shutil.copytree(STAGES["report"]["figures"], dest / "figures")
+    for t in Path(STAGES["report"]["tables"]).glob("*.md"):
         shutil.copyfile(t, dest / "tables" / t.name)
-    shutil.copyfile(Path(reports) / "README.md", dest / "README.md")
+    shutil.copyfile(reports / "README.md", dest / "README.md")
     pre, rest = text.split(START, 1)
     post = rest.split(END, 1)[1]
     atomic_write_text(readme, f"{pre}{START}\n{block}\n{END}{post}")

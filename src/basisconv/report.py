@@ -1,8 +1,9 @@
 """Sentences of the report that compare this run with the claims of arXiv 2408.06024.
 
 Each function turns result files (already read into dicts and DataFrames) into one Markdown paragraph; every number
-in it comes from those results. Shared by the report notebook (``reports/README.md``) and ``basisconv.publish``
-(the README's results block), so both say the same thing.
+in it comes from those results. ``claims`` is the whole list of claim paragraphs and ``targets_markdown`` the
+table of performance targets: the report stage (``reports/README.md``) and ``basisconv.publish`` (the README's
+results block) both render these, so the prose lives here and nowhere else.
 """
 from __future__ import annotations
 
@@ -78,3 +79,70 @@ def faithfulness(metrics: dict, proxies) -> str:
             + f". Additivity over {metrics['n_pairs']} layer pairs: the mean |drop(a, b) - drop(a) - drop(b)| is "
             + ", ".join(f"{inter(m)} points ({m})" for m in ["real", *proxies])
             + f". The checks took {metrics['seconds']:.0f} s.")
+
+
+def _speed(bench: dict, key: str) -> str:
+    m = bench.get("models", {}).get(key)
+    return f"{m['measured_speedup']:.2f}x measured vs {m['theoretical_speedup']:.2f}x theoretical" if m else "n/a"
+
+
+def claims(r: dict) -> list[tuple[str, str]]:
+    """``(claim, paragraph)`` for every claim of the paper this run can speak to.
+
+    ``r``: ``{"baseline", "selection", "benchmark", "faithfulness"}`` (the stages' JSON files) and
+    ``"main_table"`` (DataFrame), as ``basisconv.stages.report.load_results`` reads them.
+    """
+    mt = r["main_table"].set_index("variant")
+    bench, sel = r["benchmark"], r["selection"]
+
+    def acc(v):
+        return fmt_acc(mt, v)
+    base_params = f"{int(mt.loc['baseline', 'params']):,}" if "baseline" in mt.index else "n/a"
+    return [
+        ("Basis layers shrink the model.",
+         "The paper: only `rank` filters and a reduced coefficient matrix are trained. Measured: baseline "
+         f"{base_params} parameters; " + ", ".join(f"{v} {int(x.params):,} ({x.compression:.2f}x)"
+                                                   for v, x in mt.iterrows() if v != "baseline") + "."),
+        ("Basis layers speed up forward and backward passes.",
+         "The paper analyses the cost and reports speedups. Measured whole-model training step: all layers "
+         f"{_speed(bench, 'all_layers.train_step')}; selected {_speed(bench, 'selected.train_step')}; selected as "
+         f"the switch schedule trains it (QR basis) {_speed(bench, 'selected_switched.train_step')}, with execution "
+         f"forms tuned by measurement {_speed(bench, 'selected_tuned.train_step')}; inference: all layers "
+         f"{_speed(bench, 'all_layers.inference')}, selected {_speed(bench, 'selected.inference')}, tuned (folded "
+         f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
+         "`tables/benchmark_layers.md`."),
+        ("Applying basis convolutions to every layer costs accuracy; sensitivity-selected layers do not.",
+         f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
+         f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
+         f"{acc('selected@scratch')}; random subsets at equal savings "
+         f"{', '.join(acc(v) for v in mt.index if v.startswith('random')) or 'n/a'}; largest-first "
+         f"{acc('largest@switch')}."),
+        ("Selected vs. naive and random subsets at equal savings.", selection_verdict(r["main_table"])),
+        ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
+         f"predicted loss {sel['predicted_loss']:.2f} points."),
+        ("Faithfulness of the fast proxy.",
+         faithfulness(r["faithfulness"], r["faithfulness"]["params_resolved"]["sensitivity"]["proxies"])),
+    ]
+
+
+def selection_line(sel: dict) -> str:
+    return (f"Sensitivity selection: {len(sel['layers'])} of {len(sel['candidates'])} layers (predicted loss "
+            f"{sel['predicted_loss']:.2f} points, {sel['params_saved']:,} parameters saved): "
+            + (", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) or "none") + ".")
+
+
+def targets_markdown(tg: dict) -> str:
+    """The performance targets recorded by the benchmark stage, as a Markdown table."""
+    rows = []
+    for name, t in tg.items():
+        if name == "fold_at_inference":
+            rows.append({"target": "basis slower than dense in fwd (fold at inference)", "goal": "-",
+                         "measured": ", ".join(f"{x['layer']}@{x['ratio']}" for x in t) or "none", "met": "-"})
+            continue
+        value = t.get("value", t.get("median"))
+        measured = f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+        if "n_layers" in t:
+            measured = f"{t['n_met']}/{t['n_layers']} layers (median {measured}, min " + (
+                f"{t['min']:.3g})" if t["min"] is not None else "n/a)")
+        rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
+    return pd.DataFrame(rows).to_markdown(index=False)

@@ -4,7 +4,10 @@ For each candidate conv and each ratio, only that layer of the trained baseline 
 the validation accuracy is measured with a cheap proxy:
 
 - ``zero_shot``: BatchNorm statistics recalibrated on a few training batches, no gradient step;
-- ``finetune``: the same, then ``finetune_steps`` SGD steps on training batches.
+- ``finetune``: the same, then ``finetune_steps`` SGD steps on training batches (and the statistics once more).
+
+``PROXIES`` is the registry of proxies (name -> function adapting a converted model in place) and ``ProxyConfig``
+holds their settings; a new proxy is one entry plus its test (tests/test_sensitivity.py parametrises over it).
 
 Sensitivity (points) ``delta = 100 * (acc_control - acc_converted)``: the control is the unconverted baseline put
 through the same proxy (same BN batches, same fine-tune steps), so the delta is the conversion's effect alone and not
@@ -20,21 +23,57 @@ import copy
 import fnmatch
 import math
 import time
+from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .basis import check_ratio, resolve_rank
+from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio, resolve_rank
+from .checks import check_choice
 from .counting import count_macs
 from .loader import TensorLoader
 from .surgery import conv_layers, convert, convertible_names
 from .train import evaluate
 
-PROXIES = ("zero_shot", "finetune")
 OBJECTIVES = ("params", "macs", "time")
+
+
+def _positive_int(v, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The settings of a proxy measurement: how layers are converted and how the proxy adapts the model.
+
+    ``init``/``coeff``: ``BasisConv2d.from_conv``'s; ``bn_batches``: training batches of ``batch_size`` images per
+    BatchNorm recalibration; ``finetune_steps`` SGD steps at ``finetune_lr`` (``finetune`` proxy); ``seed``: the
+    global torch seed before conversion and the training loader's shuffling/augmentation seed, so the converted model
+    and its control see the same batches.
+    """
+    init: str = "qr"
+    coeff: str = "reduced"
+    bn_batches: int = 20
+    batch_size: int = 256
+    finetune_steps: int = 100
+    finetune_lr: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_choice(self.init, INIT_CHOICES, "init")
+        _check_choice(self.coeff, COEFF_CHOICES, "coeff")
+        for name in ("bn_batches", "batch_size", "finetune_steps"):
+            _positive_int(getattr(self, name), name)
+        lr = self.finetune_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            raise ValueError(f"finetune_lr must be a finite number > 0, got {lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
 
 
 def candidate_layers(model: nn.Module, include=("*",), exclude=(), kernel_sizes=(3,)) -> list[str]:
@@ -106,42 +145,72 @@ def finetune(model: nn.Module, loader: TensorLoader, steps: int, lr: float, mome
     model.eval()
 
 
-def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_data, val_loader: TensorLoader, *,
-               init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
-               finetune_steps: int = 100, finetune_lr: float = 0.01, seed: int = 0) -> tuple[nn.Module, dict]:
+def _zero_shot(model: nn.Module, loader: TensorLoader, cfg: ProxyConfig) -> None:
+    """BatchNorm statistics re-estimated for the converted layers' outputs; no gradient step."""
+    recalibrate_bn(model, loader, cfg.bn_batches)
+
+
+def _finetune(model: nn.Module, loader: TensorLoader, cfg: ProxyConfig) -> None:
+    """Recalibrate, fine-tune every parameter, recalibrate again (the steps moved the activations the first
+    statistics were taken on)."""
+    recalibrate_bn(model, loader, cfg.bn_batches)
+    finetune(model, loader, cfg.finetune_steps, cfg.finetune_lr)
+    recalibrate_bn(model, loader, cfg.bn_batches)
+
+
+# name -> proxy(model, train loader, cfg): adapts an already converted model (or the unconverted control) in place
+# and leaves it in eval mode; ``proxy_eval`` converts, seeds and scores around it. A new proxy is one entry here
+# plus its test (tests/test_sensitivity.py parametrises over this dict).
+PROXIES: dict[str, Callable[[nn.Module, TensorLoader, ProxyConfig], None]] = {
+    "zero_shot": _zero_shot,
+    "finetune": _finetune,
+}
+
+
+def check_proxies(proxies) -> None:
+    """Raise (before any compute) if a name in ``proxies`` is not in ``PROXIES``."""
+    for p in proxies:
+        if p not in PROXIES:
+            raise ValueError(f"unknown proxy {p!r}; valid choices: {', '.join(PROXIES)}")
+
+
+def _check_cfg(cfg) -> None:
+    if not isinstance(cfg, ProxyConfig):
+        raise TypeError(f"cfg must be a ProxyConfig, got {type(cfg).__name__}")
+
+
+def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_data, val_loader: TensorLoader,
+               cfg: ProxyConfig) -> tuple[nn.Module, dict]:
     """Convert ``layers`` of a trained ``model`` and measure val accuracy with ``proxy`` (see the module docstring).
 
     ``layers=[]`` is the control: the unconverted model through the same proxy. Returns the (converted) model and
     ``evaluate``'s dict with per-image ``correct``. Used per layer by the sweep and for layer pairs by the
     additivity check, so both measure exactly the same thing.
     """
-    if proxy not in PROXIES:
-        raise ValueError(f"unknown proxy {proxy!r}; valid choices: {', '.join(PROXIES)}")
-    torch.manual_seed(seed)
-    conv_model = convert(model, list(layers), ratio=ratio, coeff=coeff, init=init) if layers else copy.deepcopy(model)
-    loader = TensorLoader(*train_data, batch_size, train=True, seed=seed, device=val_loader.device)
-    recalibrate_bn(conv_model, loader, bn_batches)
-    if proxy == "finetune":
-        finetune(conv_model, loader, finetune_steps, finetune_lr)
-        recalibrate_bn(conv_model, loader, bn_batches)
+    check_proxies([proxy])
+    _check_cfg(cfg)
+    torch.manual_seed(cfg.seed)  # the "random" init draws here: the same layer gets the same weights in every job
+    conv_model = (convert(model, list(layers), ratio=ratio, coeff=cfg.coeff, init=cfg.init) if layers
+                  else copy.deepcopy(model))
+    loader = TensorLoader(*train_data, cfg.batch_size, train=True, seed=cfg.seed, device=val_loader.device)
+    PROXIES[proxy](conv_model, loader, cfg)
     return conv_model, evaluate(conv_model, val_loader, per_sample=True)
 
 
-def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data, *,
-                      init: str = "qr", coeff: str = "reduced", bn_batches: int = 20, batch_size: int = 256,
-                      finetune_steps: int = 100, finetune_lr: float = 0.01, confidence: float = 0.95,
-                      device="cpu", seed: int = 0, time_layer=None, done: set | None = None,
-                      on_row=None, progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
-    """One row per (layer, ratio, proxy); see the module docstring. ``done`` holds keys to skip (resume),
-    ``on_row`` receives each row as soon as it is measured, ``time_layer(conv, basis) -> ms saved`` (optional)
-    adds the measured fwd+bwd time saved. ``shard=(k, n)``: only every n-th job from the k-th (a worker's part of
-    a split sweep); every job is seeded on its own, so the merged rows equal a single worker's."""
+def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data,
+                      cfg: ProxyConfig, *, confidence: float = 0.95, device="cpu", time_layer=None,
+                      done: set | None = None, on_row=None, progress: bool | dict = True,
+                      shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    """One row per (layer, ratio, proxy); see the module docstring. ``cfg`` sets the conversion and the proxies.
+    ``done`` holds keys to skip (resume), ``on_row`` receives each row as soon as it is measured,
+    ``time_layer(conv, basis) -> ms saved`` (optional) adds the measured fwd+bwd time saved. ``shard=(k, n)``: only
+    every n-th job from the k-th (a worker's part of a split sweep); every job is seeded on its own, so the merged
+    rows equal a single worker's."""
     k, n = shard
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
-    for p in proxies:
-        if p not in PROXIES:
-            raise ValueError(f"unknown proxy {p!r}; valid choices: {', '.join(PROXIES)}")
+    check_proxies(proxies)
+    _check_cfg(cfg)
     device = torch.device(device)
     model = copy.deepcopy(model).to(device).eval()
     val_loader = TensorLoader(*val_data, 1000, train=False, device=device)
@@ -149,8 +218,6 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     records = {r.name: r for r in conv_layers(model)}
     rows, done = [], done or set()
     jobs = [(l, r, p) for l in layers for r in ratios for p in proxies][k::n]
-    kw = dict(init=init, coeff=coeff, bn_batches=bn_batches, batch_size=batch_size, finetune_steps=finetune_steps,
-              finetune_lr=finetune_lr, seed=seed)
     controls = {}  # proxy -> evaluate() of the unconverted model through that proxy; measured when first needed
     bar = tqdm(jobs, desc="sensitivity", disable=progress is False, **(progress if isinstance(progress, dict) else {}))
     for layer, ratio, proxy in bar:
@@ -158,16 +225,17 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
             continue
         t0 = time.perf_counter()
         if proxy not in controls:
-            controls[proxy] = proxy_eval(model, [], 1.0, proxy, train_data, val_loader, **kw)[1]
+            controls[proxy] = proxy_eval(model, [], 1.0, proxy, train_data, val_loader, cfg)[1]
         ctrl = controls[proxy]
-        conv_model, ev = proxy_eval(model, [layer], ratio, proxy, train_data, val_loader, **kw)
+        conv_model, ev = proxy_eval(model, [layer], ratio, proxy, train_data, val_loader, cfg)
         rec = records[layer]
         rank = resolve_rank(rec.out_channels, ratio=ratio)
         lo, hi = paired_interval(ctrl["correct"], ev["correct"], confidence)
         row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
                "baseline_val_acc": base["acc"], "control_val_acc": ctrl["acc"], "val_acc": ev["acc"],
                "delta_acc": 100 * (ctrl["acc"] - ev["acc"]), "ci_low": lo, "ci_high": hi, "n_val": ev["n"],
-               "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank, coeff),
+               "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank,
+                                                 cfg.coeff),
                "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer), (1, rec.in_channels, *rec.input_hw)),
                "time_saved_ms": None}
         if time_layer is not None:
@@ -186,8 +254,7 @@ def select_layers(rows, *, proxy: str, objective: str = "params", max_loss: floa
     ``(-saving/max(loss, 1e-3), -saving, layer order, ratio)`` so ties resolve deterministically, and each is taken
     if its layer is not chosen yet and the summed loss stays within ``max_loss``.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; valid choices: {', '.join(OBJECTIVES)}")
+    check_choice(objective, OBJECTIVES, "objective")
     if not (isinstance(max_loss, (int, float)) and max_loss >= 0):
         raise ValueError(f"max_loss must be a number >= 0 (points), got {max_loss!r}")
     key = {"params": "params_saved", "macs": "macs_saved", "time": "time_saved_ms"}[objective]

@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed as dist_
+from .distributed import resolve_device
 from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
+from .io import save_torch
 from .loader import TensorLoader
 from .surgery import convert
 
@@ -127,12 +129,6 @@ class TrainResult:
         return sum(h["epoch_time"] for h in self.history)
 
 
-def resolve_device(device=None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_sample: bool = False) -> dict:
     """Mean cross-entropy and accuracy over every sample of ``loader`` (eval mode; the mode is restored).
@@ -198,12 +194,6 @@ def _switch(model: nn.Module, opt: torch.optim.SGD, cfg: TrainConfig, init: str,
                 and st["momentum_buffer"].shape == p.shape:
             new_opt.state[p]["momentum_buffer"] = st["momentum_buffer"].clone()
     return model, new_opt
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a killed save never leaves a file that looks like a finished checkpoint
 
 
 def _check_finite(loss: torch.Tensor, distributed: bool, device) -> bool:
@@ -310,7 +300,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
         history.append(row)
         if ckpt is not None and main:  # one writer; the other ranks wait at the barrier below
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            save_torch({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                           "scheduler": {"step": (epoch + 1) * steps_per_epoch, "total_steps": total_steps},
                           "rng": {"torch": torch.get_rng_state()}, "history": history, "config": cfg_dict}, ckpt)
         dist_.barrier()

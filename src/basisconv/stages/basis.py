@@ -1,0 +1,114 @@
+"""Stage ``basis``: the paper's main comparison, basis-decomposed training (arXiv 2408.06024, Experiments).
+
+Every variant is trained for every seed of ``train.seeds`` with the same schedule: the baseline, basis layers on
+**all** candidate layers at ``basis.ratio`` (the naive use), on the **selected** layers at their selected ratios,
+and the comparison subsets matched to the selection's parameter savings (``random<k>``, ``largest``). Schedules:
+``scratch`` (basis layers from step 0) and ``switch`` (the paper's cheap skip schedule: ``basis.switch_epoch``
+full-rank epochs, then each chosen ``W`` is replaced by ``A W'`` initialised from its own filters). Each run is
+content-addressed (``basisconv.runs``): its key hashes its TrainConfig (layers and ratios included), the model
+section, the content of ``data/prepared`` and this module's code closure.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from ..checks import check_choice
+from ..io import read_json, write_frame, write_json
+from ..keys import digest
+from ..layout import STAGES
+from ..models import build_model
+from ..runs import run_training
+from . import common
+
+L = STAGES["basis"]
+VARIANTS = ("baseline", "all_layers", "selected", "random", "largest")
+SCHEDULES = ("scratch", "switch")
+
+
+def plan(B: dict, sel: dict) -> list[tuple]:
+    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training."""
+    for v in B["variants"]:
+        check_choice(v, VARIANTS, "basis.variants entry")
+    for s in list(B["schedules"]) + [B["comparison_schedule"]]:
+        check_choice(s, SCHEDULES, "schedule")
+    out = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
+    for v in ("all_layers", "selected"):
+        if v not in B["variants"] or (v == "selected" and not sel["layers"]):
+            continue  # an empty selection (no layer fits the loss budget) has nothing to train
+        layers, ratio = (sel["candidates"], B["ratio"]) if v == "all_layers" else (sel["layers"], sel["ratios"])
+        out += [(v, s, layers, ratio) for s in B["schedules"]]
+    for name, c in sel["comparisons"].items():
+        if name.rstrip("0123456789") in B["variants"]:
+            out.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
+    return out
+
+
+def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, inputs: dict, device, baseline: dict | None,
+               progress=True, on_run=None) -> list[dict]:
+    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run)."""
+    B, runs = P["basis"], []
+    run_inputs = digest(inputs["inputs"]["data/prepared"], inputs["code"])
+    for seed in P["train"]["seeds"]:
+        for variant, schedule, layers, ratio in pl:
+            name = variant if schedule == "-" else f"{variant}@{schedule}"
+            if variant == "baseline" and seed == P["train"]["seeds"][0]:
+                if baseline is None:
+                    continue  # under torchrun only the runs to train are wanted
+                m = dict(baseline, name="baseline")  # same config as the baseline stage: not trained twice
+            else:
+                basis_kw = {} if layers is None else dict(
+                    basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
+                    switch_epoch=B["switch_epoch"] if schedule == "switch" else 0)
+                cfg = common.train_config(P["train"], seed=seed, **basis_kw)
+                torch.manual_seed(seed)
+                net = build_model(P["model"]["arch"], width=P["model"]["width"])
+                m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"],
+                                 data_meta=meta, inputs=run_inputs, device=device, progress=progress)
+            row = {"variant": name, "seed": seed, "test_acc": m["test_acc"], "val_acc": m["val_acc"],
+                   "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
+                   "train_time": m["train_time"], "data": meta["label"]}
+            runs.append(row)
+            if on_run is not None:
+                on_run(row)
+    return runs
+
+
+def main_table(runs: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Mean ± std over seeds per variant, with deltas and compression against the baseline."""
+    g = runs.groupby("variant", sort=False)
+    base = runs[runs.variant == "baseline"]
+    base_acc = base.test_acc.mean() if len(base) else float("nan")
+    base_params = base.params.iloc[0] if len(base) else float("nan")
+    table = pd.DataFrame({
+        "test_acc_mean": g.test_acc.mean() * 100, "test_acc_std": g.test_acc.std(ddof=0) * 100,
+        "seeds": g.seed.count(), "delta_vs_baseline": (g.test_acc.mean() - base_acc) * 100,
+        "params": g.params.first(), "compression": base_params / g.params.first(), "macs": g.macs.first(),
+        "epoch_time_s": g.epoch_time_mean.mean(), "train_time_s": g.train_time.mean()}).reset_index()
+    table["data"] = label
+    return table
+
+
+def run(P: dict, progress=True, on_run=None) -> dict:
+    """Plan, train (or find) every run, aggregate. Returns ``{"plan", "runs", "table"}``."""
+    device = common.setup(P["train"])
+    sel = read_json(L["selection"])
+    pl = plan(P["basis"], sel)  # refuses unknown variants and schedules before any training
+    if P["train"]["processes"] > 1 and not common.under_torchrun():
+        common.launch("basis", P["train"]["processes"], P)  # data-parallel; the runs are then found finished
+    D, meta = common.load_splits()
+    inputs = common.inputs("basis", P)
+    baseline = None if common.under_torchrun() else read_json(L["baseline_metrics"])
+    runs = train_runs(P, pl, D, meta, inputs, device, baseline, progress=progress, on_run=on_run)
+    if common.under_torchrun():
+        return {"plan": pl, "runs": runs}
+    runs = pd.DataFrame(runs)
+    write_frame(L["runs_table"], runs)
+    table = main_table(runs, meta["label"])
+    write_frame(L["main_table"], table)
+    write_json(L["metrics"], {"data": meta["label"], "profile": P["profile"], "params_resolved": P, "variants": {
+        r.variant: {k: (None if pd.isna(v) else v) for k, v in r._asdict().items() if k not in ("Index", "variant")}
+        for r in table.itertuples()}})
+    common.write_provenance("basis", {**inputs, "run_inputs": digest(inputs["inputs"]["data/prepared"],
+                                                                     inputs["code"])})
+    return {"plan": pl, "runs": runs, "table": table, "data": meta}

@@ -1,0 +1,81 @@
+"""Stage ``benchmark``: the paper's speed claim, measured honestly (arXiv 2408.06024, forward/backward cost).
+
+Per layer: every conv of the model at each ``benchmark.ratios`` entry, forward and forward+backward, dense
+``nn.Conv2d`` against ``BasisConv2d`` (reduced and full coefficient matrices) and the folded conv, next to the
+theoretical speedup (the MAC ratio ``C_out C_in k^2 / (r C_in k^2 + (C_out - r) r)``). Whole models: training step
+and inference of the baseline, all-layers basis, the selected layers fresh and as the switch schedule trains them
+(QR basis), and with execution forms tuned by measurement; then data-loader throughput and trainer overhead, and
+the performance targets (``bench.TARGETS``). ``torch.utils.benchmark`` with warm-up excluded and device sync;
+hardware and versions go into every row. Timings are not reused across runs (nothing is resumed here).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .. import bench
+from ..io import read_json, write_frame, write_json
+from ..layout import STAGES
+from ..models import build_model
+from ..provenance import hardware_info
+from ..surgery import convert
+from . import common
+
+L = STAGES["benchmark"]
+
+
+def models_to_time(P: dict, net, sel: dict, device, K: dict) -> tuple[dict, dict, list]:
+    """``(models, modes, forms)``: the whole models timed, which modes each, and the tuned execution forms."""
+    B = P["basis"]
+    models = {"baseline": net, "all_layers": convert(net, sel["candidates"], ratio=B["ratio"], coeff=B["coeff"],
+                                                     init="random")}
+    modes, forms = {}, []
+    if sel["layers"]:
+        models["selected"] = convert(net, sel["layers"], ratio=sel["ratios"], coeff=B["coeff"], init="random")
+        # what the switch schedule trains (basis filters chosen by QR, so not the leading channels), then the same
+        # layers with each one's execution form picked by measurement: fastest impl for training, folded at inference
+        models["selected_switched"] = convert(net, sel["layers"], ratio=sel["ratios"], coeff=B["coeff"], init="qr")
+        tuned, inference, forms = bench.tune_forms(models["selected_switched"], batch_size=K["model_batch_size"],
+                                                   device=device, memory_format=K["memory_formats"][0],
+                                                   min_run_time=K["min_run_time"])
+        models["selected_tuned"], models["selected_tuned_inference"] = tuned, inference
+        modes = {"selected_tuned": ("train_step",), "selected_tuned_inference": ("inference",)}
+    return models, modes, forms
+
+
+def run(P: dict, progress=True) -> dict:
+    """Time layers and models, record targets. Returns ``{"layers", "models", "forms", "targets", "hardware"}``."""
+    K = P["benchmark"]
+    for f in K["memory_formats"]:
+        bench.check_memory_format(f)  # before any timing
+    device = common.setup(P["train"], threads=K["threads"])
+    sel = read_json(L["selection"])
+    torch.manual_seed(0)
+    net = build_model(P["model"]["arch"], width=P["model"]["width"])  # timing does not depend on trained weights
+    rows = bench.bench_layers(net, K["ratios"], batch_sizes=K["batch_sizes"], memory_formats=K["memory_formats"],
+                              device=device, min_run_time=K["min_run_time"], progress=progress)
+    layers_df = pd.DataFrame(rows)
+    write_frame(L["layers"], layers_df)
+    models, modes, forms = models_to_time(P, net, sel, device, K)
+    write_frame(L["forms"], pd.DataFrame(forms, columns=None if forms else ["layer", "train_impl", "inference_form"]))
+    mrows = bench.bench_models(models, batch_size=K["model_batch_size"], device=device,
+                               memory_format=K["memory_formats"][0], min_run_time=K["min_run_time"], modes=modes)
+    models_df = pd.DataFrame(mrows)
+    write_frame(L["models"], models_df)
+    # data loading alone and the trainer's overhead over a bare forward/backward/step loop
+    D, _ = common.load_splits()
+    fmt_cl = K["memory_formats"][0] == "channels_last"
+    loader_t = bench.bench_loader(*D["train"], batch_size=K["model_batch_size"], device=device,
+                                  channels_last=fmt_cl, min_run_time=K["min_run_time"])
+    trainer_t = bench.bench_trainer_overhead(net, *D["train"], batch_size=K["model_batch_size"],
+                                             steps=K["overhead_steps"], device=device, channels_last=fmt_cl)
+    tg = bench.targets(rows, mrows, loader_t, trainer_t, memory_format=K["memory_formats"][0])
+    hw = hardware_info(device)
+    write_json(L["metrics"], {
+        "loader": loader_t, "trainer": trainer_t, "targets": tg, "profile": P["profile"], "hardware": hw,
+        "params_resolved": P,
+        "models": {f"{r['model']}.{r['mode']}": {k: r[k] for k in ("median_ms", "measured_speedup",
+                                                                    "theoretical_speedup", "images_per_s")}
+                   for r in mrows}})
+    common.write_provenance("benchmark", common.inputs("benchmark", P))
+    return {"layers": layers_df, "models": models_df, "forms": forms, "targets": tg, "hardware": hw}

@@ -1,0 +1,80 @@
+"""Stage ``report``: every table and figure of the run, and one paragraph per claim of arXiv 2408.06024.
+
+Tables go to ``reports/tables/`` (CSV, Markdown, LaTeX), figures to ``reports/figures/``, and ``reports/README.md``
+states what the paper claims and what this run measured; the paragraphs come from ``basisconv.report``, the same
+functions ``basisconv.publish`` uses for the README's results block. Every number comes from the result files.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .. import report
+from ..io import atomic_write_text, read_json, write_frame
+from ..layout import BASELINE_METRICS, SELECTION, STAGES
+
+L = STAGES["report"]
+# table name -> the stage output it is read from (stage, role)
+TABLES = {"data_splits": ("data", "summary", "splits.csv"), "baseline_history": ("baseline", "history", None),
+          "sensitivity": ("sensitivity", "rows", None), "main_table": ("basis", "main_table", None),
+          "runs": ("basis", "runs_table", None), "benchmark_layers": ("benchmark", "layers", None),
+          "benchmark_models": ("benchmark", "models", None), "faithfulness_layers": ("faithfulness", "layers", None),
+          "faithfulness_pairs": ("faithfulness", "pairs", None), "benchmark_forms": ("benchmark", "forms", None)}
+
+
+def table_path(name: str) -> str:
+    stage, role, file = TABLES[name]
+    p = STAGES[stage][role]
+    return f"{p}/{file}" if file else p
+
+
+def load_results() -> dict:
+    """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.layout``."""
+    return {"baseline": read_json(BASELINE_METRICS), "selection": read_json(SELECTION),
+            "benchmark": read_json(STAGES["benchmark"]["metrics"]),
+            "faithfulness": read_json(STAGES["faithfulness"]["metrics"]),
+            "tables": {n: pd.read_csv(table_path(n)) for n in TABLES},
+            "main_table": pd.read_csv(table_path("main_table"))}
+
+
+def figures() -> list[Path]:
+    """Every figure the stages wrote (``results/<stage>/*.png``)."""
+    return sorted(Path("results").glob("*/*.png"))
+
+
+def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
+    base, hw = r["baseline"], r["baseline"]["hardware"]
+    lines = [f"# {title}", "",
+             f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
+             f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}. Baseline training: "
+             f"{base['train_time']:.0f} s.", "",
+             "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
+             report.selection_line(r["selection"]), "", "## Claims", ""]
+    for claim, text in report.claims(r):
+        lines += [f"**{claim}** {text}", ""]
+    if "targets" in r["benchmark"]:
+        lines += ["## Performance targets (measured, not asserted)", "",
+                  report.targets_markdown(r["benchmark"]["targets"]), ""]
+    lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in sorted(figs.items())]
+    return "\n".join(lines) + "\n"
+
+
+def run(P: dict, progress=True) -> dict:
+    """Write tables, figures and ``reports/README.md``. Returns ``{"readme" (text), "figures"}``."""
+    r = load_results()
+    for name, t in r["tables"].items():
+        write_frame(f"{L['tables']}/{name}.csv", t)
+        atomic_write_text(f"{L['tables']}/{name}.md", t.to_markdown(index=False, floatfmt=".4g") + "\n")
+        atomic_write_text(f"{L['tables']}/{name}.tex", t.to_latex(index=False, float_format="%.4g"))
+    out_dir = Path(L["readme"]).parent
+    figs = {}
+    for src in figures():
+        dst = Path(L["figures"]) / f"{src.parent.name}_{src.name}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        figs[dst.stem] = dst.relative_to(out_dir)
+    text = markdown(P["report"]["title"], P["profile"], r, figs)
+    atomic_write_text(L["readme"], text)
+    return {"readme": text, "figures": figs}

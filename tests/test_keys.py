@@ -1,0 +1,62 @@
+"""Content-addressed keys: a result follows its inputs (params, input file content, code)."""
+import shutil
+
+import pytest
+import torch
+
+from basisconv import keys
+from basisconv.io import save_torch
+
+
+def test_content_digest_follows_bytes_not_size_or_time(tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"x" * 100)
+    b.write_bytes(b"y" * 100)  # same size, other content: the old key (byte size) could not tell them apart
+    assert keys.content_digest(a) != keys.content_digest(b)
+    d1 = keys.content_digest(a)
+    a.write_bytes(b"x" * 100)  # rewritten, same bytes
+    assert keys.content_digest(a) == d1
+    with pytest.raises(FileNotFoundError, match="does not exist; run the stage that writes it first"):
+        keys.content_digest(tmp_path / "missing.pt")
+
+
+def test_folder_digest_sees_every_file_and_skips_hidden(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.pt").write_bytes(b"1")
+    d = keys.content_digest(tmp_path / "d")
+    (tmp_path / "d" / ".x.tmp").write_bytes(b"partial")  # a temporary file of an atomic write
+    assert keys.content_digest(tmp_path / "d") == d
+    (tmp_path / "d" / "y.pt").write_bytes(b"2")
+    assert keys.content_digest(tmp_path / "d") != d
+
+
+def test_saved_tensors_have_reproducible_bytes(tmp_path):
+    t = {"w": torch.arange(12.0).reshape(3, 4)}
+    save_torch(t, tmp_path / "a.pt")
+    save_torch(t, tmp_path / "b.pt")
+    assert keys.content_digest(tmp_path / "a.pt") == keys.content_digest(tmp_path / "b.pt")
+
+
+def test_digest_ignores_dict_order():
+    assert keys.digest({"a": 1, "b": 2}) == keys.digest({"b": 2, "a": 1}) != keys.digest({"a": 1, "b": 3})
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    dst = tmp_path / "basisconv"
+    shutil.copytree(keys.PACKAGE_DIR, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    return dst
+
+
+@pytest.mark.parametrize("edited,stage,changes", [
+    ("sensitivity.py", "sensitivity", True), ("train.py", "baseline", True), ("train.py", "basis", True),
+    ("bench.py", "sensitivity", True), ("report.py", "report", True),
+    ("sensitivity.py", "baseline", False), ("publish.py", "basis", False), ("report.py", "benchmark", False),
+    ("stages/basis.py", "report", False),
+])
+def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
+    module = f"basisconv.stages.{stage}"
+    before = keys.code_digest(module, package_copy)
+    with open(package_copy / edited, "a") as f:
+        f.write("\n# an edit\n")
+    assert (keys.code_digest(module, package_copy) != before) == changes

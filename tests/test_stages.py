@@ -1,0 +1,129 @@
+"""Stage modules end to end on a tiny workspace: every reused artefact follows its inputs.
+
+A result is reused only under the same key (params read, content of the input files, source of the modules the
+stage imports); a changed param, a retrained baseline or an edited module computes afresh, and a killed sweep
+resumes with the rows it had.
+"""
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from basisconv import keys
+from basisconv.data import prepare
+from basisconv.io import read_json
+from basisconv.layout import BASELINE_MODEL, PREPARED, STAGES
+from basisconv.loader import TensorLoader
+from basisconv.params import compose
+from basisconv.stages import baseline, sensitivity
+from basisconv.train import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    """A workspace with the schema, tiny params (smoke profile, smaller still) and prepared synthetic data."""
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(ROOT / "profiles" / "paper.yaml", tmp_path / "profiles" / "paper.yaml")
+    P = compose("smoke", profile_dir=ROOT / "profiles")
+    P["train"].update(epochs=1, batch_size=50, eval_batch_size=100, threads=0)
+    P["sensitivity"].update(include=["layer1.0.conv1", "layer4.1.conv2"], bn_batches=1, batch_size=50,
+                            finetune_steps=1, eval_size=0)
+    P["data"].update(val_size=100, synthetic_per_class=30)
+    monkeypatch.chdir(tmp_path)
+    prepare("synthetic", PREPARED, val_size=100, synthetic_per_class=30)
+    return P
+
+
+@pytest.fixture
+def edited_package(tmp_path, monkeypatch):
+    """``edit(file)``: the code keys now read a copy of the package in which ``file`` has one more line."""
+    copy = tmp_path / "pkg" / "basisconv"
+
+    def edit(rel):
+        if not copy.exists():
+            shutil.copytree(keys.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        with open(copy / rel, "a") as f:
+            f.write("\n# an edit that changes no behaviour, but is code the stage runs\n")
+        monkeypatch.setattr(keys, "PACKAGE_DIR", copy)
+    return edit
+
+
+def _with(P, section, **kw):
+    return {**P, section: {**P[section], **kw}}
+
+
+def _json_files(stage):
+    return sorted(Path(STAGES[stage]["runs"]).glob("*.json"))
+
+
+def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
+    k1 = baseline.run(ws, progress=False)["metrics"]["key"]
+    (f1,) = _json_files("baseline")
+    stamp = f1.stat().st_mtime_ns
+    assert baseline.run(ws, progress=False)["metrics"]["key"] == k1 and f1.stat().st_mtime_ns == stamp  # reused
+    weights = keys.content_digest(BASELINE_MODEL)
+    m2 = baseline.run(_with(ws, "train", lr=ws["train"]["lr"] / 2), progress=False)["metrics"]
+    assert m2["key"] != k1 and keys.content_digest(BASELINE_MODEL) != weights  # retrained, and published
+    assert read_json(STAGES["baseline"]["metrics"])["val_acc"] == m2["val_acc"]
+    baseline.run(ws, progress=False)  # back to the first params: found again, its weights published again
+    assert keys.content_digest(BASELINE_MODEL) == weights and len(_json_files("baseline")) == 2
+    edited_package("train.py")  # the trainer's code changed: the stored run is not returned
+    assert baseline.run(ws, progress=False)["metrics"]["key"] not in (k1, m2["key"])
+    assert len(_json_files("baseline")) == 3
+    assert len(list(Path(STAGES["baseline"]["runs"]).glob("*.ckpt"))) == 1  # stale checkpoints are dropped
+
+
+def _rows(out):
+    return out["rows"].drop(columns=["seconds", "time_saved_ms"]).to_dict("records")
+
+
+def test_sweep_follows_baseline_params_and_code(ws, edited_package):
+    baseline.run(ws, progress=False)
+    first = sensitivity.run(ws, progress=False)
+    k1 = read_json(STAGES["sensitivity"]["provenance"])["key"]
+    again = sensitivity.run(ws, progress=False)
+    assert again["rows"].seconds.tolist() == first["rows"].seconds.tolist()  # read back, not measured again
+
+    P2 = _with(ws, "train", lr=ws["train"]["lr"] / 2)  # the ablation: a new baseline
+    baseline.run(P2, progress=False)
+    second = sensitivity.run(P2, progress=False)
+    prov = read_json(STAGES["sensitivity"]["provenance"])
+    assert prov["key"] != k1 and prov["inputs"][BASELINE_MODEL] == keys.content_digest(BASELINE_MODEL)
+    val = tuple(torch.load(f"{PREPARED}/val.pt", weights_only=True).values())
+    acc = evaluate(sensitivity.trained_baseline(P2), TensorLoader(*val, 1000, train=False))["acc"]
+    assert (second["rows"].baseline_val_acc == acc).all()  # every row measured on the new baseline
+    assert second["selection"]["params_resolved"]["train"]["lr"] == P2["train"]["lr"]
+    sel_rows = pd.read_csv(STAGES["sensitivity"]["rows"])
+    assert (sel_rows.baseline_val_acc == acc).all()
+
+    edited_package("sensitivity.py")  # the sweep's code changed: measured again under a new key
+    third = sensitivity.run(P2, progress=False)
+    assert read_json(STAGES["sensitivity"]["provenance"])["key"] not in (k1, prov["key"])
+    assert third["rows"].seconds.tolist() != second["rows"].seconds.tolist()
+    assert _rows(third) == _rows(second)  # same inputs, same behaviour: same numbers
+    assert len(list(Path(STAGES["sensitivity"]["runs"]).glob("partial-*.jsonl"))) == 3
+
+
+def test_killed_sweep_resumes_with_its_rows(ws):
+    baseline.run(ws, progress=False)
+    full = sensitivity.run(ws, progress=False)
+    (log,) = Path(STAGES["sensitivity"]["runs"]).glob("partial-*.jsonl")
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join(lines[:2]) + '\n{"layer": "layer4.1.con')  # killed while writing the third row
+    resumed = sensitivity.run(ws, progress=False)
+    assert _rows(resumed) == _rows(full)
+    kept = full["rows"].seconds.tolist()
+    assert sum(s in kept for s in resumed["rows"].seconds) == 2  # two rows reused, the others measured again
+
+
+def test_stage_registry_is_the_layout():
+    from basisconv import stages
+    assert stages.NAMES == tuple(STAGES)
+    for name in stages.NAMES:
+        assert callable(stages.get(name).run)
+    with pytest.raises(ValueError, match="unknown stage 'train'; valid choices: data, baseline, sensitivity"):
+        stages.get("train")
