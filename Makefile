@@ -4,6 +4,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 PROFILE ?=
+# ALLOW_LONG=1: run even when the estimate exceeds BASISCONV_MAX_HOURS (default 3) on a machine without GPU
+ALLOW_LONG ?=
+PRE := python -m basisconv.params check && BASISCONV_ALLOW_LONG=$(ALLOW_LONG) python -m basisconv.estimate
 .PHONY: install test repro bench smoke check-pipeline clean-venv
 
 $(STAMP): pyproject.toml
@@ -19,16 +22,17 @@ test: install
 
 # DVC does not put the venv on PATH, so stages run with it activated. PROFILE=cpu (or "cpu mirror", smoke, ...)
 # first composes params.yaml from profiles/; without PROFILE the current params.yaml is used as is.
+# First: every param checked, and the wall time estimated (stops before a week-long CPU run; see basisconv.estimate).
 repro: install
-	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) dvc repro
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) $(PRE) && dvc repro
 
 # The timing benchmarks alone (dvc repro of the benchmark stage; upstream stages only if they are out of date).
 bench: install
-	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) dvc repro benchmark
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) python -m basisconv.params check && dvc repro benchmark
 
 # The whole pipeline on synthetic data in a few minutes, then checks of its outputs (what CI runs).
 smoke: install
-	. $(VENV)/bin/activate && python -m basisconv.params smoke && dvc repro && python tests/pipeline_check.py
+	. $(VENV)/bin/activate && python -m basisconv.params smoke && $(PRE) && dvc repro && python tests/pipeline_check.py
 
 check-pipeline: install
 	. $(VENV)/bin/activate && python tests/pipeline_check.py

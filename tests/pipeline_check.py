@@ -77,10 +77,11 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     model_digest, data_digest = content_digest(ROOT / BASELINE_MODEL), content_digest(ROOT / PREPARED)
     if prov["baseline"]["key"] == before["baseline_key"]:
         problems.append(f"{label}: the baseline run was not retrained (same key)")
-    if model_digest == before["model_digest"]:
+    if before["weights_change"] and model_digest == before["model_digest"]:
         problems.append(f"{label}: {BASELINE_MODEL} did not change")
-    if prov["sensitivity"]["inputs"].get(BASELINE_MODEL) != model_digest:
-        problems.append(f"{label}: the sweep's key does not hold the current {BASELINE_MODEL}")
+    for f, d in ((BASELINE_MODEL, model_digest), (PREPARED, data_digest)):
+        if prov["sensitivity"]["inputs"].get(f) != d:
+            problems.append(f"{label}: the sweep's key does not hold the current {f}")
     if prov["basis"]["inputs"].get(PREPARED) != data_digest:
         problems.append(f"{label}: the basis runs' key does not hold the current {PREPARED}")
     given = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -107,15 +108,19 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     if (again["layers"], again["ratios"]) != (sel["layers"], sel["ratios"]):
         problems.append(f"{label}: selection.json is not the selection of the current sensitivity rows")
     runs = pd.read_csv(ROOT / STAGES["basis"]["runs_table"])
-    base = _read(STAGES["baseline"]["metrics"])
+    base = _read(STAGES["baseline"]["summary"])
     first = runs[(runs.variant == "baseline") & (runs.seed == P["train"]["seeds"][0])]
     if len(first) and float(first.test_acc.iloc[0]) != base["test_acc"]:
         problems.append(f"{label}: the basis table's baseline row is not the current baseline")
-    for r in runs[runs.variant != "baseline"].itertuples():
-        found = [f for f in (ROOT / STAGES["basis"]["runs"]).glob(f"{r.variant}_s{r.seed}-*.json")
-                 if json.loads(f.read_text())["inputs"] == prov["basis"]["run_inputs"]]
-        if not found or json.loads(found[0].read_text())["test_acc"] != r.test_acc:
-            problems.append(f"{label}: run {r.variant} seed {r.seed} is not a run of the current inputs")
+    if len(first) and first.key.iloc[0] != prov["baseline"]["key"]:
+        problems.append(f"{label}: the basis table's baseline row is not the baseline stage's run")
+    for r in runs[(runs.variant != "baseline") | (runs.seed != P["train"]["seeds"][0])].itertuples():
+        f = ROOT / STAGES["basis"]["runs"] / f"{r.variant}_s{r.seed}-{r.key}.json"
+        m = json.loads(f.read_text()) if f.is_file() else None
+        if m is None or m["inputs"] != prov["basis"]["run_inputs"] or m["test_acc"] != r.test_acc \
+                or m["model"] != P["model"] or any(m["config"][k] != v for k, v in P["train"].items()
+                                                   if k in m["config"] and k != "seed"):
+            problems.append(f"{label}: run {r.variant} seed {r.seed} is not a run of the current params and inputs")
     return problems
 
 
@@ -132,8 +137,9 @@ def ablations() -> list[str]:
              "data.val_size - 100": ("data", "val_size", lambda v: v - 100)}
     problems = []
     for label, (section, key, change) in edits.items():
+        # synthetic data: val_size changes the val split only, so the retrained weights may be bit-identical
         before = {"baseline_key": _read(STAGES["baseline"]["provenance"])["key"],
-                  "model_digest": content_digest(ROOT / BASELINE_MODEL)}
+                  "model_digest": content_digest(ROOT / BASELINE_MODEL), "weights_change": section != "data"}
         p = yaml.safe_load(original)
         p[section][key] = change(p[section][key])
         try:
@@ -171,9 +177,18 @@ def main() -> int:
     shown = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
     metrics = json.loads(shown.stdout or "{}")
     files = {f for ws in metrics.values() for f in (ws.get("data") or {})}
-    for want in ("results/metrics/baseline.json", "results/metrics/basis.json", "results/metrics/benchmark.json"):
-        if want not in files:
-            problems.append(f"dvc metrics show does not list {want} (got {sorted(files)})")
+    sys.path.insert(0, str(ROOT / "src"))
+    from basisconv.layout import STAGES
+    for st in STAGES.values():
+        for want in st.metrics.values():
+            if want not in files:
+                problems.append(f"dvc metrics show does not list {want} (got {sorted(files)})")
+            elif not all(isinstance(v, (int, float, type(None))) and not isinstance(v, bool)
+                         for v in json.loads((ROOT / want).read_text()).values()):
+                problems.append(f"{want} holds more than flat numbers")
+    table = subprocess.run(["dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True).stdout
+    if max(map(len, table.splitlines() or [""])) > 120:
+        problems.append(f"`dvc metrics show` is wider than 120 columns:\n{table}")
     problems += benchmark_params_rerun_only_benchmark()
     problems += ablations()
     status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True)

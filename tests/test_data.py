@@ -114,3 +114,23 @@ def test_local_mirror_through_normal_path(tmp_path):
     assert torch.bincount(yv).tolist() == [500] * 10 and torch.bincount(yt).tolist() == [1000] * 10
     mean = x[:5000].float().mean((0, 2, 3)) / 255
     torch.testing.assert_close(mean, torch.tensor([0.4913, 0.4821, 0.4465]), atol=0.01, rtol=0)
+
+
+def test_failed_download_is_one_actionable_line(tmp_path, monkeypatch):
+    """Offline: one line naming the URL, the reason and how to use a local copy; nothing left behind."""
+    import urllib.error
+
+    import basisconv.data as data_mod
+
+    def offline(url, root, filename):
+        (Path(root) / filename).write_bytes(b"partial")  # a download that started, then failed
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(data_mod, "download_url", offline)
+    with pytest.raises(data_mod.DataError) as info:
+        data_mod.fetch_cifar10(tmp_path / "root", url="https://example.invalid/cifar-10-python.tar.gz")
+    msg = str(info.value)
+    assert "\n" not in msg and info.value.__cause__ is None and info.value.__suppress_context__
+    assert msg.startswith("could not download CIFAR-10 from https://example.invalid/cifar-10-python.tar.gz "
+                          "(URLError: [Errno -2] Name or service not known). Offline? Use a local copy")
+    assert "data/sources.yaml" in msg and "jpeg_mirror" in msg
+    assert [p.name for p in (tmp_path / "root").iterdir()] == []  # no partial file, no half-extracted folder

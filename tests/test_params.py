@@ -71,12 +71,35 @@ def test_data_dvc_pins_the_catalogue():
 
 
 def test_every_notebook_resolves_exactly_its_stage_sections():
-    """The sections a notebook passes to params.resolve are the ones basisconv.layout declares for its stage
+    """The sections a notebook passes to params.for_notebook are the ones basisconv.layout declares for its stage
     (and so the ones dvc.yaml lists under params:, and the ones the stage's key covers)."""
     import re
     from basisconv.layout import STAGES
     for name, st in STAGES.items():
         src = "".join("".join(c["source"]) for c in json.loads((ROOT / st.notebook).read_text())["cells"])
-        used = re.findall(r"(\w+)=\1\b", re.search(r"params\.resolve\((.*?)\)", src).group(1))
+        used = re.findall(r"(\w+)=\1\b", re.search(r"params\.for_notebook\((.*?)\)", src).group(1))
         assert used == list(st.params), (name, used, st.params)
         assert f'stages.get("{name}").run(P' in src, name  # one call into the stage's module
+
+
+def test_notebook_runs_from_notebooks_dir_against_params_yaml(tmp_path):
+    """As JupyterLab runs it: kernel started in notebooks/, nothing injected. The notebook finds the repository root
+    and reads params.yaml (here: synthetic data, a non-default val_size that the paper profile would not have)."""
+    import shutil
+    import papermill as pm
+    ws = tmp_path / "ws"
+    for d in ("notebooks", "profiles", "data"):
+        (ws / d).mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", ws / "notebooks")
+    shutil.copy(ROOT / "profiles" / "paper.yaml", ws / "profiles")
+    shutil.copy(ROOT / "data" / "sources.yaml", ws / "data")
+    shutil.copy(ROOT / "dvc.yaml", ws)
+    (ws / "src").symlink_to(ROOT / "src")
+    p = compose("smoke", profile_dir=PROFILES)
+    p["data"].update(val_size=120, synthetic_per_class=20)
+    (ws / "params.yaml").write_text(yaml.safe_dump(p))
+    pm.execute_notebook(str(ws / "notebooks" / "01_data.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(ws / "notebooks"),
+                        kernel_name="python3", progress_bar=False)
+    meta = json.loads((ws / "data" / "prepared" / "meta.json").read_text())
+    assert meta["label"] == "synthetic" and meta["sizes"]["val"] == 120
+    assert (ws / "results" / "data" / "samples.png").is_file()

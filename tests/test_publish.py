@@ -14,14 +14,14 @@ def _fake_run(tmp: Path):
     from basisconv.stages.report import TABLES, table_path
     hw = {"device_name": "Test CPU", "threads": 2, "cpu_count": 2, "torch": "9.9", "torchvision": "0.99",
           "python": "3.11"}
-    write_json(tmp / STAGES["baseline"]["metrics"], {"profile": "cpu+mirror", "data": "CIFAR-10 (local JPEG mirror)",
+    write_json(tmp / STAGES["baseline"]["summary"], {"profile": "cpu+mirror", "data": "CIFAR-10 (local JPEG mirror)",
                                                      "hardware": hw, "epoch_time_mean": 30.0, "train_time": 120.0,
                                                      "epochs": 4})
-    write_json(tmp / STAGES["faithfulness"]["metrics"], {
+    write_json(tmp / STAGES["faithfulness"]["summary"], {
         "n_layers": 4, "n_pairs": 2, "ratio": 0.5, "retrain_epochs": 1, "spearman_finetune": 0.6, "seconds": 50.0,
         "additivity_real_mean_abs_interaction": 0.3, "additivity_finetune_mean_abs_interaction": 0.2,
         "params_resolved": {"sensitivity": {"proxies": ["finetune"]}}})
-    write_json(tmp / STAGES["benchmark"]["metrics"], {"hardware": hw})
+    write_json(tmp / STAGES["benchmark"]["summary"], {"hardware": hw})
     write_json(tmp / STAGES["sensitivity"]["selection"], {
         "candidates": ["a", "b"], "layers": ["b"], "ratios": {"b": 0.5}, "search_seconds": 12.0,
         "search_cost_fraction": 0.1, "predicted_loss": 0.3, "params_saved": 1234,

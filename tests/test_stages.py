@@ -68,7 +68,8 @@ def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
     weights = keys.content_digest(BASELINE_MODEL)
     m2 = baseline.run(_with(ws, "train", lr=ws["train"]["lr"] / 2), progress=False)["metrics"]
     assert m2["key"] != k1 and keys.content_digest(BASELINE_MODEL) != weights  # retrained, and published
-    assert read_json(STAGES["baseline"]["metrics"])["val_acc"] == m2["val_acc"]
+    assert read_json(STAGES["baseline"]["summary"])["val_acc"] == m2["val_acc"]
+    assert read_json(STAGES["baseline"]["metrics"]) == {"acc": round(100 * m2["test_acc"], 4)}
     baseline.run(ws, progress=False)  # back to the first params: found again, its weights published again
     assert keys.content_digest(BASELINE_MODEL) == weights and len(_json_files("baseline")) == 2
     edited_package("train.py")  # the trainer's code changed: the stored run is not returned
@@ -127,3 +128,18 @@ def test_stage_registry_is_the_layout():
         assert callable(stages.get(name).run)
     with pytest.raises(ValueError, match="unknown stage 'train'; valid choices: data, baseline, sensitivity"):
         stages.get("train")
+
+
+def test_selection_params_reuse_the_sweep_rows(ws):
+    """A new loss budget (or a split over workers) re-selects from the same rows: they are not part of the key."""
+    baseline.run(ws, progress=False)
+    first = sensitivity.run(ws, progress=False)
+    k1 = read_json(STAGES["sensitivity"]["provenance"])["key"]
+    P2 = _with(ws, "sensitivity", max_loss=0.0, objective="macs")
+    second = sensitivity.run(P2, progress=False)
+    assert read_json(STAGES["sensitivity"]["provenance"])["key"] == k1
+    assert second["rows"].seconds.tolist() == first["rows"].seconds.tolist()  # read back, not measured
+    assert second["selection"]["method"]["max_loss"] == 0.0
+    P3 = _with(ws, "sensitivity", finetune_steps=2)  # reaches the rows: measured again
+    sensitivity.run(P3, progress=False)
+    assert read_json(STAGES["sensitivity"]["provenance"])["key"] != k1

@@ -107,7 +107,15 @@ def fetch_cifar10(root, url: str = CIFAR10_URL, md5: str | None = CIFAR10_MD5) -
         part = archive if reuse else tmp / ARCHIVE_NAME
         if not reuse:
             if _is_url(url):
-                download_url(url, str(tmp), ARCHIVE_NAME)
+                try:
+                    download_url(url, str(tmp), ARCHIVE_NAME)
+                except OSError as e:  # URLError, HTTPError, socket errors: say it in one line, with the way out
+                    reason = getattr(e, "reason", None) or e
+                    raise DataError(
+                        f"could not download CIFAR-10 from {url} ({type(e).__name__}: {reason}). Offline? Use a "
+                        "local copy: set data.source to an entry of data/sources.yaml that names a file (e.g. "
+                        "jpeg_mirror: make repro PROFILE=\"cpu mirror\"), or add your archive's path and md5 there"
+                    ) from None
             else:
                 _copy_with_progress(src, part)
         actual = md5 if reuse else calculate_md5(str(part))

@@ -159,6 +159,9 @@ def summarise(rows: list[dict], sens_rows: list[dict], ratio: float, layers: lis
 
     table = pd.DataFrame({"layer": layers, "ratio": ratio, "real_drop": [real((l,)) for l in layers],
                           **{f"{p}_drop": [float(sens[(l, p)]["delta_acc"]) for l in layers] for p in proxies}})
+    for p in proxies:  # the sweep's paired interval of each proxy drop (for error bars)
+        for end in ("ci_low", "ci_high"):
+            table[f"{p}_{end}"] = [float(sens[(l, p)][end]) if end in sens[(l, p)] else float("nan") for l in layers]
     frames, metrics = [], {"ratio": ratio, "n_layers": len(layers), "n_pairs": len(pairs), "control_val_acc": control}
     for p in proxies:
         metrics[f"spearman_{p}"] = spearman(table[f"{p}_drop"], table.real_drop)

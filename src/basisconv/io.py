@@ -35,6 +35,18 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def write_metrics(path, metrics: dict, digits: int = 4) -> Path:
+    """A DVC metrics file: flat ``{name: number}`` only (what `dvc metrics show/diff` and `dvc exp show` compare),
+    rounded to ``digits`` decimals; NaN/inf become null. Full records go to non-metric summary files."""
+    import math
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, type(None))):
+            raise TypeError(f"metric {k!r} must be a number, got {type(v).__name__}")
+        out[k] = None if v is None or not math.isfinite(v) else (round(v, digits) if isinstance(v, float) else v)
+    return write_json(path, out)
+
+
 def read_json(path):
     return json.loads(Path(path).read_text())
 
@@ -58,8 +70,15 @@ def save_torch(obj, path) -> Path:
     return _atomic(path, write)
 
 
-def save_figure(fig, path, dpi: int = 120) -> Path:
-    return _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+VECTOR_SUFFIX = ".svg"
+
+
+def save_figure(fig, path, dpi: int = 150, vector: bool = True) -> Path:
+    """The figure as PNG at ``path`` and, with ``vector``, as SVG beside it (for papers)."""
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+    if vector:
+        _atomic(Path(path).with_suffix(VECTOR_SUFFIX), lambda tmp: fig.savefig(tmp, bbox_inches="tight"))
+    return Path(path)
 
 
 def append_jsonl(path, row: dict) -> None:

@@ -30,7 +30,8 @@ class Stage:
     outs: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # a few flat numbers worth comparing across experiments
+    figures: dict = field(default_factory=dict)  # role -> PNG path; an SVG beside each (DVC-cached)
     plots: dict = field(default_factory=dict)  # role -> (path, {x:, y:})
 
     @property
@@ -41,8 +42,13 @@ class Stage:
     def executed(self) -> str:
         return f"{EXECUTED_DIR}/{Path(self.notebook).name}"
 
+    @property
+    def html(self) -> str:
+        """The executed notebook rendered to HTML (readable without Jupyter)."""
+        return str(Path(self.executed).with_suffix(".html"))
+
     def __getitem__(self, role: str) -> str:
-        for group in (self.deps, self.outs, self.results, self.state, self.metrics):
+        for group in (self.deps, self.outs, self.figures, self.results, self.state, self.metrics):
             if role in group:
                 return group[role]
         if role in self.plots:
@@ -50,17 +56,23 @@ class Stage:
         raise KeyError(f"stage {self.name!r} has no path {role!r}; roles: {', '.join(self.roles())}")
 
     def roles(self) -> list[str]:
-        return [r for g in (self.deps, self.outs, self.results, self.state, self.metrics, self.plots) for r in g]
+        return [r for g in (self.deps, self.outs, self.figures, self.results, self.state, self.metrics, self.plots)
+                for r in g]
+
+    def figure_files(self) -> list[str]:
+        """Every figure file: each PNG and its SVG."""
+        return [f for p in self.figures.values() for f in (p, str(Path(p).with_suffix(".svg")))]
 
     def outputs(self) -> list[str]:
         """Every path the stage writes (what a test checks exists after a run)."""
-        return ([*self.outs.values(), *self.results.values(), *self.state.values(), *self.metrics.values()]
-                + [p for p, _ in self.plots.values()] + [self.executed])
+        return ([*self.outs.values(), *self.figure_files(), *self.results.values(), *self.state.values(),
+                 *self.metrics.values()]
+                + [p for p, _ in self.plots.values()] + [self.executed, self.html])
 
 
 PREPARED = "data/prepared"
 BASELINE_MODEL = "models/baseline.pt"
-BASELINE_METRICS = "results/metrics/baseline.json"
+BASELINE_SUMMARY = "results/baseline/summary.json"  # the baseline run's full record (metrics files hold a few numbers)
 SENSITIVITY_ROWS = "results/sensitivity.csv"
 SELECTION = "results/selection.json"
 PROVENANCE = "results/provenance/{stage}.json"
@@ -73,40 +85,43 @@ _STAGES = [
           results={"provenance": PROVENANCE.format(stage="data")}),
     Stage("baseline", "notebooks/02_baseline.ipynb", ("profile", "model", "train"),
           deps={"prepared": PREPARED},
-          outs={"model": BASELINE_MODEL, "learning_curve": "results/baseline/learning_curve.png"},
+          outs={"model": BASELINE_MODEL}, figures={"learning_curve": "results/baseline/learning_curve.png"},
           state={"runs": "models/runs/baseline"},
-          results={"provenance": PROVENANCE.format(stage="baseline")},
-          metrics={"metrics": BASELINE_METRICS},
+          results={"summary": BASELINE_SUMMARY, "provenance": PROVENANCE.format(stage="baseline")},
+          metrics={"metrics": "results/metrics/baseline.json"},
           plots={"history": ("results/baseline/history.csv", {"x": "epoch", "y": "val_acc"})}),
     Stage("sensitivity", "notebooks/03_sensitivity.ipynb", ("profile", "model", "train", "sensitivity", "basis"),
-          deps={"model": BASELINE_MODEL, "prepared": PREPARED, "baseline_metrics": BASELINE_METRICS},
-          outs={"heatmap": "results/sensitivity/heatmap.png", "bars": "results/sensitivity/bars.png"},
+          deps={"model": BASELINE_MODEL, "prepared": PREPARED, "baseline": BASELINE_SUMMARY},
+          figures={"heatmap": "results/sensitivity/heatmap.png", "bars": "results/sensitivity/bars.png"},
           results={"rows": SENSITIVITY_ROWS, "selection": SELECTION,
                    "provenance": PROVENANCE.format(stage="sensitivity")},
-          state={"runs": "models/runs/sensitivity"}),
+          state={"runs": "models/runs/sensitivity"},
+          metrics={"metrics": "results/metrics/sensitivity.json"}),
     Stage("faithfulness", "notebooks/03b_faithfulness.ipynb",
           ("profile", "model", "train", "sensitivity", "faithfulness"),
           deps={"model": BASELINE_MODEL, "prepared": PREPARED, "sensitivity_rows": SENSITIVITY_ROWS,
-                "baseline_metrics": BASELINE_METRICS},
-          outs={"scatter": "results/faithfulness/proxy_vs_real.png",
-                "additivity_plot": "results/faithfulness/additivity.png"},
+                "baseline": BASELINE_SUMMARY},
+          figures={"scatter": "results/faithfulness/proxy_vs_real.png",
+                   "additivity_plot": "results/faithfulness/additivity.png"},
           results={"layers": "results/faithfulness/layers.csv", "pairs": "results/faithfulness/pairs.csv",
+                   "summary": "results/faithfulness/summary.json",
                    "provenance": PROVENANCE.format(stage="faithfulness")},
           state={"runs": "models/runs/faithfulness"},
           metrics={"metrics": "results/metrics/faithfulness.json"}),
     Stage("basis", "notebooks/04_basis.ipynb", ("profile", "model", "train", "basis"),
-          deps={"prepared": PREPARED, "selection": SELECTION, "baseline_metrics": BASELINE_METRICS},
-          outs={"pareto": "results/basis/pareto.png"},
+          deps={"prepared": PREPARED, "selection": SELECTION, "baseline": BASELINE_SUMMARY},
+          figures={"pareto": "results/basis/pareto.png"},
           results={"runs_table": "results/basis/runs.csv", "main_table": "results/basis/main_table.csv",
-                   "provenance": PROVENANCE.format(stage="basis")},
+                   "summary": "results/basis/summary.json", "provenance": PROVENANCE.format(stage="basis")},
           state={"runs": "models/runs/basis"},
           metrics={"metrics": "results/metrics/basis.json"}),
     Stage("benchmark", "notebooks/05_benchmark.ipynb", ("profile", "model", "train", "basis", "benchmark"),
           deps={"selection": SELECTION, "prepared": PREPARED},
-          outs={"measured_vs_theory": "results/benchmark/measured_vs_theory.png",
-                "speedup_vs_ratio": "results/benchmark/speedup_vs_ratio.png"},
+          figures={"measured_vs_theory": "results/benchmark/measured_vs_theory.png",
+                   "speedup_vs_ratio": "results/benchmark/speedup_vs_ratio.png"},
           results={"layers": "results/benchmark_layers.csv", "models": "results/benchmark_models.csv",
-                   "forms": "results/benchmark_forms.csv", "provenance": PROVENANCE.format(stage="benchmark")},
+                   "forms": "results/benchmark_forms.csv", "summary": "results/benchmark/summary.json",
+                   "provenance": PROVENANCE.format(stage="benchmark")},
           metrics={"metrics": "results/metrics/benchmark.json"}),
 ]
 STAGES: dict[str, Stage] = {s.name: s for s in _STAGES}
@@ -116,7 +131,8 @@ def _report_stage() -> Stage:
     """The report reads every table, metrics file and figure of the stages before it."""
     deps = {}
     for s in _STAGES:
-        for role, path in {**s.outs, **s.results, **s.metrics, **{r: p for r, (p, _) in s.plots.items()}}.items():
+        for role, path in {**s.outs, **s.figures, **s.results, **s.metrics,
+                           **{r: p for r, (p, _) in s.plots.items()}}.items():
             if path.startswith("results/") and role != "provenance":
                 deps[f"{s.name}.{role}"] = path
     return Stage("report", "notebooks/06_report.ipynb", ("profile", "report"), deps=deps,
@@ -136,12 +152,12 @@ def dvc_yaml(root: Path | None = None) -> dict:
     for s in STAGES.values():
         code = [str(p.relative_to(root)) for p in closure_files(s.module)]
         entry = {
-            "cmd": (f"mkdir -p {EXECUTED_DIR} && papermill {s.notebook} {s.executed} -f {PARAMS_FILE} -k python3 "
-                    "--no-progress-bar"),
+            "cmd": f"python -m basisconv.notebook {s.name}",
             "deps": [s.notebook, *s.deps.values(), *code],
             "params": list(s.params),
-            "outs": ([*s.outs.values()] + [{p: {"persist": True, "cache": False}} for p in s.state.values()]
-                     + [{p: {"cache": False}} for p in [*s.results.values(), s.executed]]),
+            "outs": ([*s.outs.values(), *s.figure_files()]
+                     + [{p: {"persist": True, "cache": False}} for p in s.state.values()]
+                     + [{p: {"cache": False}} for p in [*s.results.values(), s.executed, s.html]]),
         }
         if s.metrics:
             entry["metrics"] = [{p: {"cache": False}} for p in s.metrics.values()]
@@ -153,8 +169,8 @@ def dvc_yaml(root: Path | None = None) -> dict:
 
 HEADER = """\
 # GENERATED by `python -m basisconv.layout` from src/basisconv/layout.py: edit that file, then regenerate.
-# Each stage runs one notebook with papermill; `-f params.yaml` injects the params, and `params:` lists the sections
-# the stage reads. deps: the notebook, the input files and every basisconv module the stage's module imports
+# Each stage runs one notebook with papermill (`python -m basisconv.notebook <stage>` injects the params sections the
+# stage reads, listed under `params:`, and writes the executed copy to reports/notebooks/). deps: the notebook, the input files and every basisconv module the stage's module imports
 # (transitively), so editing any code a stage runs re-runs it. Resume state lives in models/runs/<stage>
 # (persist: true); every reusable file in it is keyed by params, input content and code (basisconv.keys).
 """

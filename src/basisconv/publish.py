@@ -87,6 +87,9 @@ def publish(readme="README.md", docs_dir="docs/results") -> Path:
     for t in Path(STAGES["report"]["tables"]).glob("*.md"):
         shutil.copyfile(t, dest / "tables" / t.name)
     shutil.copyfile(reports / "README.md", dest / "README.md")
+    (dest / "notebooks").mkdir()
+    for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
+        shutil.copyfile(html, dest / "notebooks" / html.name)
     pre, rest = text.split(START, 1)
     post = rest.split(END, 1)[1]
     atomic_write_text(readme, f"{pre}{START}\n{block}\n{END}{post}")

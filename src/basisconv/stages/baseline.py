@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from .. import distributed as dist_
-from ..io import write_frame, write_json
+from ..io import write_frame, write_json, write_metrics
 from ..keys import digest
 from ..layout import STAGES
 from ..models import build_model
@@ -19,7 +19,7 @@ from ..runs import run_training
 from . import common
 
 L = STAGES["baseline"]
-SUMMARY_KEYS = ("data", "seed", "test_acc", "val_acc", "params", "macs", "train_time", "epoch_time_mean",
+SUMMARY_KEYS = ("key", "data", "seed", "test_acc", "val_acc", "params", "macs", "train_time", "epoch_time_mean",
                 "epoch_times", "epochs", "hardware")
 
 
@@ -46,7 +46,8 @@ def run(P: dict, progress=True) -> dict:
         return {"metrics": m}
     summary = {k: m[k] for k in SUMMARY_KEYS}
     summary.update(profile=P["profile"], params_resolved=P)
-    write_json(L["metrics"], summary)
+    write_json(L["summary"], summary)
+    write_metrics(L["metrics"], {"acc": 100 * m["test_acc"]})  # test accuracy in %
     hist = pd.DataFrame(m["history"])
     write_frame(L["history"], hist)
     common.write_provenance("baseline", {"key": m["key"], **inputs})

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from ..checks import check_choice
-from ..io import read_json, write_frame, write_json
+from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import digest
 from ..layout import STAGES
 from ..models import build_model
@@ -65,7 +65,7 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, inputs: dict, devi
                 net = build_model(P["model"]["arch"], width=P["model"]["width"])
                 m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"],
                                  data_meta=meta, inputs=run_inputs, device=device, progress=progress)
-            row = {"variant": name, "seed": seed, "test_acc": m["test_acc"], "val_acc": m["val_acc"],
+            row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
                    "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
                    "train_time": m["train_time"], "data": meta["label"]}
             runs.append(row)
@@ -89,6 +89,17 @@ def main_table(runs: pd.DataFrame, label: str) -> pd.DataFrame:
     return table
 
 
+def headline(table: pd.DataFrame, schedule: str) -> dict:
+    """The basis stage's DVC metrics: the selection's mean test accuracy (%), its difference to the baseline (points)
+    and its compression, under the comparison schedule (the one every comparison subset is trained with)."""
+    t = table.set_index("variant")
+    v = f"selected@{schedule}"
+    if v not in t.index:
+        return {"sel_acc": None, "sel_delta": None, "compression": None}
+    return {"sel_acc": float(t.loc[v, "test_acc_mean"]), "sel_delta": float(t.loc[v, "delta_vs_baseline"]),
+            "compression": float(t.loc[v, "compression"])}
+
+
 def run(P: dict, progress=True, on_run=None) -> dict:
     """Plan, train (or find) every run, aggregate. Returns ``{"plan", "runs", "table"}``."""
     device = common.setup(P["train"])
@@ -98,7 +109,7 @@ def run(P: dict, progress=True, on_run=None) -> dict:
         common.launch("basis", P["train"]["processes"], P)  # data-parallel; the runs are then found finished
     D, meta = common.load_splits()
     inputs = common.inputs("basis", P)
-    baseline = None if common.under_torchrun() else read_json(L["baseline_metrics"])
+    baseline = None if common.under_torchrun() else read_json(L["baseline"])
     runs = train_runs(P, pl, D, meta, inputs, device, baseline, progress=progress, on_run=on_run)
     if common.under_torchrun():
         return {"plan": pl, "runs": runs}
@@ -106,7 +117,8 @@ def run(P: dict, progress=True, on_run=None) -> dict:
     write_frame(L["runs_table"], runs)
     table = main_table(runs, meta["label"])
     write_frame(L["main_table"], table)
-    write_json(L["metrics"], {"data": meta["label"], "profile": P["profile"], "params_resolved": P, "variants": {
+    write_metrics(L["metrics"], headline(table, P["basis"]["comparison_schedule"]))
+    write_json(L["summary"], {"data": meta["label"], "profile": P["profile"], "params_resolved": P, "variants": {
         r.variant: {k: (None if pd.isna(v) else v) for k, v in r._asdict().items() if k not in ("Index", "variant")}
         for r in table.itertuples()}})
     common.write_provenance("basis", {**inputs, "run_inputs": digest(inputs["inputs"]["data/prepared"],

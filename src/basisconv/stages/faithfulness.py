@@ -19,12 +19,12 @@ import pandas as pd
 
 from .. import distributed as dist_
 from .. import faithfulness as fa
-from ..io import read_json, write_frame, write_json
+from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import key_of
 from ..layout import STAGES
 from ..resume import resume_log
 from . import common
-from .sensitivity import proxy_config, sweep_val, trained_baseline
+from .sensitivity import measured_params, proxy_config, sweep_val, trained_baseline
 
 L = STAGES["faithfulness"]
 
@@ -62,8 +62,9 @@ def run(P: dict, progress=True) -> dict:
     device = common.setup(P["train"])
     pl = plan(P)  # refuses a ratio the sweep did not measure, before any training
     D, meta = common.load_splits()
-    inputs = common.inputs("faithfulness", {
-        "sensitivity": S, "faithfulness": F, "model": P["model"], "retrain": asdict(pl["cfg"]),
+    inputs = common.inputs("faithfulness", {  # workers only split the jobs: not part of the rows' key
+        "sensitivity": measured_params(S), "faithfulness": {k: v for k, v in F.items() if k != "workers"},
+        "model": P["model"], "retrain": asdict(pl["cfg"]),
         "seed": P["train"]["seeds"][0]}, sections=("sensitivity", "faithfulness", "model", "retrain", "seed"),
         files=[L["model"], L["prepared"], L["sensitivity_rows"]])
     key = key_of(inputs)
@@ -75,13 +76,15 @@ def run(P: dict, progress=True) -> dict:
         return {"rows": rows}
     table, additivity, summary = fa.summarise(rows, pl["sens_rows"], F["ratio"], pl["layers"], pl["pairs"],
                                               S["proxies"])
-    baseline = read_json(L["baseline_metrics"])
+    baseline = read_json(L["baseline"])
     summary.update(data=meta["label"], profile=P["profile"], params_resolved=P, retrain_epochs=F["epochs"],
                    baseline_train_seconds=baseline["train_time"])
     table["data"] = additivity["data"] = meta["label"]
     write_frame(L["layers"], table)
     write_frame(L["pairs"], additivity)
-    write_json(L["metrics"], summary)
+    write_json(L["summary"], summary)
+    # the Spearman correlation of the proxy the selection uses (the others are in the summary)
+    write_metrics(L["metrics"], {"rho": summary.get(f"spearman_{S['selection_proxy']}")})
     common.write_provenance("faithfulness", {"key": key, **inputs})
     return {"table": table, "additivity": additivity, "summary": summary, "layers": pl["layers"],
             "pairs": pl["pairs"], "data": meta}

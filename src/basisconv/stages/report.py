@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import report
 from ..io import atomic_write_text, read_json, write_frame
-from ..layout import BASELINE_METRICS, SELECTION, STAGES
+from ..layout import BASELINE_SUMMARY, SELECTION, STAGES
 
 L = STAGES["report"]
 # table name -> the stage output it is read from (stage, role)
@@ -32,15 +32,15 @@ def table_path(name: str) -> str:
 
 def load_results() -> dict:
     """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.layout``."""
-    return {"baseline": read_json(BASELINE_METRICS), "selection": read_json(SELECTION),
-            "benchmark": read_json(STAGES["benchmark"]["metrics"]),
-            "faithfulness": read_json(STAGES["faithfulness"]["metrics"]),
+    return {"baseline": read_json(BASELINE_SUMMARY), "selection": read_json(SELECTION),
+            "benchmark": read_json(STAGES["benchmark"]["summary"]),
+            "faithfulness": read_json(STAGES["faithfulness"]["summary"]),
             "tables": {n: pd.read_csv(table_path(n)) for n in TABLES},
             "main_table": pd.read_csv(table_path("main_table"))}
 
 
 def figures() -> list[Path]:
-    """Every figure the stages wrote (``results/<stage>/*.png``)."""
+    """Every figure the stages wrote (``results/<stage>/*.png``; each has an SVG beside it)."""
     return sorted(Path("results").glob("*/*.png"))
 
 
@@ -58,6 +58,8 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
         lines += ["## Performance targets (measured, not asserted)", "",
                   report.targets_markdown(r["benchmark"]["targets"]), ""]
     lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in sorted(figs.items())]
+    lines += ["", "## Executed notebooks", "", "Every stage's notebook as it ran (HTML, no Jupyter needed): "
+              + ", ".join(f"[{Path(s.html).stem}](notebooks/{Path(s.html).name})" for s in STAGES.values()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -74,6 +76,8 @@ def run(P: dict, progress=True) -> dict:
         dst = Path(L["figures"]) / f"{src.parent.name}_{src.name}"
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
+        if src.with_suffix(".svg").is_file():
+            shutil.copyfile(src.with_suffix(".svg"), dst.with_suffix(".svg"))
         figs[dst.stem] = dst.relative_to(out_dir)
     text = markdown(P["report"]["title"], P["profile"], r, figs)
     atomic_write_text(L["readme"], text)

@@ -19,7 +19,7 @@ import torch
 from .. import distributed as dist_
 from ..bench import make_layer_timer
 from ..data import stratified_subset
-from ..io import read_json, write_frame, write_json
+from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import key_of
 from ..layout import STAGES
 from ..models import build_model
@@ -53,9 +53,19 @@ def proxy_config(P: dict) -> ProxyConfig:
                        finetune_steps=S["finetune_steps"], finetune_lr=S["finetune_lr"], seed=P["train"]["seeds"][0])
 
 
+# sensitivity params read only after the sweep (selection) or that only split the work: not part of the rows' key,
+# so a new loss budget re-selects from the same rows and a split sweep merges into the same resume log
+NOT_IN_ROWS = ("selection_proxy", "objective", "max_loss", "workers")
+
+
+def measured_params(S: dict) -> dict:
+    return {k: v for k, v in S.items() if k not in NOT_IN_ROWS}
+
+
 def sweep_inputs(P: dict) -> dict:
-    """What the sweep's rows depend on: its params, the baseline's and the splits' content, the code."""
-    return common.inputs("sensitivity", {"sensitivity": P["sensitivity"], "model": P["model"],
+    """What the sweep's rows depend on: the params that reach them, the baseline's and the splits' content, the
+    code."""
+    return common.inputs("sensitivity", {"sensitivity": measured_params(P["sensitivity"]), "model": P["model"],
                                          "seed": P["train"]["seeds"][0]}, sections=("sensitivity", "model", "seed"),
                          files=[L["model"], L["prepared"]])
 
@@ -123,11 +133,12 @@ def run(P: dict, progress=True) -> dict:
     write_frame(L["rows"], df)
     sel = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=S["max_loss"],
                         order=layers)
-    baseline = read_json(L["baseline_metrics"])
+    baseline = read_json(L["baseline"])
     sel.update(candidates=layers, comparisons=comparisons(P["basis"], conv_layers(net), layers, sel, S["ratios"]),
                data=meta["label"], profile=P["profile"], search_seconds=search_seconds,
                baseline_train_seconds=baseline["train_time"],
                search_cost_fraction=search_seconds / baseline["train_time"], params_resolved=P)
     write_json(L["selection"], sel)
+    write_metrics(L["metrics"], {"layers": len(sel["layers"]), "search_cost": sel["search_cost_fraction"]})
     common.write_provenance("sensitivity", {"key": key, **inputs, "stage_inputs": common.inputs("sensitivity", P)})
     return {"rows": df, "selection": sel, "layers": layers, "data": meta}

@@ -1,0 +1,55 @@
+"""The wall-time estimate and the stop before an accidental week-long CPU run."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from basisconv import estimate as est
+from basisconv.params import compose
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plan_counts_the_paper_profile():
+    P = compose("paper", profile_dir=ROOT / "profiles")
+    pl = est.plan(P)
+    assert pl["sensitivity"]["what"].startswith("96 proxy jobs (16 layers x 3 ratios x 2 proxies)")
+    # 5 variants with two schedules each for all_layers/selected, 3 random + largest: 8 per seed, and 2 more baselines
+    assert pl["basis"]["what"] == "26 trainings (8 variants x 3 seeds)"
+    assert pl["faithfulness"]["what"] == "25 retrainings x 10 epochs"  # control + 16 layers + 8 pairs
+    assert pl["baseline"]["images"] > 40 * 45_000
+
+
+def test_estimate_scales_with_measured_speed():
+    P = compose("cpu", profile_dir=ROOT / "profiles")
+    a, b = est.estimate(P, sec_per_image=1e-3), est.estimate(P, sec_per_image=2e-3)
+    assert b["total_seconds"] == pytest.approx(2 * a["total_seconds"])
+    assert set(a["stages"]) == {"baseline", "sensitivity", "faithfulness", "basis"}
+
+
+@pytest.mark.parametrize("gpu,allow,hours,stops", [(False, False, 1.0, True), (True, False, 1.0, False),
+                                                    (False, True, 1.0, False), (False, False, 100.0, False)])
+def test_check_stops_only_long_cpu_runs(gpu, allow, hours, stops):
+    e = {"total_seconds": 7 * 3600.0}
+    msg = est.check(e, gpu=gpu, max_hours=hours, allow_long=allow)
+    assert (msg is not None) == stops
+    if stops:
+        assert "about 7.0 h on this machine without a GPU (limit 1 h)" in msg
+        assert "make repro PROFILE=cpu" in msg and "ALLOW_LONG=1" in msg
+
+
+def test_estimate_command_stops_with_a_tiny_threshold(tmp_path):
+    P = compose("smoke", profile_dir=ROOT / "profiles")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(P))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BASISCONV_MAX_HOURS": "1e-9", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("BASISCONV_ALLOW_LONG", None)
+    cmd = [sys.executable, "-m", "basisconv.estimate", "--params", str(tmp_path / "params.yaml")]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "baseline" in run.stdout and "sensitivity" in run.stdout and "total" in run.stdout
+    assert "stop: this `dvc repro` would take about" in run.stderr
+    ok = subprocess.run(cmd, cwd=ROOT, env={**env, "BASISCONV_ALLOW_LONG": "1"}, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
