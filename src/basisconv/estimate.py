@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -34,8 +33,9 @@ def train_images(D: dict) -> int:
     return D["train_subset"] or CIFAR_TRAIN - D["val_size"]
 
 
-def seconds_per_image(P: dict, device=None, steps: int = 3) -> float:
-    """Measured seconds of one training image through the baseline model (``steps`` SGD steps after a warm-up)."""
+def seconds_per_image(P: dict, device=None, min_run_time: float = 1.0) -> float:
+    """Measured seconds of one training image through the baseline model (median SGD step / batch size)."""
+    from .bench import time_call
     from .distributed import resolve_device
     from .models import build_model
     device = resolve_device(device or P["train"]["device"])
@@ -53,16 +53,9 @@ def seconds_per_image(P: dict, device=None, steps: int = 3) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    for _ in range(2):  # warm-up: allocations and kernel selection are not the steady state
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / (steps * bs)
+    # torch.utils.benchmark through bench.time_call: warm-up calls excluded, device synchronised
+    median_ms, _ = time_call(step, min_run_time=min_run_time, warmup=2)
+    return median_ms / 1e3 / bs
 
 
 def n_candidates(P: dict) -> int:
