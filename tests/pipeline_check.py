@@ -170,6 +170,9 @@ def main() -> int:
             for o in cell.get("outputs", []):
                 if o.get("output_type") == "error":
                     problems.append(f"{nb.name}: error cell {o.get('ename')}: {o.get('evalue')}")
+    readme = ROOT / "reports" / "README.md"
+    if readme.is_file() and "## Verdicts" not in readme.read_text():
+        problems.append("reports/README.md has no verdict table")
     n_nbs = len(list((ROOT / "notebooks").glob("*.ipynb")))
     n_exec = len(list((ROOT / "reports" / "notebooks").glob("*.ipynb")))
     if n_exec != n_nbs:

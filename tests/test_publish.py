@@ -36,8 +36,8 @@ def _fake_run(tmp: Path):
     pd.DataFrame({"model": ["baseline"], "mode": ["train_step"], "batch_size": [64], "median_ms": [10.0],
                   "images_per_s": [6400.0], "theoretical_speedup": [1.0], "measured_speedup": [1.0]}
                  ).to_csv(tmp / table_path("benchmark_models"), index=False)
-    pd.DataFrame({"variant": ["baseline", "selected@switch"], "train_time": [120.0, 100.0]}
-                 ).to_csv(tmp / table_path("runs"), index=False)
+    pd.DataFrame({"variant": ["baseline", "selected@switch"], "seed": [0, 0], "test_acc": [0.555, 0.551],
+                  "train_time": [120.0, 100.0]}).to_csv(tmp / table_path("runs"), index=False)
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()
@@ -57,7 +57,8 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.5", "1,234", "`b`@0.5",
                      "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune)",
                      "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage trainings 100 s",
-                     "selected@switch 80 (1.25x)"):
+                     "selected@switch 80 (1.25x)", "| the selection does not hurt accuracy (within 1 point) | "
+                     "selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this scale |"):
         assert expected in text, expected
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     publish()  # idempotent: the block is replaced again, not duplicated

@@ -46,3 +46,19 @@ def test_faithfulness_paragraph():
     s = report.faithfulness(m, ["zero_shot", "finetune"])
     assert "0.70 (zero_shot), undefined (finetune)" in s
     assert "0.25 points (real), n/a points (zero_shot), 0.50 points (finetune)" in s
+
+
+def test_verdict_table_from_runs():
+    rows = []
+    for seed, shift in enumerate([0.0, 3.0, -2.0]):
+        for v, acc in (("baseline", 90.0), ("all_layers@switch", 85.0), ("selected@switch", 89.8),
+                       ("random0@switch", 88.0 + (0.5 if seed == 1 else 0.0))):
+            rows.append({"variant": v, "seed": seed, "test_acc": (acc + shift) / 100})
+    t = report.verdicts(pd.DataFrame(rows)).set_index("comparison")
+    assert t.loc["baseline - all_layers@switch", "verdict"] == "supported"
+    assert t.loc["selected@switch - baseline", "verdict"] == "supported"  # -0.2 points, within the 1-point margin
+    assert t.loc["selected@switch - all_layers@switch", "verdict"] == "supported"
+    assert t.loc["selected@switch - random0@switch", "verdict"] == "supported"
+    one = pd.DataFrame([r for r in rows if r["seed"] == 0])
+    assert set(report.verdicts(one).verdict) == {"not decided at this scale"}
+    assert "With one seed no interval exists" in report.verdicts_markdown(one)

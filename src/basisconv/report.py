@@ -11,6 +11,11 @@ import math
 
 import pandas as pd
 
+from . import evidence
+
+# the selection "does not hurt accuracy" when it loses at most this many points against the baseline (non-inferiority)
+NONINFERIORITY_MARGIN = 1.0
+
 
 def fmt_acc(mt: pd.DataFrame, v: str) -> str:
     if v not in mt.index:
@@ -146,3 +151,38 @@ def targets_markdown(tg: dict) -> str:
                 f"{t['min']:.3g})" if t["min"] is not None else "n/a)")
         rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
     return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def verdicts(runs: pd.DataFrame, schedule: str = "switch", confidence: float = 0.95,
+             margin: float = NONINFERIORITY_MARGIN) -> pd.DataFrame:
+    """One row per claim: the paired difference over seeds (points) with its t-interval and the verdict.
+
+    ``runs``: the basis stage's per-seed rows (``variant``, ``seed``, ``test_acc`` in [0, 1]). Comparisons use the
+    variants trained with ``schedule`` (the comparison subsets' schedule).
+    """
+    acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
+    sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
+    claims = [(f"applying basis layers to all layers costs accuracy", "baseline", allv, "superiority"),
+              (f"the selection does not hurt accuracy (within {margin:g} point)", sel, "baseline", "non-inferiority"),
+              ("the selection beats all layers", sel, allv, "superiority")]
+    claims += [(f"the selection beats `{v}` at equal savings", sel, v, "superiority") for v in sorted(acc)
+               if v.endswith(f"@{schedule}") and v.startswith(("random", "largest", "spectral"))]
+    rows = []
+    for claim, a, b, kind in claims:
+        if a not in acc or b not in acc:
+            continue
+        p = evidence.paired_difference(acc[a], acc[b], confidence)
+        rows.append({"claim": claim, "comparison": f"{a} - {b}", "difference": p.text(),
+                     "verdict": evidence.verdict(p, kind, margin)})
+    return pd.DataFrame(rows, columns=["claim", "comparison", "difference", "verdict"])
+
+
+def verdicts_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
+    t = verdicts(runs, schedule)
+    if not len(t):
+        return "No paired comparisons (the basis stage trained too few variants)."
+    n = int(runs.groupby("variant").seed.nunique().min())
+    note = ("" if n >= 2 else " With one seed no interval exists, so no claim can be decided; the paper profile "
+            "trains three seeds.")
+    return (t.to_markdown(index=False) + f"\n\nPaired over seeds (same seed, same batch order), "
+            f"{int(100 * 0.95)} % t-intervals; test accuracy in points." + note)

@@ -51,7 +51,8 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}. Baseline training: "
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
-             report.selection_line(r["selection"]), "", "## Claims", ""]
+             report.selection_line(r["selection"]), "", "## Verdicts", "",
+             report.verdicts_markdown(r["tables"]["runs"]), "", "## Claims", ""]
     for claim, text in report.claims(r):
         lines += [f"**{claim}** {text}", ""]
     if "targets" in r["benchmark"]:
