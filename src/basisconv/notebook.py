@@ -70,7 +70,9 @@ def render_html(executed, html) -> Path:
     from nbconvert import HTMLExporter
 
     from .io import atomic_write_text
-    body, _ = HTMLExporter().from_filename(str(executed))
+    # the "basic" template: the notebook's content without nbconvert's embedded stylesheet (thousands of identical
+    # lines in every page), so the published pages stay small and readable
+    body, _ = HTMLExporter(template_name="basic").from_filename(str(executed))
     return atomic_write_text(html, body)
 
 
