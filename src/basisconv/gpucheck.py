@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .basis import BasisConv2d
 from .bench import time_call
 from .counting import count_macs
 from .data import synthetic_cifar
@@ -66,7 +67,6 @@ def layer_rows(net, device, cfg: dict) -> list[dict]:
         dense_macs = count_macs(conv, (1, rec.in_channels, *rec.input_hw))
         variants = [("dense", None, conv)]
         for q in cfg["ratios"]:
-            from .basis import BasisConv2d
             b = BasisConv2d.from_conv(conv, ratio=q, init="qr").to(device, memory_format=fmt)
             variants += [("basis", q, b), ("folded", q, b.to_conv().to(device, memory_format=fmt))]
         for bs in cfg["batch_sizes"]:

@@ -16,7 +16,7 @@ import torch
 from ..checks import check_choice
 from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import digest
-from ..layout import STAGES
+from ..layout import PREPARED, STAGES
 from ..models import build_model
 from ..runs import run_training
 from . import common
@@ -44,11 +44,10 @@ def plan(B: dict, sel: dict) -> list[tuple]:
     return out
 
 
-def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, inputs: dict, device, baseline: dict | None,
+def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict | None,
                progress=True, on_run=None) -> list[dict]:
     """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run)."""
     B, runs = P["basis"], []
-    run_inputs = digest(inputs["inputs"]["data/prepared"], inputs["code"])
     for seed in P["train"]["seeds"]:
         for variant, schedule, layers, ratio in pl:
             name = variant if schedule == "-" else f"{variant}@{schedule}"
@@ -110,7 +109,8 @@ def run(P: dict, progress=True, on_run=None) -> dict:
     D, meta = common.load_splits()
     inputs = common.inputs("basis", P)
     baseline = None if common.under_torchrun() else read_json(L["baseline"])
-    runs = train_runs(P, pl, D, meta, inputs, device, baseline, progress=progress, on_run=on_run)
+    run_inputs = digest(inputs["inputs"][PREPARED], inputs["code"])  # data content and code: what every run shares
+    runs = train_runs(P, pl, D, meta, run_inputs, device, baseline, progress=progress, on_run=on_run)
     if common.under_torchrun():
         return {"plan": pl, "runs": runs}
     runs = pd.DataFrame(runs)
@@ -121,6 +121,5 @@ def run(P: dict, progress=True, on_run=None) -> dict:
     write_json(L["summary"], {"data": meta["label"], "profile": P["profile"], "params_resolved": P, "variants": {
         r.variant: {k: (None if pd.isna(v) else v) for k, v in r._asdict().items() if k not in ("Index", "variant")}
         for r in table.itertuples()}})
-    common.write_provenance("basis", {**inputs, "run_inputs": digest(inputs["inputs"]["data/prepared"],
-                                                                     inputs["code"])})
+    common.write_provenance("basis", {**inputs, "run_inputs": run_inputs})
     return {"plan": pl, "runs": runs, "table": table, "data": meta}

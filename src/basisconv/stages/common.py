@@ -14,7 +14,7 @@ import yaml
 from .. import distributed as dist_
 from ..data import load_prepared
 from ..io import read_json, write_json
-from ..keys import content_digest, key_of, stage_inputs
+from ..keys import content_digest, stage_inputs
 from ..layout import PREPARED, STAGES
 from ..train import TrainConfig
 
@@ -25,11 +25,6 @@ def setup(train: dict, threads: int | None = None) -> torch.device:
     if n:
         torch.set_num_threads(int(n))
     return dist_.resolve_device(train.get("device", "auto"))
-
-
-def notebook_progress(interval: float = 30.0) -> dict:
-    """tqdm settings for notebooks: under papermill every refresh becomes a stored output, so refresh rarely."""
-    return {"mininterval": interval}
 
 
 def load_splits() -> tuple[dict, dict]:
@@ -66,6 +61,11 @@ def under_torchrun() -> bool:
     return dist_.env_world_size() > 1
 
 
+def worker_shard() -> tuple[int, int]:
+    """``(k, n)``: this worker's part of a split measurement under torchrun, else the whole ``(0, 1)``."""
+    return (dist_.env_rank(), dist_.env_world_size()) if under_torchrun() else (0, 1)
+
+
 def launch(stage: str, processes: int, P: dict) -> None:
     """Run ``stage``'s ``run`` under ``torchrun --standalone`` with ``processes`` workers on this machine, with
     exactly the params ``P`` (written to a temporary file). The caller then finds the work done (same keys)."""
@@ -77,7 +77,3 @@ def launch(stage: str, processes: int, P: dict) -> None:
                        check=True)
     finally:
         Path(f.name).unlink(missing_ok=True)
-
-
-__all__ = ["setup", "notebook_progress", "load_splits", "data_digest", "train_config", "inputs",
-           "write_provenance", "under_torchrun", "launch", "key_of"]

@@ -17,7 +17,6 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from .. import distributed as dist_
 from .. import faithfulness as fa
 from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import key_of
@@ -70,7 +69,7 @@ def run(P: dict, progress=True) -> dict:
     key = key_of(inputs)
     if F["workers"] > 1 and not common.under_torchrun():
         common.launch("faithfulness", F["workers"], P)
-    shard = (dist_.env_rank(), dist_.env_world_size()) if common.under_torchrun() else (0, 1)
+    shard = common.worker_shard()
     rows = measure(P, pl, D, device, key, shard=shard, progress=progress)
     if common.under_torchrun():
         return {"rows": rows}

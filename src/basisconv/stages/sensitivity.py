@@ -16,7 +16,6 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .. import distributed as dist_
 from ..bench import make_layer_timer
 from ..data import stratified_subset
 from ..io import read_json, write_frame, write_json, write_metrics
@@ -121,7 +120,7 @@ def run(P: dict, progress=True) -> dict:
     key = key_of(inputs)
     if S["workers"] > 1 and not common.under_torchrun():
         common.launch("sensitivity", S["workers"], P)  # workers fill the resume log; merged below
-    shard = (dist_.env_rank(), dist_.env_world_size()) if common.under_torchrun() else (0, 1)
+    shard = common.worker_shard()
     rows = sweep(P, net, layers, D, sweep_val(S, D), device, key, shard=shard, progress=progress)
     if common.under_torchrun():
         return {"rows": rows}
