@@ -54,7 +54,7 @@ def test_launch_unknown_stage():
 def test_basis_plan_refuses_unknown_variant_and_schedule():
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
     base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5}
-    with pytest.raises(ValueError, match="unknown basis.variants entry 'naive'; valid choices: baseline, all_layers"):
+    with pytest.raises(ValueError, match="unknown basis.variants entry 'naive'; valid choices: baseline, baseline_fp32, all_layers"):
         basis_stage.plan({**base, "variants": ["naive"]}, sel)
     with pytest.raises(ValueError, match="unknown schedule 'skip'; valid choices: scratch, switch"):
         basis_stage.plan({**base, "schedules": ["skip"]}, sel)

@@ -39,6 +39,9 @@ def test_one_seed_is_never_decided():
     (0.2, 1.0, "superiority", 0, ev.SUPPORTED), (-1.0, -0.1, "superiority", 0, ev.CONTRADICTED),
     (-0.5, 0.5, "superiority", 0, ev.UNDECIDED), (-0.8, 0.4, "non-inferiority", 1.0, ev.SUPPORTED),
     (-2.5, -1.2, "non-inferiority", 1.0, ev.CONTRADICTED), (-1.5, 0.2, "non-inferiority", 1.0, ev.UNDECIDED),
+    (-0.6, 0.9, "equivalence", 1.0, ev.SUPPORTED), (-1.2, 0.3, "equivalence", 1.0, ev.UNDECIDED),
+    (-0.2, 1.4, "equivalence", 1.0, ev.UNDECIDED), (1.1, 2.0, "equivalence", 1.0, ev.CONTRADICTED),
+    (-3.0, -1.0, "equivalence", 1.0, ev.CONTRADICTED), (-2.0, 2.0, "equivalence", 1.0, ev.UNDECIDED),
 ])
 def test_verdict_from_interval(low, high, kind, margin, want):
     assert ev.verdict(ev.Paired((low + high) / 2, low, high, 3, 0.95), kind, margin) == want
@@ -47,5 +50,5 @@ def test_verdict_from_interval(low, high, kind, margin, want):
 def test_errors():
     with pytest.raises(ValueError, match="no common seeds"):
         ev.paired_difference({0: 1.0}, {1: 1.0})
-    with pytest.raises(ValueError, match="unknown kind 'better'; valid choices: superiority, non-inferiority"):
+    with pytest.raises(ValueError, match="unknown kind 'better'; valid choices: superiority, non-inferiority, equivalence"):
         ev.verdict(ev.Paired(0, 0, 0, 2, 0.95), "better")

@@ -148,10 +148,51 @@ def test_retraining_converts_with_proxy_cfg(monkeypatch, proxy_cfg, init, coeff)
 
     def fake_retrain(model, layers, ratio, train_data, val_data, cfg, *, init, coeff, device, progress=False):
         seen.append((tuple(layers), init, coeff))
-        return 0.5
-    monkeypatch.setattr(fa, "retrain_accuracy", fake_retrain)
+        return {"acc": 0.5, "n": 2, "correct": torch.tensor([True, False])}
+    monkeypatch.setattr(fa, "retrain_eval", fake_retrain)
     va = synthetic_cifar("val", n_per_class=2)
     cfg = fa.retrain_config({"batch_size": 20}, epochs=1, lr=0.01, seed=0)
     rows = fa.measure(build_model("resnet18", width=4), ["layer1.0.conv1"], [], 0.5, va, va, cfg,
                       proxy_cfg=proxy_cfg, progress=False)
     assert len(rows) == 2 and seen == [((), init, coeff), (("layer1.0.conv1",), init, coeff)]
+
+
+def test_bootstrap_spearman_known_answers():
+    x = list(range(12))
+    assert fa.bootstrap_spearman(x, [2 * v + 1 for v in x]) == pytest.approx((1.0, 1.0))  # monotone: always 1
+    assert fa.bootstrap_spearman(x, [-v for v in x]) == pytest.approx((-1.0, -1.0))
+    lo, hi = fa.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3)
+    assert lo < 0 < hi  # an unrelated order: the interval covers 0
+    assert fa.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3) == (lo, hi)  # seeded
+    few = fa.bootstrap_spearman([1, 2, 3, 4, 5], [1, 3, 2, 5, 4])
+    many = fa.bootstrap_spearman(list(range(40)), [v + (3 if v % 2 else -3) for v in range(40)])
+    assert few[1] - few[0] > many[1] - many[0]  # more layers, narrower interval
+    assert all(math.isnan(v) for v in fa.bootstrap_spearman([1, 2], [2, 1]))
+    with pytest.raises(ValueError, match="equal lengths"):
+        fa.bootstrap_spearman([1, 2, 3], [1, 2])
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 100, 5001])
+def test_pack_correct_round_trip(n):
+    c = torch.rand(n, generator=torch.Generator().manual_seed(n)) > 0.5
+    assert torch.equal(fa.unpack_correct(fa.pack_correct(c), n), c)
+
+
+def test_summarise_gives_paired_real_intervals():
+    n = 200
+    ctrl = torch.ones(n, dtype=torch.bool)
+    worse = ctrl.clone()
+    worse[:20] = False  # 10 points worse on the same images
+    rows = [{"method": "real", "layers": [], "val_acc": 1.0, "n_val": n, "correct": fa.pack_correct(ctrl),
+             "seconds": 1.0},
+            {"method": "real", "layers": ["a"], "val_acc": 0.9, "n_val": n, "correct": fa.pack_correct(worse),
+             "seconds": 1.0},
+            {"method": "real", "layers": ["b"], "val_acc": 0.95, "n_val": n, "seconds": 1.0}]  # an old row
+    sens = [{"layer": l, "ratio": 0.5, "proxy": "finetune", "delta_acc": d, "control_val_acc": 0.9, "ci_low": d - 1,
+             "ci_high": d + 1} for l, d in (("a", 3.0), ("b", 1.0))]
+    table, _, summary = fa.summarise(rows, sens, 0.5, ["a", "b"], [], ["finetune"])
+    t = table.set_index("layer")
+    assert t.real_drop["a"] == pytest.approx(10.0) and t.real_ci_low["a"] < 10 < t.real_ci_high["a"]
+    assert t.real_ci_low["a"] > 0  # 20 of 200 images lost: clearly a drop
+    assert math.isnan(t.real_ci_low["b"])  # no per-image correctness: no interval, not a made-up one
+    assert math.isnan(summary["spearman_finetune_ci_low"])  # two layers: no correlation, no interval

@@ -55,7 +55,7 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.5", "1,234", "`b`@0.5",
-                     "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune)",
+                     "beats 1 of 1 comparison variants", "10 % of one baseline training", "0.60 (finetune; no bootstrap interval)",
                      "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage trainings 100 s",
                      "selected@switch 80 (1.25x)", "| the selection does not hurt accuracy (within 1 point) | "
                      "selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this scale |"):

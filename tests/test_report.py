@@ -44,8 +44,18 @@ def test_faithfulness_paragraph():
          "additivity_zero_shot_mean_abs_interaction": None, "additivity_finetune_mean_abs_interaction": 0.5,
          "seconds": 12.0}
     s = report.faithfulness(m, ["zero_shot", "finetune"])
-    assert "0.70 (zero_shot), undefined (finetune)" in s
+    assert "0.70 (zero_shot; no bootstrap interval); undefined (finetune)" in s
     assert "0.25 points (real), n/a points (zero_shot), 0.50 points (finetune)" in s
+
+
+@pytest.mark.parametrize("low,high,reading", [
+    (0.35, 0.95, "above 0: the proxy orders layers like retraining"),
+    (-0.2, 0.9, "it includes 0, so these layers cannot show"), (-0.9, -0.1, "below 0: the proxy orders layers against")])
+def test_spearman_reads_its_bootstrap_interval(low, high, reading):
+    m = {"spearman_finetune": 0.7, "spearman_finetune_ci_low": low, "spearman_finetune_ci_high": high,
+         "confidence": 0.95}
+    s = report.spearman_text(m, "finetune")
+    assert s.startswith(f"0.70 (finetune; 95 % bootstrap CI [{low:.2f}, {high:.2f}], ") and reading in s
 
 
 def test_verdict_table_from_runs():
@@ -59,6 +69,15 @@ def test_verdict_table_from_runs():
     assert t.loc["selected@switch - baseline", "verdict"] == "supported"  # -0.2 points, within the 1-point margin
     assert t.loc["selected@switch - all_layers@switch", "verdict"] == "supported"
     assert t.loc["selected@switch - random0@switch", "verdict"] == "supported"
+    t_rows = rows + [{"variant": "spectral@switch", "seed": s, "test_acc": (89.0 + sh) / 100}
+                     for s, sh in enumerate([0.0, 3.0, -2.0])]
+    t_rows += [{"variant": "baseline_fp32", "seed": s, "test_acc": (90.0 + sh + d) / 100}
+               for s, (sh, d) in enumerate([(0.0, 0.1), (3.0, -0.2), (-2.0, 0.05)])]
+    t2 = report.verdicts(pd.DataFrame(t_rows)).set_index("comparison")
+    assert t2.loc["selected@switch - spectral@switch", "verdict"] == "supported"  # +0.8 every seed
+    assert "spectral criterion" in t2.loc["selected@switch - spectral@switch", "claim"]
+    assert t2.loc["baseline - baseline_fp32", "verdict"] == "supported"  # within 1 point both ways
+    assert "baseline - baseline_fp32" not in t.index  # no fp32 runs, no bf16 claim
     one = pd.DataFrame([r for r in rows if r["seed"] == 0])
     assert set(report.verdicts(one).verdict) == {"not decided at this scale"}
     assert "With one seed no interval exists" in report.verdicts_markdown(one)

@@ -46,7 +46,7 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("sensitivity", "objective", "flops", "one of params, macs, time"), ("sensitivity", "max_loss", -1, ">= 0"),
     ("basis", "ratio", 0, "(0, 1]"), ("basis", "coeff", "x", "reduced"), ("basis", "init", "x", "qr"),
     ("basis", "switch_epoch", 0, "an int >= 1"), ("basis", "schedules", ["skip"], "scratch, switch"),
-    ("basis", "variants", ["naive"], "baseline, all_layers"), ("basis", "comparison_schedule", "skip", "scratch"),
+    ("basis", "variants", ["naive"], "baseline, baseline_fp32, all_layers"), ("basis", "comparison_schedule", "skip", "scratch"),
     ("basis", "random_subsets", -1, ">= 0"),
     ("faithfulness", "layers", -1, ">= 0"), ("faithfulness", "pairs", 1.5, ">= 0"), ("faithfulness", "ratio", 1.5, "(0, 1]"),
     ("faithfulness", "epochs", 0, ">= 1"), ("faithfulness", "lr", -0.1, "> 0"), ("faithfulness", "seed", -1, ">= 0"),

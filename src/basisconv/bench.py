@@ -33,7 +33,9 @@ def time_call(fn, *, min_run_time: float = 1.0, warmup: int = 3) -> tuple[float,
     """(median ms, IQR ms) of ``fn()``; ``warmup`` calls first (allocations, kernel selection) are not timed."""
     for _ in range(warmup):
         fn()
-    m = tbench.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    # torch.utils.benchmark times on ONE thread unless told otherwise; time with the threads training uses
+    m = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()).blocked_autorange(
+        min_run_time=min_run_time)
     return m.median * 1e3, m.iqr * 1e3
 
 

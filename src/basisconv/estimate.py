@@ -38,6 +38,7 @@ def seconds_per_image(P: dict, device=None, min_run_time: float = 1.0) -> float:
     from .bench import time_call
     from .distributed import resolve_device
     from .models import build_model
+    from .precision import autocast, effective_amp
     device = resolve_device(device or P["train"]["device"])
     bs = min(P["train"]["batch_size"], 128)  # the cost per image hardly depends on the batch beyond this
     fmt = torch.channels_last if P["train"]["channels_last"] else torch.contiguous_format
@@ -45,10 +46,10 @@ def seconds_per_image(P: dict, device=None, min_run_time: float = 1.0) -> float:
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(bs, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (bs,), device=device)
-    amp = P["train"]["amp"] and device.type == "cuda"
+    amp = effective_amp(P["train"]["amp"], device, warn=False)  # the precision the stages will train in
 
     def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with autocast(device, amp):
             loss = F.cross_entropy(net(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -104,8 +105,11 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
     if "basis" in stages:
         B, seeds = P["basis"], len(T["seeds"])
         variants = (("all_layers" in B["variants"]) + ("selected" in B["variants"])) * len(B["schedules"]) \
-            + (B["random_subsets"] if "random" in B["variants"] else 0) + ("largest" in B["variants"])
-        runs = seeds * variants + (seeds - 1) * ("baseline" in B["variants"])
+            + (B["random_subsets"] if "random" in B["variants"] else 0) + ("largest" in B["variants"]) \
+            + ("spectral" in B["variants"])
+        # baseline_fp32 is costed at twice a bf16 run (measured 1.8-2.4x on 2 cores) when amp is on, else not run
+        fp32 = 2 * seeds * ("baseline_fp32" in B["variants"] and bool(T["amp"]))
+        runs = seeds * variants + (seeds - 1) * ("baseline" in B["variants"]) + fp32
         out["basis"] = {"what": f"{runs} trainings ({variants} variants x {seeds} seeds)",
                         "images": runs * _one_training(T, n, val)}
     return out

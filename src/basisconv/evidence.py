@@ -11,6 +11,8 @@ and a claim gets a verdict from where the interval lies:
 - superiority (``A > B``): ``supported`` if the interval is above 0, ``contradicted`` if below 0;
 - non-inferiority (``A`` no worse than ``B`` by more than ``margin`` points): ``supported`` if the interval is above
   ``-margin``, ``contradicted`` if it is below ``-margin``;
+- equivalence (``A`` within ``margin`` points of ``B`` either way, two one-sided tests): ``supported`` if the interval
+  lies inside ``(-margin, margin)``, ``contradicted`` if it lies wholly outside it;
 - otherwise, and always with fewer than two seeds: ``not decided at this scale``.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "not decided at this scale"
+KINDS = ("superiority", "non-inferiority", "equivalence")
 
 
 def t_cdf(x: float, df: int) -> float:
@@ -100,12 +103,16 @@ def paired_difference(a: dict, b: dict, confidence: float = 0.95) -> Paired:
 
 
 def verdict(p: Paired, kind: str = "superiority", margin: float = 0.0) -> str:
-    """``supported`` / ``contradicted`` / ``not decided at this scale`` for the claim ``A > B`` (superiority) or
-    ``A >= B - margin`` (non-inferiority); see the module docstring."""
-    if kind not in ("superiority", "non-inferiority"):
-        raise ValueError(f"unknown kind {kind!r}; valid choices: superiority, non-inferiority")
+    """``supported`` / ``contradicted`` / ``not decided at this scale`` for the claim ``A > B`` (superiority),
+    ``A >= B - margin`` (non-inferiority) or ``|A - B| < margin`` (equivalence); see the module docstring."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; valid choices: {', '.join(KINDS)}")
     if p.n < 2 or math.isnan(p.low):
         return UNDECIDED
+    if kind == "equivalence":
+        if -margin < p.low and p.high < margin:
+            return SUPPORTED
+        return CONTRADICTED if p.low >= margin or p.high <= -margin else UNDECIDED
     bound = 0.0 if kind == "superiority" else -margin
     if p.low > bound:
         return SUPPORTED

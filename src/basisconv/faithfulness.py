@@ -11,7 +11,8 @@ seed and so the same batches) on the trained baseline, after converting the laye
 the difference, so what remains is the conversion's cost after real training, not after a few proxy steps.
 
 - **Faithfulness**: Spearman rank correlation between the proxy drop and the real drop over the sampled layers
-  (``1``: the proxy orders layers exactly as retraining does).
+  (``1``: the proxy orders layers exactly as retraining does), with a percentile bootstrap interval over the layers
+  (``bootstrap_spearman``); each real drop has a paired interval over the validation images.
 - **Additivity**: for sampled pairs ``(a, b)``, ``drop(a, b)`` against ``drop(a) + drop(b)``, with the proxy and with
   retraining (the knapsack assumes they are equal).
 """
@@ -29,9 +30,9 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .loader import TensorLoader
-from .sensitivity import ProxyConfig, check_proxies, proxy_eval
+from .sensitivity import ProxyConfig, check_proxies, paired_interval, proxy_eval
 from .surgery import convert
-from .train import TrainConfig, train
+from .train import TrainConfig, evaluate, train
 
 
 def sample_layers(candidates: list[str], n: int) -> list[str]:
@@ -72,6 +73,29 @@ def spearman(x, y) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def bootstrap_spearman(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``spearman(x, y)``: layers resampled with replacement ``n_boot`` times
+    (seeded), resamples where the correlation is undefined (constant ranks) skipped. ``(nan, nan)`` below 3 points.
+
+    With few layers the interval is wide and itself rough (the percentile bootstrap undercovers at n < 10); it says
+    how little a handful of layers can establish, which a bare coefficient hides.
+    """
+    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    if len(x) != len(y):
+        raise ValueError(f"bootstrap_spearman needs equal lengths, got {len(x)} and {len(y)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if len(x) < 3:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    rhos = [spearman(x[i], y[i]) for i in rng.integers(0, len(x), size=(n_boot, len(x)))]
+    rhos = np.array([r for r in rhos if not math.isnan(r)])
+    if len(rhos) < n_boot / 2:  # mostly degenerate resamples: no meaningful interval
+        return math.nan, math.nan
+    a = (1 - confidence) / 2
+    return float(np.quantile(rhos, a)), float(np.quantile(rhos, 1 - a))
+
+
 def retrain_config(train_params: dict, *, epochs: int, lr: float, seed: int) -> TrainConfig:
     """The retraining schedule: the ``train`` section's optimiser settings, ``epochs`` of cosine decay from ``lr``."""
     keys = set(TrainConfig.__dataclass_fields__) - {"epochs", "lr", "schedule", "warmup_epochs", "seed"}
@@ -79,20 +103,35 @@ def retrain_config(train_params: dict, *, epochs: int, lr: float, seed: int) -> 
     return TrainConfig(**cfg, epochs=epochs, lr=lr, schedule="cosine", warmup_epochs=0, seed=seed)
 
 
-def retrain_accuracy(model: nn.Module, layers, ratio, train_data, val_data, cfg: TrainConfig, *, init: str = "qr",
-                     coeff: str = "reduced", device="cpu", progress: bool | dict = False) -> float:
-    """Val accuracy of ``model`` with ``layers`` converted (none: the control), then retrained with ``cfg``."""
+def retrain_eval(model: nn.Module, layers, ratio, train_data, val_data, cfg: TrainConfig, *, init: str = "qr",
+                 coeff: str = "reduced", device="cpu", progress: bool | dict = False) -> dict:
+    """``evaluate``'s dict (``acc``, ``n``, per-image ``correct``) on ``val_data`` of ``model`` with ``layers``
+    converted (none: the control), then retrained with ``cfg``. Per-image correctness makes the real drop's
+    interval a paired one, like the sweep's."""
     # the control is a deep copy: train() must not update the caller's baseline in place
     net = convert(model, list(layers), ratio=ratio, coeff=coeff, init=init) if layers else copy.deepcopy(model)
-    res = train(net, train_data, val_data, cfg, device=device, progress=progress)
-    return res.history[-1]["val_acc"]
+    res = train(net, train_data, None, cfg, device=device, progress=progress)  # scored once, below
+    loader = TensorLoader(*val_data, cfg.eval_batch_size, train=False, device=torch.device(device),
+                          channels_last=cfg.channels_last)
+    return evaluate(res.model, loader, amp=cfg.amp, per_sample=True)
+
+
+def pack_correct(correct: torch.Tensor) -> str:
+    """Per-image correctness (bool (N,)) as a hex string: a resume-log row stays one short JSON line."""
+    bits = np.packbits(correct.cpu().numpy().astype(np.uint8))
+    return bits.tobytes().hex()
+
+
+def unpack_correct(hexstr: str, n: int) -> torch.Tensor:
+    return torch.from_numpy(np.unpackbits(np.frombuffer(bytes.fromhex(hexstr), dtype=np.uint8))[:n].astype(bool))
 
 
 def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], ratio: float, train_data,
             val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_cfg: ProxyConfig | None = None,
             device="cpu", done: set | None = None, on_row=None, progress: bool | dict = True,
             shard: tuple[int, int] = (0, 1)) -> list[dict]:
-    """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "seconds"}``.
+    """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "correct",
+    "seconds"}`` (``correct``: per-image correctness, ``pack_correct``).
 
     ``method="real"``: the control (no layers), each single layer and each pair, retrained with ``cfg`` and scored
     on ``val_data``. ``method=<proxy>``: each pair through ``sensitivity.proxy_eval`` on ``proxy_val_data`` (the
@@ -125,13 +164,12 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
             continue
         t0 = time.perf_counter()
         if method == "real":
-            acc, n = retrain_accuracy(model, subset, ratio, train_data, val_data, cfg, init=proxy_cfg.init,
-                                      coeff=proxy_cfg.coeff, device=device), len(val_data[1])
+            ev = retrain_eval(model, subset, ratio, train_data, val_data, cfg, init=proxy_cfg.init,
+                              coeff=proxy_cfg.coeff, device=device)
         else:
             _, ev = proxy_eval(model, list(subset), ratio, method, train_data, proxy_loader, proxy_cfg)
-            acc, n = ev["acc"], ev["n"]
-        row = {"method": method, "layers": list(subset), "val_acc": acc, "n_val": n,
-               "seconds": time.perf_counter() - t0}
+        row = {"method": method, "layers": list(subset), "val_acc": ev["acc"], "n_val": ev["n"],
+               "correct": pack_correct(ev["correct"]), "seconds": time.perf_counter() - t0}
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -139,13 +177,18 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
 
 
 def summarise(rows: list[dict], sens_rows: list[dict], ratio: float, layers: list[str],
-              pairs: list[tuple[str, str]], proxies) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Per-layer table (real and proxy drops), per-pair additivity table and the summary metrics.
+              pairs: list[tuple[str, str]], proxies, confidence: float = 0.95,
+              n_boot: int = 2000) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-layer table (real and proxy drops with their paired intervals), per-pair additivity table and the summary
+    metrics (Spearman per proxy with its bootstrap ``confidence`` interval over the layers).
 
     Real drops are against the retrained control; proxy drops against the sweep's proxy control (the unconverted
-    model through the same proxy), like the sweep's own single-layer drops.
+    model through the same proxy), like the sweep's own single-layer drops. A real drop's interval is paired over
+    the same validation images (``sensitivity.paired_interval``) when the rows carry per-image ``correct``.
     """
     acc = {(r["method"], tuple(r["layers"])): r["val_acc"] for r in rows}
+    hits = {(r["method"], tuple(r["layers"])): unpack_correct(r["correct"], r["n_val"]) for r in rows
+            if r.get("correct") and r.get("n_val")}
     if ("real", ()) not in acc:
         raise ValueError("no control run among the rows: measure() must run the 'real' control first")
     control = acc[("real", ())]
@@ -159,12 +202,19 @@ def summarise(rows: list[dict], sens_rows: list[dict], ratio: float, layers: lis
 
     table = pd.DataFrame({"layer": layers, "ratio": ratio, "real_drop": [real((l,)) for l in layers],
                           **{f"{p}_drop": [float(sens[(l, p)]["delta_acc"]) for l in layers] for p in proxies}})
+    ctrl_hits = hits.get(("real", ()))
+    real_ci = [paired_interval(ctrl_hits, hits[("real", (l,))], confidence)
+               if ctrl_hits is not None and ("real", (l,)) in hits else (math.nan, math.nan) for l in layers]
+    table["real_ci_low"], table["real_ci_high"] = [c[0] for c in real_ci], [c[1] for c in real_ci]
     for p in proxies:  # the sweep's paired interval of each proxy drop (for error bars)
         for end in ("ci_low", "ci_high"):
             table[f"{p}_{end}"] = [float(sens[(l, p)][end]) if end in sens[(l, p)] else float("nan") for l in layers]
-    frames, metrics = [], {"ratio": ratio, "n_layers": len(layers), "n_pairs": len(pairs), "control_val_acc": control}
+    frames, metrics = [], {"ratio": ratio, "n_layers": len(layers), "n_pairs": len(pairs), "control_val_acc": control,
+                           "confidence": confidence, "n_boot": n_boot}
     for p in proxies:
         metrics[f"spearman_{p}"] = spearman(table[f"{p}_drop"], table.real_drop)
+        lo, hi = bootstrap_spearman(table[f"{p}_drop"], table.real_drop, n_boot=n_boot, confidence=confidence)
+        metrics[f"spearman_{p}_ci_low"], metrics[f"spearman_{p}_ci_high"] = lo, hi
     methods = {"real": ({l: real((l,)) for l in layers}, {pr: real(pr) for pr in pairs})}
     for p in proxies:
         base = float(next(r for r in sens.values() if r["proxy"] == p)["control_val_acc"])  # as the sweep's deltas

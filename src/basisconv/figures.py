@@ -3,7 +3,7 @@
 ``style()`` sets a single matplotlib style (sizes, grid, constrained layout so labels never run into colour bars or
 each other); ``variant_style(name)`` gives each training variant its own colour and marker (legend, not text labels
 on the points, so nothing overlaps); ``layer_style(name)`` colours a conv by its ResNet stage and marks its position
-in the stage. Figures are saved as PNG and SVG (``io.save_figure``).
+in the stage. Figures are saved as PNG and SVG (``io.save_figure``) and shown in the notebook with ``show``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import matplotlib as mpl
 STAGE_COLORS = {"conv1": "0.3", "layer1": "tab:blue", "layer2": "tab:orange", "layer3": "tab:green",
                 "layer4": "tab:red"}
 _VARIANT_BASE = {"baseline": ("k", "s"), "all_layers": ("tab:gray", "v"), "selected": ("tab:red", "*"),
-                 "largest": ("tab:purple", "D"), "spectral": ("tab:brown", "P")}
+                 "largest": ("tab:purple", "D"), "spectral": ("tab:brown", "P"),
+                 "baseline_fp32": ("0.45", "X")}
 _RANDOM_COLORS = ("tab:blue", "tab:cyan", "tab:olive", "tab:pink", "tab:green")
 _LAYER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">")
 
@@ -40,6 +41,17 @@ def variant_style(variant: str) -> dict:
     if schedule == "scratch":
         marker = {"*": "p", "v": "^"}.get(marker, marker)
     return {"color": color, "marker": marker, "label": variant}
+
+
+def show(path):
+    """Display a saved figure's PNG in the notebook's output (so the executed notebook and its HTML copy show it;
+    the stages draw with the Agg backend, which displays nothing by itself). Returns ``path``."""
+    try:
+        from IPython.display import Image, display
+    except ImportError:  # not in a notebook: the file is the figure
+        return path
+    display(Image(filename=str(path)))
+    return path
 
 
 def layer_style(layer: str) -> dict:

@@ -47,7 +47,8 @@ def results_block(docs_dir="docs/results") -> tuple[str, Path]:
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
         f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.publish`).",
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}, "
-        f"torchvision {hw['torchvision']}, Python {hw['python']}. Notebook wall time of the last `dvc repro` "
+        f"torchvision {hw['torchvision']}, Python {hw['python']}; training in {base.get('precision', 'fp32')}. "
+        f"Notebook wall time of the last `dvc repro` "
         f"{sum(secs.values()) / 60:.1f} min (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in secs.items()) + " min). "
         f"Compute recorded in the results (a resumed stage reuses finished work, so its notebook can take less): "
         f"baseline training {base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, "

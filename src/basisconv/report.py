@@ -15,6 +15,8 @@ from . import evidence
 
 # the selection "does not hurt accuracy" when it loses at most this many points against the baseline (non-inferiority)
 NONINFERIORITY_MARGIN = 1.0
+# the variants the selection is compared with (besides the baseline), by name prefix
+COMPARISON_PREFIXES = ("all_layers", "random", "largest", "spectral")
 
 
 def fmt_acc(mt: pd.DataFrame, v: str) -> str:
@@ -25,7 +27,7 @@ def fmt_acc(mt: pd.DataFrame, v: str) -> str:
 
 
 def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str:
-    """Does the sensitivity selection beat all-layers and the matched random / largest-first subsets?
+    """Does the sensitivity selection beat all-layers and the matched random / largest-first / spectral subsets?
 
     Compares mean test accuracy of ``selected@<schedule>`` with the others trained with the same schedule, and says
     how many parameters each keeps (the comparison subsets are matched to the selection's savings).
@@ -37,7 +39,7 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str
                 "cannot be compared with the other subsets.")
     a = mt.loc[sel, "test_acc_mean"]
     others = [v for v in mt.index if v != sel and v.endswith(f"@{schedule}")
-              and v.startswith(("all_layers", "random", "largest"))]
+              and v.startswith(COMPARISON_PREFIXES)]
     parts, wins = [], 0
     for v in others:
         d = a - mt.loc[v, "test_acc_mean"]
@@ -68,19 +70,34 @@ def search_cost(sel: dict, baseline: dict) -> str:
             "schedule, so its share of one training falls in proportion to the number of training epochs.")
 
 
-def faithfulness(metrics: dict, proxies) -> str:
-    """Spearman correlation of proxy and real drops, and additivity of pairs (``results/metrics/faithfulness.json``)."""
-    def rho(p):
-        v = metrics.get(f"spearman_{p}")
-        return "undefined" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+def _undefined(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
+
+def spearman_text(metrics: dict, p: str) -> str:
+    """``rho`` of proxy ``p`` with its bootstrap interval and what the interval allows one to say."""
+    v, lo, hi = (metrics.get(f"spearman_{p}{s}") for s in ("", "_ci_low", "_ci_high"))
+    if _undefined(v):
+        return f"undefined ({p})"
+    if _undefined(lo) or _undefined(hi):
+        return f"{v:.2f} ({p}; no bootstrap interval)"
+    conf = int(100 * metrics.get("confidence", 0.95))
+    reading = ("above 0: the proxy orders layers like retraining" if lo > 0 else
+               "below 0: the proxy orders layers against retraining" if hi < 0 else
+               "it includes 0, so these layers cannot show that the proxy ranks layers like retraining")
+    return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {reading})"
+
+
+def faithfulness(metrics: dict, proxies) -> str:
+    """Spearman correlation of proxy and real drops with bootstrap intervals, and additivity of pairs
+    (``results/metrics/faithfulness.json``)."""
     def inter(m):
         v = metrics.get(f"additivity_{m}_mean_abs_interaction")
         return "n/a" if v is None else f"{v:.2f}"
 
     return (f"On {metrics['n_layers']} layers at ratio {metrics['ratio']}, each retrained alone for "
             f"{metrics.get('retrain_epochs', '?')} epoch(s) against an unconverted control, the Spearman rank "
-            "correlation between proxy drop and real drop is " + ", ".join(f"{rho(p)} ({p})" for p in proxies)
+            "correlation between proxy drop and real drop is " + "; ".join(spearman_text(metrics, p) for p in proxies)
             + f". Additivity over {metrics['n_pairs']} layer pairs: the mean |drop(a, b) - drop(a) - drop(b)| is "
             + ", ".join(f"{inter(m)} points ({m})" for m in ["real", *proxies])
             + f". The checks took {metrics['seconds']:.0f} s.")
@@ -121,7 +138,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
          f"{', '.join(acc(v) for v in mt.index if v.startswith('random')) or 'n/a'}; largest-first "
-         f"{acc('largest@switch')}."),
+         f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("Selected vs. naive and random subsets at equal savings.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
          f"predicted loss {sel['predicted_loss']:.2f} points."),
@@ -165,8 +182,11 @@ def verdicts(runs: pd.DataFrame, schedule: str = "switch", confidence: float = 0
     claims = [(f"applying basis layers to all layers costs accuracy", "baseline", allv, "superiority"),
               (f"the selection does not hurt accuracy (within {margin:g} point)", sel, "baseline", "non-inferiority"),
               ("the selection beats all layers", sel, allv, "superiority")]
-    claims += [(f"the selection beats `{v}` at equal savings", sel, v, "superiority") for v in sorted(acc)
-               if v.endswith(f"@{schedule}") and v.startswith(("random", "largest", "spectral"))]
+    claims += [(f"the selection beats `{v}` at equal savings" + (" (the data-free spectral criterion)"
+                if v.startswith("spectral") else ""), sel, v, "superiority") for v in sorted(acc)
+               if v.endswith(f"@{schedule}") and v.startswith(COMPARISON_PREFIXES[1:])]
+    claims.append((f"bf16 autocast leaves accuracy unchanged (within {margin:g} point)", "baseline", "baseline_fp32",
+                   "equivalence"))
     rows = []
     for claim, a, b, kind in claims:
         if a not in acc or b not in acc:

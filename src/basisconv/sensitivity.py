@@ -36,6 +36,7 @@ from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio, reso
 from .checks import check_choice
 from .counting import count_macs
 from .loader import TensorLoader
+from .precision import autocast
 from .surgery import conv_layers, convert, convertible_names
 from .train import evaluate
 
@@ -54,7 +55,8 @@ class ProxyConfig:
     ``init``/``coeff``: ``BasisConv2d.from_conv``'s; ``bn_batches``: training batches of ``batch_size`` images per
     BatchNorm recalibration; ``finetune_steps`` SGD steps at ``finetune_lr`` (``finetune`` proxy); ``seed``: the
     global torch seed before conversion and the training loader's shuffling/augmentation seed, so the converted model
-    and its control see the same batches.
+    and its control see the same batches; ``amp``: BN recalibration, fine-tune steps and scoring under bf16 autocast
+    (``basisconv.precision``; the caller passes the effective value, so fp32 where the device lacks bf16).
     """
     init: str = "qr"
     coeff: str = "reduced"
@@ -63,6 +65,7 @@ class ProxyConfig:
     finetune_steps: int = 100
     finetune_lr: float = 0.01
     seed: int = 0
+    amp: bool = False
 
     def __post_init__(self):
         _check_choice(self.init, INIT_CHOICES, "init")
@@ -74,6 +77,8 @@ class ProxyConfig:
             raise ValueError(f"finetune_lr must be a finite number > 0, got {lr!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp must be true or false, got {self.amp!r}")
 
 
 def candidate_layers(model: nn.Module, include=("*",), exclude=(), kernel_sizes=(3,)) -> list[str]:
@@ -193,8 +198,9 @@ def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_dat
     conv_model = (convert(model, list(layers), ratio=ratio, coeff=cfg.coeff, init=cfg.init) if layers
                   else copy.deepcopy(model))
     loader = TensorLoader(*train_data, cfg.batch_size, train=True, seed=cfg.seed, device=val_loader.device)
-    PROXIES[proxy](conv_model, loader, cfg)
-    return conv_model, evaluate(conv_model, val_loader, per_sample=True)
+    with autocast(val_loader.device, cfg.amp):  # control and converted model alike: the delta compares like with like
+        PROXIES[proxy](conv_model, loader, cfg)
+    return conv_model, evaluate(conv_model, val_loader, amp=cfg.amp, per_sample=True)
 
 
 def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_data, val_data,
@@ -214,7 +220,7 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     device = torch.device(device)
     model = copy.deepcopy(model).to(device).eval()
     val_loader = TensorLoader(*val_data, 1000, train=False, device=device)
-    base = evaluate(model, val_loader)
+    base = evaluate(model, val_loader, amp=cfg.amp)
     records = {r.name: r for r in conv_layers(model)}
     rows, done = [], done or set()
     jobs = [(l, r, p) for l in layers for r in ratios for p in proxies][k::n]

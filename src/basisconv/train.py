@@ -36,6 +36,7 @@ from .distributed import resolve_device
 from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
 from .io import save_torch
 from .loader import TensorLoader
+from .precision import autocast, effective_amp
 from .surgery import convert
 
 SCHEDULES = ("onecycle", "cosine")
@@ -68,7 +69,7 @@ class TrainConfig:
     schedule: str = "onecycle"
     warmup_epochs: float = 1.0
     seed: int = 0
-    amp: bool = False  # bf16 autocast; applied on CUDA only
+    amp: bool = False  # bf16 autocast where the device supports it (CUDA, CPUs with avx512_bf16/amx); else fp32
     channels_last: bool = False
     eval_batch_size: int = 500
     basis_layers: Any = None  # None: no basis layers; "all" or a list of dotted names
@@ -144,7 +145,7 @@ def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_samp
     correct = torch.zeros((), device=loader.device, dtype=torch.int64)
     hits = []
     n = 0
-    with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=amp and loader.device.type == "cuda"):
+    with autocast(loader.device, effective_amp(amp, loader.device, warn=False)):
         for x, y in loader:
             out = model(x).float()
             loss_sum += F.cross_entropy(out, y, reduction="sum")
@@ -215,7 +216,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
     """
     device = resolve_device(device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    amp = cfg.amp and device.type == "cuda"
+    amp = effective_amp(cfg.amp, device)  # bf16 on CUDA and bf16-capable CPUs; fp32 (with a warning) elsewhere
     rank, world = dist_.rank(), dist_.world_size()
     distributed, main = world > 1, rank == 0
     torch.manual_seed(cfg.seed)  # same on every rank: from-scratch basis layers get identical weights everywhere
@@ -271,7 +272,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
             lr = cfg.lr * lr_factor(step, total_steps, warmup_steps, cfg.schedule)
             for g in opt.param_groups:
                 g["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with autocast(device, amp):
                 out = runner(x)
                 loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
             # Checking every step costs a device sync on GPU, so there it is checked every 50 steps.

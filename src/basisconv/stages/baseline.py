@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from .. import distributed as dist_
+from .. import precision
 from ..io import write_frame, write_json, write_metrics
 from ..keys import digest
 from ..layout import STAGES
@@ -45,7 +46,7 @@ def run(P: dict, progress=True) -> dict:
     if common.under_torchrun():
         return {"metrics": m}
     summary = {k: m[k] for k in SUMMARY_KEYS}
-    summary.update(profile=P["profile"], params_resolved=P)
+    summary.update(profile=P["profile"], params_resolved=P, precision=precision.label(m["config"]["amp"]))
     write_json(L["summary"], summary)
     write_metrics(L["metrics"], {"acc": 100 * m["test_acc"]})  # test accuracy in %
     hist = pd.DataFrame(m["history"])

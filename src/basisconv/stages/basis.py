@@ -1,14 +1,18 @@
 """Stage ``basis``: the paper's main comparison, basis-decomposed training (arXiv 2408.06024, Experiments).
 
-Every variant is trained for every seed of ``train.seeds`` with the same schedule: the baseline, basis layers on
+Every variant is trained for every seed of ``train.seeds`` with the same schedule: the baseline (and optionally
+``baseline_fp32``, the same in fp32 when the others train under bf16 autocast), basis layers on
 **all** candidate layers at ``basis.ratio`` (the naive use), on the **selected** layers at their selected ratios,
-and the comparison subsets matched to the selection's parameter savings (``random<k>``, ``largest``). Schedules:
+and the comparison subsets matched to the selection's parameter savings (``random<k>``, ``largest``, ``spectral``:
+ranks from the baseline's singular-value energy, ``basisconv.spectral``). Schedules:
 ``scratch`` (basis layers from step 0) and ``switch`` (the paper's cheap skip schedule: ``basis.switch_epoch``
 full-rank epochs, then each chosen ``W`` is replaced by ``A W'`` initialised from its own filters). Each run is
 content-addressed (``basisconv.runs``): its key hashes its TrainConfig (layers and ratios included), the model
 section, the content of ``data/prepared`` and this module's code closure.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pandas as pd
 import torch
@@ -22,17 +26,23 @@ from ..runs import run_training
 from . import common
 
 L = STAGES["basis"]
-VARIANTS = ("baseline", "all_layers", "selected", "random", "largest")
+VARIANTS = ("baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral")
 SCHEDULES = ("scratch", "switch")
 
 
-def plan(B: dict, sel: dict) -> list[tuple]:
-    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training."""
+def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
+    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training.
+
+    ``amp``: the effective precision of the runs; ``baseline_fp32`` (the baseline in fp32, to check that bf16
+    autocast leaves accuracy unchanged) is only planned when the others run in bf16, else it would be the baseline.
+    """
     for v in B["variants"]:
         check_choice(v, VARIANTS, "basis.variants entry")
     for s in list(B["schedules"]) + [B["comparison_schedule"]]:
         check_choice(s, SCHEDULES, "schedule")
     out = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
+    if "baseline_fp32" in B["variants"] and amp:
+        out.append(("baseline_fp32", "-", None, None))
     for v in ("all_layers", "selected"):
         if v not in B["variants"] or (v == "selected" and not sel["layers"]):
             continue  # an empty selection (no layer fits the loss budget) has nothing to train
@@ -48,6 +58,7 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                progress=True, on_run=None) -> list[dict]:
     """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run)."""
     B, runs = P["basis"], []
+    amp = common.resolved_train(P["train"])["amp"]  # the precision every run but baseline_fp32 trains in
     for seed in P["train"]["seeds"]:
         for variant, schedule, layers, ratio in pl:
             name = variant if schedule == "-" else f"{variant}@{schedule}"
@@ -60,13 +71,15 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                     basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
                     switch_epoch=B["switch_epoch"] if schedule == "switch" else 0)
                 cfg = common.train_config(P["train"], seed=seed, **basis_kw)
+                if variant == "baseline_fp32":
+                    cfg = replace(cfg, amp=False)
                 torch.manual_seed(seed)
                 net = build_model(P["model"]["arch"], width=P["model"]["width"])
                 m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"],
                                  data_meta=meta, inputs=run_inputs, device=device, progress=progress)
             row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
                    "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
-                   "train_time": m["train_time"], "data": meta["label"]}
+                   "train_time": m["train_time"], "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
             runs.append(row)
             if on_run is not None:
                 on_run(row)
@@ -103,7 +116,8 @@ def run(P: dict, progress=True, on_run=None) -> dict:
     """Plan, train (or find) every run, aggregate. Returns ``{"plan", "runs", "table"}``."""
     device = common.setup(P["train"])
     sel = read_json(L["selection"])
-    pl = plan(P["basis"], sel)  # refuses unknown variants and schedules before any training
+    # refuses unknown variants and schedules before any training
+    pl = plan(P["basis"], sel, amp=common.resolved_train(P["train"])["amp"])
     if P["train"]["processes"] > 1 and not common.under_torchrun():
         common.launch("basis", P["train"]["processes"], P)  # data-parallel; the runs are then found finished
     D, meta = common.load_splits()

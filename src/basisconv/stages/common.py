@@ -16,15 +16,28 @@ from ..data import load_prepared
 from ..io import read_json, write_json
 from ..keys import content_digest, stage_inputs
 from ..layout import PREPARED, STAGES
+from ..precision import bf16_supported, effective_amp
 from ..train import TrainConfig
 
 
 def setup(train: dict, threads: int | None = None) -> torch.device:
-    """Threads (``train.threads``, or ``threads`` when given) and the device; returns the device."""
+    """Threads (``train.threads``, or ``threads`` when given) and the device; returns the device. Says so when
+    ``train.amp`` asks for bf16 on a device without it (the stages then train in fp32)."""
     n = train.get("threads") if threads is None else threads
     if n:
         torch.set_num_threads(int(n))
-    return dist_.resolve_device(train.get("device", "auto"))
+    device = dist_.resolve_device(train.get("device", "auto"))
+    if train.get("amp") and not bf16_supported(device):
+        print(f"note: train.amp asks for bf16 autocast, but {device} has no native bf16 support: training in fp32")
+    return device
+
+
+def resolved_train(train: dict) -> dict:
+    """The ``train`` section with ``amp`` replaced by the precision that will actually run on its device
+    (``precision.effective_amp``): what every TrainConfig and resume key is built from, so a run's key names the
+    dtype it ran in, not the one asked for."""
+    device = dist_.resolve_device(train.get("device", "auto"))
+    return {**train, "amp": effective_amp(bool(train.get("amp")), device, warn=False)}
 
 
 def load_splits() -> tuple[dict, dict]:
@@ -39,9 +52,10 @@ def data_digest() -> str:
 
 
 def train_config(train: dict, *, seed: int, **basis) -> TrainConfig:
-    """A ``TrainConfig`` from the ``train`` section (pipeline-only keys dropped) plus basis options."""
+    """A ``TrainConfig`` from the ``train`` section (pipeline-only keys dropped, ``amp`` resolved for the device)
+    plus basis options."""
     keys = set(TrainConfig.__dataclass_fields__)
-    return TrainConfig(**{k: v for k, v in train.items() if k in keys}, seed=seed, **basis)
+    return TrainConfig(**{k: v for k, v in resolved_train(train).items() if k in keys}, seed=seed, **basis)
 
 
 def inputs(stage: str, P: dict, sections=None, files=None) -> dict:

@@ -41,7 +41,7 @@ def plan(P: dict) -> dict:
     sens_rows = pd.read_csv(L["sensitivity_rows"]).to_dict("records")
     layers = fa.sample_layers(list(dict.fromkeys(r["layer"] for r in sens_rows)), F["layers"])
     return {"sens_rows": sens_rows, "layers": layers, "pairs": fa.sample_pairs(layers, F["pairs"], seed=F["seed"]),
-            "cfg": fa.retrain_config(P["train"], epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
+            "cfg": fa.retrain_config(common.resolved_train(P["train"]), epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
 
 
 def measure(P: dict, pl: dict, D: dict, device, key: str, *, shard=(0, 1), progress=True) -> list[dict]:
@@ -74,7 +74,7 @@ def run(P: dict, progress=True) -> dict:
     if common.under_torchrun():
         return {"rows": rows}
     table, additivity, summary = fa.summarise(rows, pl["sens_rows"], F["ratio"], pl["layers"], pl["pairs"],
-                                              S["proxies"])
+                                              S["proxies"], confidence=S["confidence"])
     baseline = read_json(L["baseline"])
     summary.update(data=meta["label"], profile=P["profile"], params_resolved=P, retrain_epochs=F["epochs"],
                    baseline_train_seconds=baseline["train_time"])

@@ -48,7 +48,8 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     base, hw = r["baseline"], r["baseline"]["hardware"]
     lines = [f"# {title}", "",
              f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
-             f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}. Baseline training: "
+             f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
+             f"{base.get('precision', 'fp32')}. Baseline training: "
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
              report.selection_line(r["selection"]), "", "## Verdicts", "",

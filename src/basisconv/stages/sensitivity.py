@@ -7,8 +7,8 @@ For every candidate conv ``l`` and ratio ``q`` only that layer of the trained ba
 
 with a paired interval over the same images (``basisconv.sensitivity``). A greedy knapsack then picks layers and
 per-layer ratios with the most ``sensitivity.objective`` saved per point of predicted loss within
-``sensitivity.max_loss``; random and largest-first subsets matched to the selection's parameter savings are the
-comparison variants of the basis stage. Sweep rows are appended to a resume log keyed by the sensitivity, model and
+``sensitivity.max_loss``; random, largest-first and spectral (singular-value energy threshold) subsets matched to
+the selection's parameter savings are the comparison variants of the basis stage. Sweep rows are appended to a resume log keyed by the sensitivity, model and
 seed params, the content of ``models/baseline.pt`` and ``data/prepared``, and this module's code closure.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..layout import STAGES
 from ..models import build_model
 from ..resume import resume_log
 from ..sensitivity import ProxyConfig, candidate_layers, layer_sensitivity, matched_subset, select_layers
+from ..spectral import spectral_subset
 from ..surgery import conv_layers
 from . import common
 
@@ -49,7 +50,8 @@ def sweep_val(S: dict, D: dict):
 def proxy_config(P: dict) -> ProxyConfig:
     S = P["sensitivity"]
     return ProxyConfig(init=S["init"], coeff=S["coeff"], bn_batches=S["bn_batches"], batch_size=S["batch_size"],
-                       finetune_steps=S["finetune_steps"], finetune_lr=S["finetune_lr"], seed=P["train"]["seeds"][0])
+                       finetune_steps=S["finetune_steps"], finetune_lr=S["finetune_lr"], seed=P["train"]["seeds"][0],
+                       amp=common.resolved_train(P["train"])["amp"])
 
 
 # sensitivity params read only after the sweep (selection) or that only split the work: not part of the rows' key,
@@ -65,8 +67,9 @@ def sweep_inputs(P: dict) -> dict:
     """What the sweep's rows depend on: the params that reach them, the baseline's and the splits' content, the
     code."""
     return common.inputs("sensitivity", {"sensitivity": measured_params(P["sensitivity"]), "model": P["model"],
-                                         "seed": P["train"]["seeds"][0]}, sections=("sensitivity", "model", "seed"),
-                         files=[L["model"], L["prepared"]])
+                                         "seed": P["train"]["seeds"][0],
+                                         "amp": common.resolved_train(P["train"])["amp"]},
+                         sections=("sensitivity", "model", "seed", "amp"), files=[L["model"], L["prepared"]])
 
 
 def _row_key(r: dict) -> tuple:
@@ -98,13 +101,16 @@ def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, sh
     return sort_rows(rows, layers)
 
 
-def comparisons(B: dict, records, layers: list[str], sel: dict, ratios) -> dict:
-    """The comparison subsets at the selection's parameter savings: ``random<k>`` and ``largest``."""
+def comparisons(B: dict, net, layers: list[str], sel: dict, ratios) -> dict:
+    """The comparison subsets at the selection's parameter savings: ``random<k>``, ``largest`` and ``spectral``
+    (ranks from the trained baseline's singular-value energy, ``basisconv.spectral``)."""
     if not sel["layers"]:
         return {}
+    records = conv_layers(net)
     out = {f"random{k}": matched_subset(records, layers, sel["params_saved"], ratios, order="random", seed=k,
                                         coeff=B["coeff"]) for k in range(B["random_subsets"])}
     out["largest"] = matched_subset(records, layers, sel["params_saved"], ratios, order="largest", coeff=B["coeff"])
+    out["spectral"] = spectral_subset(net, layers, sel["params_saved"], ratios, coeff=B["coeff"])
     return out
 
 
@@ -133,7 +139,7 @@ def run(P: dict, progress=True) -> dict:
     sel = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=S["max_loss"],
                         order=layers)
     baseline = read_json(L["baseline"])
-    sel.update(candidates=layers, comparisons=comparisons(P["basis"], conv_layers(net), layers, sel, S["ratios"]),
+    sel.update(candidates=layers, comparisons=comparisons(P["basis"], net, layers, sel, S["ratios"]),
                data=meta["label"], profile=P["profile"], search_seconds=search_seconds,
                baseline_train_seconds=baseline["train_time"],
                search_cost_fraction=search_seconds / baseline["train_time"], params_resolved=P)

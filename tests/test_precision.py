@@ -1,0 +1,74 @@
+"""bf16 autocast on CPU (basisconv.precision): detection, fallback, and that it really runs in bf16."""
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+from basisconv import TrainConfig, build_model, synthetic_cifar, train
+from basisconv import precision
+from basisconv.stages import basis as basis_stage
+from basisconv.stages import common
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: False)
+
+
+@pytest.fixture
+def has_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
+
+
+def test_fallback_to_fp32_says_so(no_bf16):
+    with pytest.warns(UserWarning, match="no native bf16 support.*running in fp32"):
+        assert precision.effective_amp(True, "cpu") is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert precision.effective_amp(False, "cpu") is False  # nothing asked, nothing said
+        assert precision.effective_amp(True, "cpu", warn=False) is False
+
+
+def test_resolved_train_records_what_runs(no_bf16, monkeypatch):
+    """A run's TrainConfig (and so its resume key) carries the precision that ran, not the one asked for."""
+    T = {"epochs": 2, "batch_size": 10, "amp": True, "device": "cpu", "seeds": [0]}
+    assert common.train_config(T, seed=0).amp is False
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
+    assert common.train_config(T, seed=0).amp is True
+    assert common.train_config({**T, "amp": False}, seed=0).amp is False
+
+
+def test_autocast_runs_convs_in_bf16(has_bf16):
+    conv = nn.Conv2d(3, 8, 3)
+    x = torch.randn(2, 3, 8, 8)
+    with precision.autocast("cpu", precision.effective_amp(True, "cpu")):
+        assert conv(x).dtype == torch.bfloat16
+    with precision.autocast("cpu", False):
+        assert conv(x).dtype == torch.float32
+
+
+@pytest.mark.skipif(not precision.cpu_bf16_supported(), reason="this CPU has no native bf16")
+def test_bf16_training_on_cpu_learns_like_fp32():
+    """Same seed and batches: bf16 autocast training ends near the fp32 run (weights stay fp32)."""
+    tr, va = synthetic_cifar("train", n_per_class=30), synthetic_cifar("val", n_per_class=10)
+    out = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        res = train(build_model("resnet18", width=4), tr, va,
+                    TrainConfig(epochs=4, batch_size=50, lr=0.05, warmup_epochs=0.5, amp=amp), progress=False)
+        assert all(p.dtype == torch.float32 for p in res.model.parameters())
+        out[amp] = res.history
+    assert out[True][-1]["train_loss"] < 0.8 * out[True][0]["train_loss"]
+    assert out[True][-1]["train_loss"] != out[False][-1]["train_loss"]  # it really ran in another precision
+    assert out[True][-1]["train_loss"] == pytest.approx(out[False][-1]["train_loss"], rel=0.1)
+    assert abs(out[True][-1]["val_acc"] - out[False][-1]["val_acc"]) < 0.15
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_baseline_fp32_variant_only_under_bf16(amp):
+    sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
+    B = {"variants": ["baseline", "baseline_fp32", "selected"], "schedules": ["switch"],
+         "comparison_schedule": "switch", "ratio": 0.5}
+    names = [p[0] for p in basis_stage.plan(B, sel, amp=amp)]
+    assert names == (["baseline", "baseline_fp32", "selected"] if amp else ["baseline", "selected"])
