@@ -81,3 +81,19 @@ def test_verdict_table_from_runs():
     one = pd.DataFrame([r for r in rows if r["seed"] == 0])
     assert set(report.verdicts(one).verdict) == {"not decided at this scale"}
     assert "With one seed no interval exists" in report.verdicts_markdown(one)
+
+
+def test_peer_and_onnx_paragraphs():
+    bench = {"peers": [{"form": "basis", "precision": "fp32", "pass": "fwd+bwd", "median_measured_speedup": 1.6,
+                        "median_share_of_theory": 0.8, "faster_than_dense": 7, "shapes_x_ratios": 8},
+                       {"form": "tucker", "precision": "fp32", "pass": "fwd+bwd", "median_measured_speedup": 0.7,
+                        "median_share_of_theory": 0.3, "faster_than_dense": 1, "shapes_x_ratios": 8},
+                       {"form": "tucker", "precision": "fp32", "pass": "fwd", "median_measured_speedup": 9.0,
+                        "median_share_of_theory": 0.9, "faster_than_dense": 8, "shapes_x_ratios": 8}],
+             "onnx": [{"model": "selected_folded", "max_abs_diff": 2e-6, "onnxruntime_ms": 3.0, "pytorch_ms": 4.5,
+                       "onnxruntime": "1.32.0", "threads": 2, "batch_size": 64}]}
+    s = report.peers_text(bench)
+    assert "fp32 fwd+bwd: basis 1.60x (80 % of its theory; faster than dense on 7/8), tucker 0.70x" in s
+    assert "9.00x" not in s  # forward-only rows are in the table, not the sentence
+    assert "selected_folded max |diff| 2.0e-06, 3.0 ms in onnxruntime vs 4.5 ms in PyTorch" in report.onnx_text(bench)
+    assert "empty" in report.peers_text({}) and "false" in report.onnx_text({"onnx": []})

@@ -54,7 +54,8 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("benchmark", "ratios", [0], "(0, 1]"), ("benchmark", "batch_sizes", [], "non-empty"),
     ("benchmark", "memory_formats", ["nhwc"], "channels_last"), ("benchmark", "min_run_time", 0, "> 0"),
     ("benchmark", "model_batch_size", 0, ">= 1"), ("benchmark", "overhead_steps", 0, ">= 1"),
-    ("benchmark", "threads", -1, ">= 0"),
+    ("benchmark", "threads", -1, ">= 0"), ("benchmark", "peers", ["cp"], "full_coeff, tucker"),
+    ("benchmark", "onnx", "yes", "true or false"),
     ("report", "title", " ", "non-empty string"),
 ]
 

@@ -3,7 +3,7 @@
 ``style()`` sets a single matplotlib style (sizes, grid, constrained layout so labels never run into colour bars or
 each other); ``variant_style(name)`` gives each training variant its own colour and marker (legend, not text labels
 on the points, so nothing overlaps); ``layer_style(name)`` colours a conv by its ResNet stage and marks its position
-in the stage. Figures are saved as PNG and SVG (``io.save_figure``) and shown in the notebook with ``show``.
+in the stage. Figures are saved as PNG and SVG (``io.save_figure``) and shown in the notebook with ``show_figure``.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def variant_style(variant: str) -> dict:
     return {"color": color, "marker": marker, "label": variant}
 
 
-def show(path):
+def show_figure(path):
     """Display a saved figure's PNG in the notebook's output (so the executed notebook and its HTML copy show it;
     the stages draw with the Agg backend, which displays nothing by itself). Returns ``path``."""
     try:

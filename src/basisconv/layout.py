@@ -118,9 +118,11 @@ _STAGES = [
     Stage("benchmark", "notebooks/05_benchmark.ipynb", ("profile", "model", "train", "basis", "benchmark"),
           deps={"selection": SELECTION, "prepared": PREPARED},
           figures={"measured_vs_theory": "results/benchmark/measured_vs_theory.png",
-                   "speedup_vs_ratio": "results/benchmark/speedup_vs_ratio.png"},
+                   "speedup_vs_ratio": "results/benchmark/speedup_vs_ratio.png",
+                   "peers_plot": "results/benchmark/peers.png"},
           results={"layers": "results/benchmark_layers.csv", "models": "results/benchmark_models.csv",
-                   "forms": "results/benchmark_forms.csv", "summary": "results/benchmark/summary.json",
+                   "forms": "results/benchmark_forms.csv", "peers": "results/benchmark_peers.csv",
+                   "onnx": "results/benchmark_onnx.csv", "summary": "results/benchmark/summary.json",
                    "provenance": PROVENANCE.format(stage="benchmark")},
           metrics={"metrics": "results/metrics/benchmark.json"}),
 ]

@@ -108,6 +108,33 @@ def _speed(bench: dict, key: str) -> str:
     return f"{m['measured_speedup']:.2f}x measured vs {m['theoretical_speedup']:.2f}x theoretical" if m else "n/a"
 
 
+def peers_text(bench: dict) -> str:
+    """The basis layer against its peers at the same parameter budget (``benchmark`` summary's ``peers``)."""
+    rows = bench.get("peers") or []
+    if not rows:
+        return "No peer timings in this run (`benchmark.peers` is empty)."
+    parts = []
+    for prec in dict.fromkeys(r["precision"] for r in rows):
+        sub = [r for r in rows if r["precision"] == prec and r["pass"] == "fwd+bwd"]
+        parts.append(f"{prec} fwd+bwd: " + ", ".join(
+            f"{r['form']} {r['median_measured_speedup']:.2f}x ({100 * r['median_share_of_theory']:.0f} % of its "
+            f"theory; faster than dense on {r['faster_than_dense']}/{r['shapes_x_ratios']})" for r in sub))
+    return ("At the basis layer's parameter budget on every distinct 3x3 shape, median speedup over the dense conv "
+            "(share of each form's own MAC ratio): " + "; ".join(parts) + ". `tucker` is tensorly-torch's "
+            "FactorizedConv (factorized implementation), `full_coeff` a k x k conv to a rank then 1 x 1 (Composer's "
+            "Factorize). Per shape: `tables/benchmark_peers.md`.")
+
+
+def onnx_text(bench: dict) -> str:
+    rows = bench.get("onnx") or []
+    if not rows:
+        return "No ONNX export in this run (`benchmark.onnx` is false)."
+    return ("Exported with `torch.onnx.export` and run in onnxruntime " + rows[0]["onnxruntime"] + " (CPU, "
+            f"{rows[0]['threads']} threads, batch {rows[0]['batch_size']}): " + "; ".join(
+                f"{r['model']} max |diff| {r['max_abs_diff']:.1e}, {r['onnxruntime_ms']:.1f} ms in onnxruntime vs "
+                f"{r['pytorch_ms']:.1f} ms in PyTorch" for r in rows) + ".")
+
+
 def claims(r: dict) -> list[tuple[str, str]]:
     """``(claim, paragraph)`` for every claim of the paper this run can speak to.
 
@@ -144,6 +171,8 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"predicted loss {sel['predicted_loss']:.2f} points."),
         ("Faithfulness of the fast proxy.",
          faithfulness(r["faithfulness"], r["faithfulness"]["params_resolved"]["sensitivity"]["proxies"])),
+        ("Against factorized peers at equal parameters.", peers_text(bench)),
+        ("Deployment: ONNX export of the basis and folded forms.", onnx_text(bench)),
     ]
 
 

@@ -37,12 +37,14 @@ def _choices() -> dict:
     from .basis import COEFF_CHOICES, INIT_CHOICES
     from .bench import MEMORY_FORMATS
     from .models import ARCHS
+    from .peers import PEERS
     from .sensitivity import OBJECTIVES, PROXIES
     from .stages.basis import SCHEDULES as BASIS_SCHEDULES, VARIANTS
     from .train import SCHEDULES
     return {"coeff": COEFF_CHOICES, "init": INIT_CHOICES, "memory_formats": tuple(MEMORY_FORMATS),
             "arch": tuple(ARCHS), "objective": OBJECTIVES, "proxies": tuple(PROXIES), "schedule": SCHEDULES,
-            "basis_schedules": BASIS_SCHEDULES, "variants": VARIANTS, "device": ("auto", "cpu", "cuda")}
+            "basis_schedules": BASIS_SCHEDULES, "variants": VARIANTS, "device": ("auto", "cpu", "cuda"),
+            "peers": tuple(PEERS)}
 
 
 def _rules(C: dict) -> dict:
@@ -102,7 +104,10 @@ def _rules(C: dict) -> dict:
                       "batch_sizes": (lambda v: _list(v, lambda x: _int(x, 1)), "a non-empty list of ints >= 1"),
                       "memory_formats": some_of("memory_formats"),
                       "min_run_time": (lambda v: _num(v, 0, lo_open=True), "a number of seconds > 0"),
-                      "model_batch_size": pos_int, "overhead_steps": pos_int, "threads": nonneg_int},
+                      "model_batch_size": pos_int, "overhead_steps": pos_int, "threads": nonneg_int,
+                      "peers": (lambda v: _list(v, lambda x: x in C["peers"], nonempty=False, distinct=True),
+                                f"a list of distinct values from {', '.join(C['peers'])} (empty: none)"),
+                      "onnx": flag},
         "report": {"title": (lambda v: isinstance(v, str) and bool(v.strip()), "a non-empty string")},
     }
 

@@ -5,7 +5,9 @@ Per layer: every conv of the model at each ``benchmark.ratios`` entry, forward a
 theoretical speedup (the MAC ratio ``C_out C_in k^2 / (r C_in k^2 + (C_out - r) r)``). Whole models: training step
 and inference of the baseline, all-layers basis, the selected layers fresh and as the switch schedule trains them
 (QR basis), and with execution forms tuned by measurement; then data-loader throughput and trainer overhead, and
-the performance targets (``bench.TARGETS``). ``torch.utils.benchmark`` with warm-up excluded and device sync;
+the performance targets (``bench.TARGETS``); the peers at the same parameter budget (``basisconv.peers``:
+tensorly-torch's Tucker conv, the full-coefficient factorization) on every distinct shape; and the deployment path
+(``basisconv.export``: ONNX export of the basis and folded forms, checked and timed in onnxruntime). ``torch.utils.benchmark`` with warm-up excluded and device sync;
 hardware and versions go into every row. Timings are not reused across runs (nothing is resumed here).
 """
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .. import bench
+import tempfile
+
+from .. import bench, export, peers
+from ..checks import check_choice
 from ..io import read_json, write_frame, write_json, write_metrics
 from ..layout import STAGES
 from ..models import build_model
 from ..provenance import hardware_info
-from ..surgery import convert
+from ..surgery import convert, fold
 from . import common
 
 L = STAGES["benchmark"]
@@ -48,6 +53,8 @@ def run(P: dict, progress=True) -> dict:
     K = P["benchmark"]
     for f in K["memory_formats"]:
         bench.check_memory_format(f)  # before any timing
+    for name in K["peers"]:
+        check_choice(name, tuple(peers.PEERS), "benchmark.peers entry")
     device = common.setup(P["train"], threads=K["threads"])
     sel = read_json(L["selection"])
     torch.manual_seed(0)
@@ -70,15 +77,32 @@ def run(P: dict, progress=True) -> dict:
     trainer_t = bench.bench_trainer_overhead(net, *D["train"], batch_size=K["model_batch_size"],
                                              steps=K["overhead_steps"], device=device, channels_last=fmt_cl)
     tg = bench.targets(rows, mrows, loader_t, trainer_t, memory_format=K["memory_formats"][0])
+    # the peers at the basis layer's parameter budget, on every distinct 3x3 shape (fp32, and bf16 where native)
+    peer_rows = peers.bench_peers(net, K["ratios"], batch_size=K["batch_sizes"][0],
+                                  memory_format=K["memory_formats"][0], device=device,
+                                  min_run_time=K["min_run_time"], peers=K["peers"],
+                                  progress=progress) if K["peers"] else []
+    write_frame(L["peers"], pd.DataFrame(peer_rows, columns=None if peer_rows else ["layer", "form"]))
+    # deployment: the model as trained (basis form) and folded, exported to ONNX, checked and timed in onnxruntime
+    onnx_rows = []
+    if K["onnx"]:
+        deploy = {"baseline": net}
+        if "selected_switched" in models:
+            deploy.update(selected_basis=models["selected_switched"], selected_folded=fold(models["selected_switched"]))
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_rows = export.bench_onnx(deploy, tmp, batch_size=K["model_batch_size"], min_run_time=K["min_run_time"])
+    write_frame(L["onnx"], pd.DataFrame(onnx_rows, columns=None if onnx_rows else ["model"]))
     hw = hardware_info(device)
     step = {r["model"]: r["measured_speedup"] for r in mrows if r["mode"] == "train_step"}
     # the measured train-step speedup of the selection as the pipeline trains it (switched, tuned forms)
     write_metrics(L["metrics"], {"speedup": step.get("selected_tuned", step.get("selected"))})
     write_json(L["summary"], {
         "loader": loader_t, "trainer": trainer_t, "targets": tg, "profile": P["profile"], "hardware": hw,
+        "peers": peers.summary(peer_rows) if peer_rows else [], "onnx": onnx_rows,
         "params_resolved": P,
         "models": {f"{r['model']}.{r['mode']}": {k: r[k] for k in ("median_ms", "measured_speedup",
                                                                     "theoretical_speedup", "images_per_s")}
                    for r in mrows}})
     common.write_provenance("benchmark", common.inputs("benchmark", P))
-    return {"layers": layers_df, "models": models_df, "forms": forms, "targets": tg, "hardware": hw}
+    return {"layers": layers_df, "models": models_df, "forms": forms, "targets": tg, "hardware": hw,
+            "peers": peers.summary(peer_rows) if peer_rows else [], "onnx": onnx_rows}

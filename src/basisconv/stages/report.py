@@ -21,7 +21,8 @@ TABLES = {"data_splits": ("data", "summary", "splits.csv"), "baseline_history": 
           "sensitivity": ("sensitivity", "rows", None), "main_table": ("basis", "main_table", None),
           "runs": ("basis", "runs_table", None), "benchmark_layers": ("benchmark", "layers", None),
           "benchmark_models": ("benchmark", "models", None), "faithfulness_layers": ("faithfulness", "layers", None),
-          "faithfulness_pairs": ("faithfulness", "pairs", None), "benchmark_forms": ("benchmark", "forms", None)}
+          "faithfulness_pairs": ("faithfulness", "pairs", None), "benchmark_forms": ("benchmark", "forms", None),
+          "benchmark_peers": ("benchmark", "peers", None), "benchmark_onnx": ("benchmark", "onnx", None)}
 
 
 def table_path(name: str) -> str:
