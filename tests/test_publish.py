@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from basisconv.io import write_json
-from basisconv.publish import END, START, publish
+from basisconv.publish import END, START, markers, publish
 
 
 def _fake_run(tmp: Path):
@@ -63,6 +63,14 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     publish()  # idempotent: the block is replaced again, not duplicated
     assert Path("README.md").read_text().count(START) == 1
+    # a second, named block (another profile) is filled without touching the main one
+    start, end = markers("results-long")
+    Path("README.md").write_text(Path("README.md").read_text() + f"{start}\nold\n{end}\n")
+    main_block = Path("README.md").read_text().split(START)[1].split(END)[0]
+    publish(block_name="results-long")
+    text = Path("README.md").read_text()
+    assert text.split(START)[1].split(END)[0] == main_block and "\nold\n" not in text
+    assert "cpu+mirror" in text.split(start)[1]
 
 
 def test_publish_needs_markers(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """Publish a finished pipeline run of the arXiv 2408.06024 replication into the repository's README.
 
 ``python -m basisconv.publish`` copies ``reports/`` (README, Markdown tables, figures) to ``docs/results/<profile>/``
-and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``README.md`` with the
+and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``README.md`` (or another
+named block, ``--block results-cpu-long``) with the
 run's main table, data label, hardware, versions, wall time and the claim paragraphs of ``basisconv.report`` (the
 same ones the report stage writes). Every number comes from the run's files; the wall time is the sum of
 papermill's recorded durations of the executed notebooks.
@@ -19,7 +20,12 @@ from .io import atomic_write_text
 from .layout import EXECUTED_DIR, STAGES
 from .stages.report import load_results
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+def markers(block: str = "results") -> tuple[str, str]:
+    """The README markers of a results block: ``results`` (the main one) or e.g. ``results-cpu-long``."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+START, END = markers()
 
 
 def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
@@ -78,12 +84,13 @@ def results_block(docs_dir="docs/results") -> tuple[str, Path]:
     return "\n".join(lines), dest
 
 
-def publish(readme="README.md", docs_dir="docs/results") -> Path:
+def publish(readme="README.md", docs_dir="docs/results", block_name: str = "results") -> Path:
+    start, end = markers(block_name)
     block, dest = results_block(docs_dir)
     readme = Path(readme)
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block to fill")
     reports = Path(STAGES["report"]["readme"]).parent
     if dest.exists():
         shutil.rmtree(dest)
@@ -95,17 +102,18 @@ def publish(readme="README.md", docs_dir="docs/results") -> Path:
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
         shutil.copyfile(html, dest / "notebooks" / html.name)
-    pre, rest = text.split(START, 1)
-    post = rest.split(END, 1)[1]
-    atomic_write_text(readme, f"{pre}{START}\n{block}\n{END}{post}")
+    pre, rest = text.split(start, 1)
+    post = rest.split(end, 1)[1]
+    atomic_write_text(readme, f"{pre}{start}\n{block}\n{end}{post}")
     return dest
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", default="README.md")
+    ap.add_argument("--block", default="results", help="README block to fill: <!-- BLOCK:start --> ... :end -->")
     args = ap.parse_args(argv)
-    print(f"published to {publish(args.readme)} and {args.readme}")
+    print(f"published to {publish(args.readme, block_name=args.block)} and {args.readme} ({args.block} block)")
 
 
 if __name__ == "__main__":
