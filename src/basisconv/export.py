@@ -52,11 +52,12 @@ def session(path, threads: int | None = None):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def check_onnx(model: nn.Module, path, x: torch.Tensor) -> float:
-    """Largest ``|onnxruntime(x) - model(x)|`` over the logits (the export is correct when this is ~1e-5)."""
+def check_onnx(model: nn.Module, path, x: torch.Tensor, sess=None) -> float:
+    """Largest ``|onnxruntime(x) - model(x)|`` over the logits (the export is correct when this is ~1e-5);
+    ``sess``: an open ``session(path)`` to reuse."""
     with torch.no_grad():
         ref = copy.deepcopy(model).cpu().float().eval()(x.cpu()).numpy()
-    out = session(path).run(None, {"x": x.cpu().numpy()})[0]
+    out = (sess or session(path)).run(None, {"x": x.cpu().numpy()})[0]
     return float(np.abs(out - ref).max())
 
 
@@ -68,8 +69,8 @@ def bench_onnx(models: dict[str, nn.Module], out_dir, *, batch_size: int = 64, m
         t0 = time.perf_counter()
         path = export_onnx(model, Path(out_dir) / f"{name}.onnx")
         export_s = time.perf_counter() - t0
-        diff = check_onnx(model, path, x)
-        sess = session(path)
+        sess = session(path)  # one session per model: checked, then timed
+        diff = check_onnx(model, path, x, sess)
         feed = {"x": x.numpy()}
         m = copy.deepcopy(model).cpu().eval().to(memory_format=torch.channels_last)
         xc = x.contiguous(memory_format=torch.channels_last)

@@ -32,14 +32,14 @@ from .checks import check_choice
 from .counting import count_macs, count_params
 from .precision import autocast, bf16_supported
 from .provenance import hardware_info
+from .sensitivity import basis_params_saved
 from .surgery import conv_layers
 
 
 def basis_budget(conv: nn.Conv2d, ratio: float, coeff: str = "reduced") -> int:
     """Weights of the basis layer that replaces ``conv`` at ``ratio`` (the budget every peer gets)."""
-    c_out, c_in, kh, kw = conv.weight.shape
-    r = resolve_rank(c_out, ratio=ratio)
-    return r * c_in * kh * kw + (c_out - r if coeff == "reduced" else c_out) * r
+    c_out, c_in, k, _ = conv.weight.shape  # square kernels, as everywhere in the sweep
+    return conv.weight.numel() - basis_params_saved(c_in, c_out, k, resolve_rank(c_out, ratio=ratio), coeff)
 
 
 def full_coeff_conv(conv: nn.Conv2d, budget: int) -> nn.Module:
