@@ -46,19 +46,100 @@ def test_bench_models_modes_and_reference(switched):
         assert r["median_ms"] > 0 and r["device"] == "cpu" and r["torch"] == torch.__version__
 
 
+def _layer_row(t, m, variant="basis_reduced", layer="l", ratio=0.5, ms=1.0, precision="fp32"):
+    return {"variant": variant, "pass": "fwd+bwd", "memory_format": "channels_last", "theoretical_speedup": t,
+            "measured_speedup": m, "layer": layer, "ratio": ratio, "batch_size": 8, "median_ms": ms,
+            "precision": precision}
+
+
 def test_targets_from_rows():
-    layer = lambda t, m: {"variant": "basis_reduced", "pass": "fwd+bwd", "memory_format": "channels_last",
-                          "theoretical_speedup": t, "measured_speedup": m, "layer": "l", "ratio": 0.5}
     models = [{"model": "baseline", "mode": "train_step", "median_ms": 100.0, "measured_speedup": 1.0,
-               "theoretical_speedup": 1.0},
+               "theoretical_speedup": 1.0, "batch_size": 8},
               {"model": "selected", "mode": "train_step", "median_ms": 60.0, "measured_speedup": 1.6,
-               "theoretical_speedup": 2.0},
+               "theoretical_speedup": 2.0, "batch_size": 8},
               {"model": "selected_tuned", "mode": "train_step", "median_ms": 55.0, "measured_speedup": 1.85,
-               "theoretical_speedup": 1.9}]
-    tg = bench.targets([layer(2.0, 1.8), layer(3.0, 2.4), layer(1.2, 0.9)], models, {"median_ms": 4.0},
-                       {"trainer_overhead": 0.12})
+               "theoretical_speedup": 1.9, "batch_size": 8}]
+    rows = [_layer_row(2.0, 1.8, layer="a"), _layer_row(3.0, 2.4, layer="b"), _layer_row(1.2, 0.9, layer="c")]
+    tg = bench.targets(rows, models, {"median_ms": 4.0}, {"trainer_overhead": 0.12})
+    assert tg["precision"] == "fp32"
     assert tg["layers_fraction_of_theory"]["n_layers"] == 2 and tg["layers_fraction_of_theory"]["n_met"] == 1
+    (miss,) = tg["layers_fraction_of_theory"]["misses"]  # b: 0.8 of theory; no kernel rows, so not measured
+    assert miss["layer"] == "b" and miss["fraction"] == pytest.approx(0.8) and miss["limit"] == "not measured"
     assert tg["selected_train_step_fraction_of_theory"]["value"] == pytest.approx(0.8)
     assert tg["selected_tuned_train_step_fraction_of_theory"]["value"] == pytest.approx(0.925)  # vs selected's theory
     assert tg["loader_fraction_of_step"] == {"target": "<= 0.05", "value": 0.04, "met": True}
     assert tg["trainer_overhead"]["met"] is False
+    # rows of another precision are not this precision's targets
+    other = bench.targets([{**r, "precision": "bf16"} for r in rows] + rows[:1], models
+                          + [{**m, "precision": "bf16"} for m in models], {"median_ms": 4.0},
+                          {"trainer_overhead": 0.0}, precision="bf16")
+    assert other["layers_fraction_of_theory"]["n_layers"] == 2 and other["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("kxk_ms, mix_ms, limit", [(1.5, 0.2, "kxk conv"), (0.6, 1.2, "1x1 mix"),
+                                                    (0.5, 0.1, "form overhead")])
+def test_layer_misses_name_the_limiting_step(kxk_ms, mix_ms, limit):
+    # dense 4 ms; the basis layer 2 ms (2x of a 4x theory: 0.5); kxk has 1/5 of the dense MACs, the mix 1/20
+    rows = [_layer_row(4.0, 2.0, ms=2.0), _layer_row(5.0, 4.0 / kxk_ms, "basis_kxk", ms=kxk_ms),
+            _layer_row(20.0, 4.0 / mix_ms, "basis_mix", ms=mix_ms)]
+    (miss,) = bench.layer_misses(rows, 0.85)
+    assert miss["fraction"] == pytest.approx(0.5)
+    assert miss["floor_fraction"] == pytest.approx(4.0 / (kxk_ms + mix_ms) / 4.0)
+    assert miss["excess_ms"] == pytest.approx({"kxk conv": kxk_ms - 0.8, "1x1 mix": mix_ms - 0.2})
+    assert miss["overhead_ms"] == pytest.approx(2.0 - kxk_ms - mix_ms)
+    assert miss["limit"] == limit
+
+
+def test_layer_sum_speedup():
+    rows = [_layer_row(2.0, 2.0, layer="a", ms=5.0), _layer_row(2.0, 1.5, layer="b", ms=10.0)]  # saves 5 + 5 ms
+    assert bench.layer_sum_speedup(rows, {"a": 0.5, "b": 0.5}, 100.0, batch_size=8) == pytest.approx(100 / 90)
+    assert bench.layer_sum_speedup(rows, {"a": 0.25}, 100.0, batch_size=8) is None  # not timed at that ratio
+    assert bench.layer_sum_speedup(rows, {"a": 0.5}, 100.0, batch_size=16) is None  # nor at that batch size
+
+
+@pytest.mark.parametrize("init", ["random", "qr"])
+def test_kernel_parts_compose_to_the_layer(init):
+    """The two kernels timed alone are exactly what the reduced layer computes: Y' = kxk(X), Z = mix(Y'),
+    Y = [Y'; Z] in the layer's channel order."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 12, 3, stride=2, padding=1, bias=False)
+    layer = BasisConv2d.from_conv(conv, ratio=0.25, init=init)
+    parts = bench.kernel_parts(layer)
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        y = parts["basis_kxk"](x)
+        out = torch.cat([y, parts["basis_mix"](y)], 1)[:, layer.inv_perm]
+        assert torch.allclose(out, layer(x), atol=1e-5)
+    assert bench.kernel_parts(BasisConv2d.from_conv(conv, rank=12)) == {}  # nothing to mix
+    assert bench.kernel_parts(BasisConv2d.from_conv(conv, ratio=0.5, coeff="full")) == {}
+
+
+def test_bench_layers_rows_per_precision():
+    torch.manual_seed(0)
+    net = build_model("resnet18", width=4)
+    rows = bench.bench_layers(net, [0.5], batch_sizes=[2], layers=["layer2.1.conv1"], min_run_time=0.01,
+                              precisions=["fp32", "bf16"], progress=False)
+    for prec, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
+        sub = [r for r in rows if r["precision"] == prec]
+        assert {r["dtype"] for r in sub} == {dtype}
+        assert [(r["variant"], r["pass"]) for r in sub] == [
+            ("dense", "fwd"), ("dense", "fwd+bwd"), *[(v, p) for v in ("basis_reduced", "basis_full", "folded")
+                                                      for p in ("fwd", "fwd+bwd")],
+            ("basis_kxk", "fwd+bwd"), ("basis_mix", "fwd+bwd")]
+        kxk, mix = (next(r for r in sub if r["variant"] == v) for v in ("basis_kxk", "basis_mix"))
+        basis = next(r for r in sub if r["variant"] == "basis_reduced")
+        r, c_in, c_out, hw = basis["rank"], basis["in_channels"], basis["out_channels"], 16 * 16  # layer2: 16x16
+        assert kxk["macs"] + mix["macs"] == (r * c_in * 9 + (c_out - r) * r) * hw  # the paper's MAC count
+        assert basis["macs"] == (r * c_in * 9 + c_out * r) * hw  # QR basis: the dense_mix form it runs
+        assert all(r["median_ms"] > 0 for r in sub)
+    with pytest.raises(ValueError, match="fp16.*fp32, bf16"):
+        bench.bench_layers(net, [0.5], precisions=["fp16"], progress=False)
+
+
+def test_bench_models_precision(switched):
+    net, model = switched
+    rows = bench.bench_models({"baseline": net, "basis": model}, batch_size=2, memory_format="contiguous",
+                              min_run_time=0.01, precision="bf16")
+    assert {(r["precision"], r["dtype"]) for r in rows} == {("bf16", "bfloat16")}
+    with pytest.raises(ValueError, match="precision 'half'"):
+        bench.bench_models({"baseline": net}, precision="half")

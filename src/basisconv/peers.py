@@ -30,7 +30,7 @@ from .basis import BasisConv2d, resolve_rank
 from .bench import PASSES, _pass_fn, check_memory_format, time_call
 from .checks import check_choice
 from .counting import count_macs, count_params
-from .precision import autocast, bf16_supported
+from .precision import PRECISIONS, bf16_supported
 from .provenance import hardware_info
 from .sensitivity import basis_params_saved
 from .surgery import conv_layers
@@ -81,9 +81,6 @@ PEERS: dict[str, Callable[[nn.Conv2d, int], nn.Module]] = {
 }
 
 
-PRECISIONS = ("fp32", "bf16")
-
-
 def distinct_shapes(model: nn.Module, kernel_size: int = 3) -> list:
     """One ``conv_layers`` record per distinct (C_in, C_out, k, stride, input size) among the ``k x k`` convs
     with more than 3 input channels (the stem has too few filter dimensions for any budget to matter)."""
@@ -131,12 +128,7 @@ def bench_peers(model: nn.Module, ratios, *, batch_size: int = 128, memory_forma
             for name, mod in forms.items():
                 mod = mod.to(memory_format=fmt)
                 for p in passes:
-                    fn = _pass_fn(mod, x, p)
-
-                    def timed(fn=fn, amp=prec == "bf16"):
-                        with autocast(device, amp):
-                            fn()
-                    med, iqr = time_call(timed, min_run_time=min_run_time)
+                    med, iqr = time_call(_pass_fn(mod, x, p, prec), min_run_time=min_run_time)
                     if name == "dense":  # first in ``forms``: every other form divides by it
                         dense_ms[p] = med
                     theory = macs["dense"] / macs[name]

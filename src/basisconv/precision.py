@@ -65,3 +65,17 @@ def autocast(device, enabled: bool):
 def label(amp: bool) -> str:
     """How results name the precision they ran in."""
     return "bf16 autocast" if amp else "fp32"
+
+
+# the precisions timings run in (``bench``, ``peers``): the name in result rows -> the dtype the convs compute in
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def precision_name(amp: bool) -> str:
+    """The ``PRECISIONS`` key of a run with bf16 autocast on (``amp``) or off."""
+    return "bf16" if amp else "fp32"
+
+
+def dtype_name(precision: str) -> str:
+    """The dtype the convs of a ``precision`` timing compute in (bf16 autocast: bfloat16, fp32 weights)."""
+    return PRECISIONS[precision]

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from ..bench import make_layer_timer
+from ..precision import precision_name
 from ..data import stratified_subset
 from ..io import read_json, write_frame, write_json, write_metrics
 from ..keys import key_of
@@ -86,7 +87,9 @@ def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, sh
     """Run (this worker's part of) the sweep into the resume log of ``key``; returns every row measured so far."""
     S = P["sensitivity"]
     rows, keep_row = resume_log(L["runs"], key, shard, _row_key)
-    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1)
+    # time saved in the precision the proxies (and the training) run in, the one the saving is claimed for
+    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1,
+                             precision=precision_name(proxy_config(P).amp))
     cache = {}
 
     def time_saved(conv, basis_layer, rec):  # measured once per (layer, rank), shared by both proxies
