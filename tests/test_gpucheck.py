@@ -19,7 +19,9 @@ def test_gpu_check_command_on_cpu(tmp_path):
     assert r["skipped"] == [] and not r.get("errors") and r["hardware"]["device"] == "cpu"
     layers = r["layers"]
     assert {x["dtype"] for x in layers} == {"float32", "bfloat16"} and {x["pass"] for x in layers} == {"fwd", "fwd+bwd"}
-    assert {x["variant"] for x in layers} == {"dense", "basis", "folded"}
+    assert {x["variant"] for x in layers} == {"dense", "basis", "folded", "basis_kxk", "basis_mix"}
+    assert {x["pass"] for x in layers if x["variant"].startswith("basis_")} == {"fwd+bwd"}  # the kernel floor's pass
+    assert {(x["precision"], x["dtype"]) for x in layers} == {("fp32", "float32"), ("bf16", "bfloat16")}
     assert all(x["median_ms"] > 0 and x["theoretical_speedup"] > 0 for x in layers)
     assert all(abs(x["theoretical_speedup"] - 1) < 1e-9 for x in layers if x["variant"] in ("dense", "folded"))
     assert {m["model"] for m in r["models"]} == {"baseline", "all_layers", "subset"}
@@ -27,7 +29,8 @@ def test_gpu_check_command_on_cpu(tmp_path):
     assert r["ddp"]["completed"] and r["ddp"]["backend"] == "gloo"
     assert r["projection"]["total_hours"] > 0 and set(r["projection"]["stages_hours"]) >= {"baseline", "basis"}
     text = (out / "README.md").read_text()
-    for heading in ("# GPU check:", "## Per layer", "## Whole models (eager)", "## Training",
+    for heading in ("# GPU check:", "## Per layer", "bfloat16 fwd+bwd kernel floor", "## Whole models (eager)",
+                    "## Training",
                     "Projected wall time of the paper profile", "One-process `torchrun` (gloo): completed"):
         assert heading in text, heading
 

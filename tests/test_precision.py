@@ -72,3 +72,15 @@ def test_baseline_fp32_variant_only_under_bf16(amp):
          "comparison_schedule": "switch", "ratio": 0.5}
     names = [p[0] for p in basis_stage.plan(B, sel, amp=amp)]
     assert names == (["baseline", "baseline_fp32", "selected"] if amp else ["baseline", "selected"])
+
+
+def test_benchmark_times_the_precision_training_runs_in(no_bf16, monkeypatch):
+    """fp32 always (the paper's cost model), plus bf16 when training runs in it; the last one holds the targets."""
+    from basisconv.stages import benchmark as bench_stage
+    P = {"train": {"amp": True, "device": "cpu"}}
+    assert bench_stage.precisions(P) == ["fp32"]  # asked for bf16, but it would not run here
+    monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
+    assert bench_stage.precisions(P) == ["fp32", "bf16"]
+    assert bench_stage.precisions({"train": {"amp": False, "device": "cpu"}}) == ["fp32"]
+    assert [precision.precision_name(a) for a in (False, True)] == ["fp32", "bf16"]
+    assert {p: precision.dtype_name(p) for p in precision.PRECISIONS} == {"fp32": "float32", "bf16": "bfloat16"}

@@ -97,3 +97,37 @@ def test_peer_and_onnx_paragraphs():
     assert "9.00x" not in s  # forward-only rows are in the table, not the sentence
     assert "selected_folded max |diff| 2.0e-06, 3.0 ms in onnxruntime vs 4.5 ms in PyTorch" in report.onnx_text(bench)
     assert "empty" in report.peers_text({}) and "false" in report.onnx_text({"onnx": []})
+
+
+def _targets(prec, misses, n_layers=4):
+    n_kernel = sum(m["floor_fraction"] is not None and m["floor_fraction"] < 0.85 for m in misses)
+    return {"precision": prec, "layers_fraction_of_theory": {
+        "target": ">= 0.85", "n_layers": n_layers, "n_met": n_layers - len(misses), "min": 0.4, "median": 0.8,
+        "met": not misses, "n_kernel_limited": n_kernel, "misses": misses},
+        "all_layers_train_step_fraction_of_theory": {"target": ">= 0.90", "value": 0.55, "met": False,
+                                                    "layer_sum_fraction_of_theory": 0.6},
+        "fold_at_inference": []}
+
+
+def _miss(layer, floor, limit, overhead=0.1):
+    return {"layer": layer, "ratio": 0.25, "batch_size": 64, "fraction": 0.5, "floor_fraction": floor,
+            "limit": limit, "excess_ms": {"kxk conv": 2.0, "1x1 mix": 0.5}, "overhead_ms": overhead}
+
+
+def test_limits_paragraph_and_misses_table():
+    bench = {"precision": "bf16", "targets_by_precision": {
+        "fp32": _targets("fp32", [_miss("a", 0.9, "form overhead")]),
+        "bf16": _targets("bf16", [_miss("a", 0.5, "kxk conv"), _miss("b", 0.6, "1x1 mix"),
+                                  _miss("c", 0.95, "form overhead", overhead=1.2)])}}
+    s = report.limits_text(bench)
+    assert "**bf16** (the precision training runs in): 1 of 4 layer cases" in s
+    assert "Of the 3 misses, 2 are kernel-limited" in s and "(kernel floor 0.50-0.60)" in s
+    assert "by the rank-r k x k conv in 1 and by the 1 x 1 mix in 1; 1 is form overhead" in s
+    assert "all-layers 0.55 (its layers alone predict 0.60)" in s
+    assert "**fp32**: 3 of 4" in s and "Of the 1 miss, 0 are kernel-limited" in s
+    table = report.misses_markdown(bench["targets_by_precision"]["bf16"])
+    assert table.count("\n") == 4 and "| c " in table and "+1.20" in table and "kxk conv" in table
+    assert report.misses_markdown(_targets("fp32", [])) == "No layer misses the per-layer target."
+    md = report.targets_markdown(bench["targets_by_precision"]["bf16"])
+    assert "1/4 layers (median 0.8, min 0.4); of the 3 misses, 2 kernel-limited" in md
+    assert "0.55 (layer-sum bound 0.6)" in md and "precision" not in md

@@ -52,7 +52,7 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("faithfulness", "epochs", 0, ">= 1"), ("faithfulness", "lr", -0.1, "> 0"), ("faithfulness", "seed", -1, ">= 0"),
     ("faithfulness", "workers", 0, ">= 1"),
     ("benchmark", "ratios", [0], "(0, 1]"), ("benchmark", "batch_sizes", [], "non-empty"),
-    ("benchmark", "memory_formats", ["nhwc"], "channels_last"), ("benchmark", "min_run_time", 0, "> 0"),
+    ("benchmark", "memory_formats", ["nhwc"], "channels_last"), ("benchmark", "min_run_time", 0, "> 0"), ("benchmark", "model_min_run_time", -1, "> 0"),
     ("benchmark", "model_batch_size", 0, ">= 1"), ("benchmark", "overhead_steps", 0, ">= 1"),
     ("benchmark", "threads", -1, ">= 0"), ("benchmark", "peers", ["cp"], "full_coeff, tucker"),
     ("benchmark", "onnx", "yes", "true or false"),

@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from .basis import BasisConv2d
-from .bench import time_call
+from .bench import _pass_fn, kernel_parts, time_call
 from .counting import count_macs
 from .data import synthetic_cifar
 from .models import build_model
+from .precision import PRECISIONS, dtype_name
 from .provenance import hardware_info
 from .surgery import conv_layers, convert
 
@@ -55,7 +56,8 @@ def _autocast(device, dtype: str):
 
 
 def layer_rows(net, device, cfg: dict) -> list[dict]:
-    """Section 1: every distinct conv shape, dense / basis / folded, both dtypes, batches and passes."""
+    """Section 1: every distinct conv shape, dense / basis / folded, both precisions, batches and passes, and the
+    basis layer's two kernels alone in fwd+bwd (``bench.kernel_parts``: the kernel floor of the layer)."""
     fmt = torch.channels_last
     seen, rows = set(), []
     for rec in conv_layers(net):
@@ -65,29 +67,30 @@ def layer_rows(net, device, cfg: dict) -> list[dict]:
         seen.add(shape)
         conv = net.get_submodule(rec.name).to(device, memory_format=fmt)
         dense_macs = count_macs(conv, (1, rec.in_channels, *rec.input_hw))
-        variants = [("dense", None, conv)]
+        variants = [("dense", None, conv, None)]
         for q in cfg["ratios"]:
             b = BasisConv2d.from_conv(conv, ratio=q, init="qr").to(device, memory_format=fmt)
-            variants += [("basis", q, b), ("folded", q, b.to_conv().to(device, memory_format=fmt))]
+            variants += [("basis", q, b, None), ("folded", q, b.to_conv().to(device, memory_format=fmt), None)]
+            variants += [(name, q, part.to(device, memory_format=fmt), name)
+                         for name, part in kernel_parts(b).items()]
         for bs in cfg["batch_sizes"]:
             x = torch.randn(bs, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
-            for dtype in DTYPES:
+            for prec in PRECISIONS:
                 for pass_ in ("fwd", "fwd+bwd"):
                     base = None
-                    for name, q, mod in variants:
-                        xg = x.detach().clone().requires_grad_(pass_ == "fwd+bwd")
-
-                        def call(mod=mod, xg=xg):
-                            with _autocast(device, dtype), torch.set_grad_enabled(pass_ == "fwd+bwd"):
-                                out = mod(xg)
-                            if pass_ == "fwd+bwd":
-                                out.float().sum().backward()
-                        ms = time_call(call, min_run_time=cfg["min_run_time"])[0]
+                    for name, q, mod, part in variants:
+                        if part is not None and pass_ != "fwd+bwd":
+                            continue  # the kernel floor is held in the target's pass only
+                        inp = x
+                        if part == "basis_mix":  # its input is Y' (N, r, H', W'), the kxk conv's output
+                            inp = torch.randn(bs, mod.in_channels, *rec.output_hw, device=device).contiguous(
+                                memory_format=fmt)
+                        ms = time_call(_pass_fn(mod, inp, pass_, prec), min_run_time=cfg["min_run_time"])[0]
                         base = ms if name == "dense" else base
-                        macs = count_macs(mod, (1, rec.in_channels, *rec.input_hw))
+                        macs = count_macs(mod, (1, *inp.shape[1:]))
                         rows.append({"layer": rec.name, "c_in": rec.in_channels, "c_out": rec.out_channels,
                                      "hw": rec.input_hw[0], "variant": name, "ratio": q, "batch_size": bs,
-                                     "dtype": dtype, "pass": pass_, "median_ms": ms,
+                                     "precision": prec, "dtype": dtype_name(prec), "pass": pass_, "median_ms": ms,
                                      "theoretical_speedup": dense_macs / macs, "measured_speedup": base / ms})
     return rows
 
@@ -194,12 +197,24 @@ def markdown(r: dict) -> str:
     if r.get("skipped"):
         lines += [f"Skipped (time budget): {', '.join(r['skipped'])}.", ""]
     if r.get("layers"):
-        t = pd.DataFrame(r["layers"])
-        t = t[t.variant != "dense"].pivot_table(index=["c_in", "c_out", "hw", "variant", "ratio"],
-                                                columns=["dtype", "pass"], values="measured_speedup")
-        theo = pd.DataFrame(r["layers"]).groupby(["c_in", "c_out", "hw", "variant", "ratio"]).theoretical_speedup.first()
+        rows = pd.DataFrame(r["layers"])
+        idx = ["c_in", "c_out", "hw", "variant", "ratio"]
+        kern = rows.variant.isin(["basis_kxk", "basis_mix"])
+        t = rows[(rows.variant != "dense") & ~kern].pivot_table(index=idx, columns=["dtype", "pass"],
+                                                                 values="measured_speedup")
+        theo = rows.groupby(idx).theoretical_speedup.first()
         t.columns = [f"{d} {p}" for d, p in t.columns]
         t.insert(0, "theory", theo.reindex(t.index))
+        if kern.any():  # the kernel floor t_dense / (t_kxk + t_mix) of the basis rows, fwd+bwd (bench.layer_misses)
+            k = rows[kern].groupby(["c_in", "c_out", "hw", "ratio", "batch_size", "dtype"]).median_ms.sum()
+            d = rows[(rows.variant == "dense") & (rows["pass"] == "fwd+bwd")].set_index(
+                ["c_in", "c_out", "hw", "batch_size", "dtype"]).median_ms
+            floor = (d.reindex(k.index.droplevel("ratio")).to_numpy() / k).groupby(
+                ["c_in", "c_out", "hw", "ratio", "dtype"]).median()
+            for dt in floor.index.get_level_values("dtype").unique():
+                f = floor.xs(dt, level="dtype")
+                t[f"{dt} fwd+bwd kernel floor"] = [f.get((ci, co, h, q)) if v == "basis" else None
+                                                   for ci, co, h, v, q in t.index]
         lines += [f"## Per layer: measured speedup over dense (batch {r['layers'][0]['batch_size']}+, "
                   "channels_last)", "", t.reset_index().to_markdown(index=False, floatfmt=".2f"), ""]
     for key, title in (("models", "Whole models (eager)"), ("models_compiled", "Whole models (torch.compile, bf16)")):

@@ -104,6 +104,7 @@ def _rules(C: dict) -> dict:
                       "batch_sizes": (lambda v: _list(v, lambda x: _int(x, 1)), "a non-empty list of ints >= 1"),
                       "memory_formats": some_of("memory_formats"),
                       "min_run_time": (lambda v: _num(v, 0, lo_open=True), "a number of seconds > 0"),
+                      "model_min_run_time": (lambda v: _num(v, 0, lo_open=True), "a number of seconds > 0"),
                       "model_batch_size": pos_int, "overhead_steps": pos_int, "threads": nonneg_int,
                       "peers": (lambda v: _list(v, lambda x: x in C["peers"], nonempty=False, distinct=True),
                                 f"a list of distinct values from {', '.join(C['peers'])} (empty: none)"),

@@ -86,7 +86,7 @@ def run(P: dict, progress=True) -> dict:
     write_frame(L["forms"], pd.DataFrame(forms, columns=None if forms else ["layer", "train_impl", "inference_form"]))
     mrows = [r for prec in precs for r in bench.bench_models(
         models, batch_size=K["model_batch_size"], device=device, memory_format=K["memory_formats"][0],
-        min_run_time=K["min_run_time"], modes=modes, precision=prec)]
+        min_run_time=K["model_min_run_time"], modes=modes, precision=prec)]
     models_df = pd.DataFrame(mrows)
     write_frame(L["models"], models_df)
     # data loading alone and the trainer's overhead over a bare forward/backward/step loop

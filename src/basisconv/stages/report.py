@@ -57,9 +57,13 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              report.verdicts_markdown(r["tables"]["runs"]), "", "## Claims", ""]
     for claim, text in report.claims(r):
         lines += [f"**{claim}** {text}", ""]
-    if "targets" in r["benchmark"]:
-        lines += ["## Performance targets (measured, not asserted)", "",
-                  report.targets_markdown(r["benchmark"]["targets"]), ""]
+    bench = r["benchmark"]
+    by_prec = bench.get("targets_by_precision") or ({"fp32": bench["targets"]} if "targets" in bench else {})
+    for prec, tg in by_prec.items():
+        trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""
+        lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
+                  report.targets_markdown(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
+                  "limits them:", "", report.misses_markdown(tg), ""]
     lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in sorted(figs.items())]
     lines += ["", "## Executed notebooks", "", "Every stage's notebook as it ran (HTML, no Jupyter needed): "
               + ", ".join(f"[{Path(s.html).stem}](notebooks/{Path(s.html).name})" for s in STAGES.values()) + "."]
