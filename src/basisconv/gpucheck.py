@@ -36,7 +36,7 @@ from .bench import _pass_fn, kernel_parts, time_call
 from .counting import count_macs
 from .data import synthetic_cifar
 from .models import build_model
-from .precision import PRECISIONS, dtype_name
+from .precision import PRECISIONS, autocast, dtype_name
 from .provenance import hardware_info
 from .surgery import conv_layers, convert
 
@@ -46,13 +46,8 @@ SIZES = {  # what each size measures; "full" is the GPU check, "tiny" its CPU te
     "tiny": {"width": 4, "batch_sizes": (8,), "ratios": (0.5,), "min_run_time": 0.01, "epochs": 1,
              "per_class": 20, "ddp_per_class": 10},
 }
-DTYPES = ("float32", "bfloat16")
 SUBSET = ("layer3.0.conv1", "layer3.0.conv2", "layer3.1.conv1", "layer3.1.conv2", "layer4.0.conv1",
           "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2")  # selection-like: the late, wide layers
-
-
-def _autocast(device, dtype: str):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
 
 
 def layer_rows(net, device, cfg: dict) -> list[dict]:
@@ -113,23 +108,26 @@ def model_rows(net, candidates, device, cfg: dict, compiled: bool = False) -> li
         m = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
         runner = torch.compile(m) if compiled else m
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-        for dtype in (("bfloat16",) if compiled else DTYPES):
-            def step():
-                with _autocast(device, dtype):
+        for prec in (("bf16",) if compiled else PRECISIONS):
+            amp = prec == "bf16"
+
+            def step(amp=amp):
+                with autocast(device, amp):
                     loss = F.cross_entropy(runner(x).float(), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
 
-            def infer():
-                with torch.no_grad(), _autocast(device, dtype):
+            def infer(amp=amp):
+                with torch.no_grad(), autocast(device, amp):
                     runner(x)
             for mode, fn in ((("train_step", step),) if compiled else (("train_step", step), ("inference", infer))):
                 m.train(mode == "train_step")
                 ms = time_call(fn, min_run_time=cfg["min_run_time"], warmup=3)[0]
-                key = (mode, dtype, compiled)
+                key = (mode, prec, compiled)
                 base.setdefault(key, (ms, macs))
-                rows.append({"model": name, "mode": mode, "dtype": dtype, "compiled": compiled,
+                rows.append({"model": name, "mode": mode, "precision": prec, "dtype": dtype_name(prec),
+                             "compiled": compiled,
                              "batch_size": bs, "median_ms": ms, "images_per_s": bs / ms * 1e3,
                              "theoretical_speedup": base[key][1] / macs, "measured_speedup": base[key][0] / ms})
     return rows

@@ -233,9 +233,14 @@ def _share(t: dict | None) -> str:
     return "n/a" if t is None or t.get("value") is None else f"{t['value']:.2f}"
 
 
+def targets_by_precision(bench: dict) -> dict:
+    """``{precision: targets}`` of a benchmark summary (a summary from before timings had a precision: fp32)."""
+    return bench.get("targets_by_precision") or ({"fp32": bench["targets"]} if "targets" in bench else {})
+
+
 def limits_text(bench: dict) -> str:
     """Where the measured speed falls short of the MAC count, and which step limits it (``bench.layer_misses``)."""
-    by = bench.get("targets_by_precision") or ({"fp32": bench["targets"]} if "targets" in bench else {})
+    by = targets_by_precision(bench)
     if not by:
         return "No targets in this run."
     trained = bench.get("precision", next(iter(by)))

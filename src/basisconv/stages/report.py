@@ -58,8 +58,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     for claim, text in report.claims(r):
         lines += [f"**{claim}** {text}", ""]
     bench = r["benchmark"]
-    by_prec = bench.get("targets_by_precision") or ({"fp32": bench["targets"]} if "targets" in bench else {})
-    for prec, tg in by_prec.items():
+    for prec, tg in report.targets_by_precision(bench).items():
         trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""
         lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
                   report.targets_markdown(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
