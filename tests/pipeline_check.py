@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# A hang is a named failure: no dvc call of this check may run past this (a smoke ablation takes minutes)
+DVC_TIMEOUT = 1800
 
 
 def declared_outputs():
@@ -34,7 +36,7 @@ def benchmark_params_rerun_only_benchmark() -> list[str]:
     p["benchmark"]["min_run_time"] = float(p["benchmark"]["min_run_time"]) * 2 + 0.01
     try:
         params.write_text(yaml.safe_dump(p, sort_keys=False))
-        run = subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, text=True)
+        run = subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)
     finally:
         params.write_text(original)
     problems = []
@@ -43,7 +45,7 @@ def benchmark_params_rerun_only_benchmark() -> list[str]:
         problems.append(f"dvc repro after a benchmark-only param change failed: {run.stderr[-2000:]}")
     elif ran != ["benchmark", "report"]:
         problems.append(f"a benchmark-only param change ran stages {ran}, expected ['benchmark', 'report']")
-    back = subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, text=True)
+    back = subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)
     if back.returncode != 0:
         problems.append(f"dvc repro with the original params failed: {back.stderr[-2000:]}")
     return problems
@@ -51,7 +53,7 @@ def benchmark_params_rerun_only_benchmark() -> list[str]:
 
 def _repro(*targets) -> tuple[list[str], str]:
     import re
-    run = subprocess.run(["dvc", "repro", *targets], cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(["dvc", "repro", *targets], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)
     return re.findall(r"Running stage '([^']+)'", run.stdout), (run.stderr[-2000:] if run.returncode else "")
 
 
@@ -177,7 +179,8 @@ def main() -> int:
     n_exec = len(list((ROOT / "reports" / "notebooks").glob("*.ipynb")))
     if n_exec != n_nbs:
         problems.append(f"{n_exec} executed notebooks for {n_nbs} notebooks")
-    shown = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=ROOT, capture_output=True, text=True)
+    shown = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=DVC_TIMEOUT)
     metrics = json.loads(shown.stdout or "{}")
     files = {f for ws in metrics.values() for f in (ws.get("data") or {})}
     sys.path.insert(0, str(ROOT / "src"))
@@ -189,12 +192,12 @@ def main() -> int:
             elif not all(isinstance(v, (int, float, type(None))) and not isinstance(v, bool)
                          for v in json.loads((ROOT / want).read_text()).values()):
                 problems.append(f"{want} holds more than flat numbers")
-    table = subprocess.run(["dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True).stdout
+    table = subprocess.run(["dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT).stdout
     if max(map(len, table.splitlines() or [""])) > 120:
         problems.append(f"`dvc metrics show` is wider than 120 columns:\n{table}")
     problems += benchmark_params_rerun_only_benchmark()
     problems += ablations()
-    status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True)
+    status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)
     if json.loads(status.stdout or "{}"):
         problems.append(f"dvc status not clean after repro: {status.stdout.strip()}")
     for p in problems:

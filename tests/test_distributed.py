@@ -41,12 +41,13 @@ def _workspace(tmp_path: Path, **train) -> Path:
     return tmp_path
 
 
+@pytest.mark.timeout(300)  # about 10 s; the torchrun subprocess has its own, shorter, timeout
 def test_torchrun_two_cpu_processes(tmp_path):
     """2 gloo processes: the epoch is covered once in total, the loss falls, rank 0 alone writes one checkpoint."""
     ws = _workspace(tmp_path, epochs=3, batch_size=100, lr=0.05)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "basisconv.launch", "baseline"]
-    run = subprocess.run(cmd, cwd=ws, env=_env(), capture_output=True, text=True, timeout=600)
+    run = subprocess.run(cmd, cwd=ws, env=_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 process(es)" in run.stdout
     run_dir = ws / "models" / "runs" / "baseline"
@@ -126,6 +127,7 @@ train(build_model("resnet18", width=4), *data, cfg, progress=False, checkpoint={
 """
 
 
+@pytest.mark.timeout(400)  # about 8 s; the wait for the first checkpoint alone may take up to 300 s
 @pytest.mark.parametrize("basis", [False, True])
 def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, basis):
     """SIGKILL a training process during an epoch, re-run: the same final weights and metrics as no kill."""

@@ -46,7 +46,7 @@ def test_unknown_data_source_before_download(tmp_path):
 
 def test_launch_unknown_stage():
     run = subprocess.run([sys.executable, "-m", "basisconv.launch", "report"], cwd=ROOT, capture_output=True,
-                         text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+                         text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert run.returncode == 2
     assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity, faithfulness" in run.stderr
 

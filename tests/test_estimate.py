@@ -41,15 +41,17 @@ def test_check_stops_only_long_cpu_runs(gpu, allow, hours, stops):
         assert "make repro PROFILE=cpu" in msg and "ALLOW_LONG=1" in msg
 
 
+@pytest.mark.timeout(300)  # two estimate subprocesses of about 5 s, each with its own timeout
 def test_estimate_command_stops_with_a_tiny_threshold(tmp_path):
     P = compose("smoke", profile_dir=ROOT / "profiles")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(P))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BASISCONV_MAX_HOURS": "1e-9", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("BASISCONV_ALLOW_LONG", None)
     cmd = [sys.executable, "-m", "basisconv.estimate", "--params", str(tmp_path / "params.yaml")]
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "baseline" in run.stdout and "sensitivity" in run.stdout and "total" in run.stdout
     assert "stop: this `dvc repro` would take about" in run.stderr
-    ok = subprocess.run(cmd, cwd=ROOT, env={**env, "BASISCONV_ALLOW_LONG": "1"}, capture_output=True, text=True)
+    ok = subprocess.run(cmd, cwd=ROOT, env={**env, "BASISCONV_ALLOW_LONG": "1"}, capture_output=True, text=True,
+                        timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]

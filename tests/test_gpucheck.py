@@ -5,15 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(600)  # about half a minute on 2 cores; the subprocess has its own, shorter, timeout
 def test_gpu_check_command_on_cpu(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "2"}
     env.pop("WORLD_SIZE", None)
     run = subprocess.run([sys.executable, "-m", "basisconv.gpucheck", str(out), "--size", "tiny", "--device", "cpu",
-                          "--no-compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                          "--no-compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=500)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     r = json.loads((out / "gpu_check.json").read_text())
     assert r["skipped"] == [] and not r.get("errors") and r["hardware"]["device"] == "cpu"
@@ -40,5 +43,5 @@ def test_gpu_check_needs_no_pipeline_tools():
     code = ("import sys, basisconv.gpucheck; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('dvc', 'papermill', 'nbformat', 'nbclient', 'jupyter_client', 'IPython')]; print(bad)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr[-2000:]

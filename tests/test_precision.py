@@ -84,3 +84,18 @@ def test_benchmark_times_the_precision_training_runs_in(no_bf16, monkeypatch):
     assert bench_stage.precisions({"train": {"amp": False, "device": "cpu"}}) == ["fp32"]
     assert [precision.precision_name(a) for a in (False, True)] == ["fp32", "bf16"]
     assert {p: precision.dtype_name(p) for p in precision.PRECISIONS} == {"fp32": "float32", "bf16": "bfloat16"}
+
+
+@pytest.mark.parametrize("value,limited", [("AVX2", True), ("avx512_core", True), ("AVX512_CORE_BF16", False),
+                                           ("AVX512_CORE_AMX", False), ("ALL", False), ("", False)])
+def test_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch, value, limited):
+    """ONEDNN_MAX_CPU_ISA=AVX2 (CI's second pass) hides bf16 from oneDNN but not from /proc/cpuinfo."""
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", value)
+    assert (precision.onednn_isa_limit_without_bf16() is not None) is limited
+    precision.cpu_bf16_supported.cache_clear()
+    try:
+        if limited:
+            assert precision.cpu_bf16_supported() is False
+    finally:
+        precision.cpu_bf16_supported.cache_clear()

@@ -118,8 +118,8 @@ def test_params_check_command(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(P))
     run = subprocess.run([sys.executable, "-m", "basisconv.params", "check", "--out", str(tmp_path / "params.yaml")],
                          cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"),
-                                                                        "PATH": "/usr/bin:/bin"})
+                                                                        "PATH": "/usr/bin:/bin"}, timeout=120)
     assert run.returncode == 1 and "train.seeds = []: must be a non-empty list of distinct ints" in run.stderr
     ok = subprocess.run([sys.executable, "-m", "basisconv.params", "check"], cwd=ROOT, capture_output=True, text=True,
-                        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+                        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert ok.returncode == 0 and "params.yaml: valid" in ok.stdout

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checks import check_choice
+from .conv_guard import conv2d
 
 COEFF_CHOICES = ("reduced", "full")
 INIT_CHOICES = ("qr", "svd", "random")
@@ -157,7 +158,8 @@ class BasisConv2d(nn.Module):
         return self.impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)  # (N, rank, H, W)
+        # through the oneDNN #6035 guard: a 1x1 stride-2 basis conv with few input channels (conv_guard)
+        y = conv2d(x, self.weight, None, self.stride, self.padding, self.dilation)  # (N, rank, H, W)
         if self.coeff == "full":
             # the full (C_out, rank) matrix has no identity block, so there is one form: a 1x1 conv
             out = F.conv2d(y, self.coefficients[:, :, None, None])  # (N, C_out, H, W)

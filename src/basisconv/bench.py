@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .basis import BasisConv2d
 from .checks import check_choice
+from .conv_guard import guard_convs
 from .counting import count_macs
 from .precision import PRECISIONS, autocast, dtype_name
 from .provenance import hardware_info
@@ -51,6 +52,7 @@ def time_call(fn, *, min_run_time: float = 1.0, warmup: int = 3) -> tuple[float,
 def _pass_fn(module: nn.Module, x: torch.Tensor, pass_: str, precision: str = "fp32"):
     """``fn()`` running one ``pass_`` of ``module`` on ``x`` in ``precision`` (bf16: autocast, as training runs)."""
     amp = check_choice(precision, PRECISIONS, "precision") == "bf16"
+    guard_convs(module)  # oneDNN #6035: never time (or run) the broken 1x1 stride-2 kernel
     if pass_ == "fwd":
         def fwd():
             with torch.no_grad(), autocast(x.device, amp):
@@ -213,6 +215,7 @@ def bench_models(models: dict[str, nn.Module], *, batch_size: int = 128, device=
     base_ms, base_macs = {}, None
     for name, model in models.items():
         model = copy.deepcopy(model).to(device, memory_format=fmt)
+        guard_convs(model)  # oneDNN #6035
         x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
         y = torch.randint(0, 10, (batch_size,), device=device)
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -290,6 +293,7 @@ def bench_trainer_overhead(model: nn.Module, images: torch.Tensor, labels: torch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     device = torch.device(device)
     net = copy.deepcopy(model).to(device, memory_format=fmt).train()
+    guard_convs(net)  # oneDNN #6035, as train() does
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     y = labels[:batch_size].to(device)

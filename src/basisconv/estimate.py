@@ -36,6 +36,7 @@ def train_images(D: dict) -> int:
 def seconds_per_image(P: dict, device=None, min_run_time: float = 1.0) -> float:
     """Measured seconds of one training image through the baseline model (median SGD step / batch size)."""
     from .bench import time_call
+    from .conv_guard import guard_convs
     from .distributed import resolve_device
     from .models import build_model
     from .precision import autocast, effective_amp
@@ -43,6 +44,7 @@ def seconds_per_image(P: dict, device=None, min_run_time: float = 1.0) -> float:
     bs = min(P["train"]["batch_size"], 128)  # the cost per image hardly depends on the batch beyond this
     fmt = torch.channels_last if P["train"]["channels_last"] else torch.contiguous_format
     net = build_model(P["model"]["arch"], width=P["model"]["width"]).to(device, memory_format=fmt).train()
+    guard_convs(net)  # oneDNN #6035 (build_model guards already; the estimate must not depend on that)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(bs, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (bs,), device=device)

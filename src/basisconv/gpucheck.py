@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from .basis import BasisConv2d
 from .bench import _pass_fn, kernel_parts, time_call
+from .conv_guard import guard_convs
 from .counting import count_macs
 from .data import synthetic_cifar
 from .models import build_model
@@ -106,6 +107,7 @@ def model_rows(net, candidates, device, cfg: dict, compiled: bool = False) -> li
         macs = count_macs(model, (1, 3, 32, 32))
         # one runner per model (one compile per model)
         m = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
+        guard_convs(m)  # oneDNN #6035 on a CPU run of the check
         runner = torch.compile(m) if compiled else m
         opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
         for prec in (("bf16",) if compiled else PRECISIONS):

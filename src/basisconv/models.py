@@ -19,6 +19,8 @@ from typing import Callable, Type, Union
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
+from .conv_guard import guard_convs
+
 Block = Type[Union[BasicBlock, Bottleneck]]
 
 
@@ -86,4 +88,6 @@ def build_model(arch: str, num_classes: int = 10, width: int = 64, **kwargs) -> 
         raise ValueError(f"width must be a positive int, got {width!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return ARCHS[arch](num_classes, width, **kwargs)
+    model = ARCHS[arch](num_classes, width, **kwargs)
+    guard_convs(model)  # oneDNN #6035: narrow widths give 1x1 stride-2 shortcuts with < 16 input channels
+    return model

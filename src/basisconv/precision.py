@@ -14,14 +14,32 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 
 import torch
 
 
+def onednn_isa_limit_without_bf16() -> str | None:
+    """The value of ``ONEDNN_MAX_CPU_ISA`` (or its old name ``DNNL_MAX_CPU_ISA``) when it caps oneDNN below its
+    bf16 kernels (``AVX2``, ``AVX512_CORE``, ...); ``None`` when unset or when the cap still admits them.
+
+    The cap hides bf16 from oneDNN but not from ``/proc/cpuinfo``, so without this check an AVX2-limited run on an
+    AMX machine would autocast to bf16 and run it emulated (CI runs the tests that way: ``.ci/run``).
+    """
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        v = os.environ.get(var, "").strip().upper()
+        if v and v not in ("ALL", "DEFAULT") and not any(t in v for t in ("BF16", "AMX", "FP16", "AVX10")):
+            return v
+    return None
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_bf16_supported() -> bool:
-    """Does this CPU run bf16 convs natively? oneDNN's own check, else the x86 flags in ``/proc/cpuinfo``."""
+    """Does this CPU run bf16 convs natively? Not under an ISA cap below bf16 (``onednn_isa_limit_without_bf16``);
+    else oneDNN's own check, else the x86 flags in ``/proc/cpuinfo``."""
+    if onednn_isa_limit_without_bf16():
+        return False
     try:
         if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
             return True

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio, resolve_rank
 from .checks import check_choice
+from .conv_guard import guard_convs
 from .counting import count_macs
 from .loader import TensorLoader
 from .precision import autocast
@@ -134,6 +135,7 @@ def recalibrate_bn(model: nn.Module, loader: TensorLoader, batches: int) -> None
 
 
 def finetune(model: nn.Module, loader: TensorLoader, steps: int, lr: float, momentum: float = 0.9) -> None:
+    guard_convs(model)  # oneDNN #6035: a 1x1 stride-2 conv of a user's model
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)
     model.train()
     done = 0

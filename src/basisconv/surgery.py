@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from .basis import BasisConv2d, check_ratio, _check_choice, COEFF_CHOICES, INIT_CHOICES
+from .conv_guard import GuardedConv2d
 from .counting import count_macs, count_params
 
 
@@ -34,8 +35,11 @@ class ConvLayer:
 
 
 def convertible_names(model: nn.Module) -> list[str]:
-    """Dotted names of the ``nn.Conv2d`` modules that ``convert`` accepts (``groups == 1``), in model order."""
-    return [n for n, m in model.named_modules() if type(m) is nn.Conv2d and m.groups == 1]
+    """Dotted names of the ``nn.Conv2d`` modules that ``convert`` accepts (``groups == 1``), in model order.
+
+    Plain convs only (and their oneDNN-guarded twin, ``conv_guard.GuardedConv2d``): a subclass such as a
+    weight-standardised conv computes something else than its ``weight``, so its filters are no basis to fit."""
+    return [n for n, m in model.named_modules() if type(m) in (nn.Conv2d, GuardedConv2d) and m.groups == 1]
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist_
 from .distributed import resolve_device
 from .basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
+from .conv_guard import guard_convs
 from .io import save_torch
 from .loader import TensorLoader
 from .precision import autocast, effective_amp
@@ -221,6 +222,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
     distributed, main = world > 1, rank == 0
     torch.manual_seed(cfg.seed)  # same on every rank: from-scratch basis layers get identical weights everywhere
     model = model.to(device, memory_format=memory_format)
+    guard_convs(model)  # oneDNN #6035: affected 1x1 stride-2 convs computed in an equivalent form (in place)
     shard = (rank, world)  # each rank takes an equal slice of every epoch; batch_size stays the global batch
     loader = TensorLoader(*train_data, dist_.shard_batch_size(cfg.batch_size, world), train=True, seed=cfg.seed,
                           device=device, channels_last=cfg.channels_last, shard=shard)
