@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PROFILE ?=
 # ALLOW_LONG=1: run even when the estimate exceeds BASISCONV_MAX_HOURS (default 3) on a machine without GPU
 ALLOW_LONG ?=
-PRE := python -m basisconv.params check && BASISCONV_ALLOW_LONG=$(ALLOW_LONG) python -m basisconv.estimate
+PRE := python -m basisconv.pipeline.params check && BASISCONV_ALLOW_LONG=$(ALLOW_LONG) python -m basisconv.pipeline.estimate
 .PHONY: install test repro bench smoke check-pipeline gpu-check clean-venv
 
 $(STAMP): pyproject.toml
@@ -22,22 +22,22 @@ test: install
 
 # DVC does not put the venv on PATH, so stages run with it activated. PROFILE=cpu (or "cpu mirror", smoke, ...)
 # first composes params.yaml from profiles/; without PROFILE the current params.yaml is used as is.
-# First: every param checked, and the wall time estimated (stops before a week-long CPU run; see basisconv.estimate).
+# First: every param checked, and the wall time estimated (stops before a week-long CPU run; see basisconv.pipeline.estimate).
 repro: install
-	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) $(PRE) && dvc repro
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.pipeline.params $(PROFILE) &&) $(PRE) && dvc repro
 
 # The timing benchmarks alone (dvc repro of the benchmark stage; upstream stages only if they are out of date).
 bench: install
-	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.params $(PROFILE) &&) python -m basisconv.params check && dvc repro benchmark
+	. $(VENV)/bin/activate && $(if $(PROFILE),python -m basisconv.pipeline.params $(PROFILE) &&) python -m basisconv.pipeline.params check && dvc repro benchmark
 
 # The whole pipeline on synthetic data in a few minutes, then checks of its outputs (what CI runs).
 smoke: install
-	. $(VENV)/bin/activate && python -m basisconv.params smoke && $(PRE) && dvc repro && python tests/pipeline_check.py
+	. $(VENV)/bin/activate && python -m basisconv.pipeline.params smoke && $(PRE) && dvc repro && python tests/pipeline_check.py
 
 # The GPU check: library dependencies only (no install, no DVC), synthetic data; report in $(OUT).
 OUT ?= gpu-check-report
 gpu-check:
-	PYTHONPATH=src python3 -m basisconv.gpucheck $(OUT)
+	PYTHONPATH=src python3 -m basisconv.pipeline.gpucheck $(OUT)
 
 check-pipeline: install
 	. $(VENV)/bin/activate && python tests/pipeline_check.py

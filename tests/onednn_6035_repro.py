@@ -1,4 +1,4 @@
-"""The reproduction of oneDNN issue #6035 (see ``basisconv.conv_guard``), run in a subprocess by
+"""The reproduction of oneDNN issue #6035 (see ``basisconv.core.conv_guard``), run in a subprocess by
 tests/test_conv_guard.py because the bug can hang a thread inside a C kernel, where no Python timeout reaches.
 
 ``python tests/onednn_6035_repro.py guarded``: ``nn.Conv2d(4, 8, 1, stride=2)`` on a ``(100, 4, 32, 32)``
@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from basisconv import BasisConv2d
-from basisconv.conv_guard import guard_convs
+from basisconv.core.conv_guard import guard_convs
 
 TOL = 1e-4  # relative to the largest reference entry; fp32 sums over 100 * 16 * 16 pixels stay near 1e-6
 

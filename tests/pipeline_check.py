@@ -66,14 +66,14 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     import pandas as pd
     import torch
     sys.path.insert(0, str(ROOT / "src"))
-    from basisconv.keys import content_digest
-    from basisconv.layout import BASELINE_MODEL, PREPARED, STAGES
-    from basisconv.loader import TensorLoader
-    from basisconv.params import resolve
-    from basisconv.sensitivity import select_layers
-    from basisconv.stages.common import load_splits
-    from basisconv.stages.sensitivity import sweep_val, trained_baseline
-    from basisconv.train import evaluate
+    from basisconv.pipeline.keys import content_digest
+    from basisconv.pipeline.layout import BASELINE_MODEL, PREPARED, STAGES
+    from basisconv.experiment.loader import TensorLoader
+    from basisconv.pipeline.params import resolve
+    from basisconv.core.selection import select_layers
+    from basisconv.pipeline.stages.common import load_splits
+    from basisconv.pipeline.stages.sensitivity import sweep_val, trained_baseline
+    from basisconv.experiment.train import evaluate
     problems = []
     prov = {s: _read(STAGES[s]["provenance"]) for s in ("baseline", "sensitivity", "basis")}
     model_digest, data_digest = content_digest(ROOT / BASELINE_MODEL), content_digest(ROOT / PREPARED)
@@ -107,7 +107,7 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     S = P["sensitivity"]
     again = select_layers(rows.to_dict("records"), proxy=S["selection_proxy"], objective=S["objective"],
                           max_loss=S["max_loss"], order=sel["candidates"])
-    if (again["layers"], again["ratios"]) != (sel["layers"], sel["ratios"]):
+    if (again.layers, again.ratios) != (sel["layers"], sel["ratios"]):
         problems.append(f"{label}: selection.json is not the selection of the current sensitivity rows")
     runs = pd.read_csv(ROOT / STAGES["basis"]["runs_table"])
     base = _read(STAGES["baseline"]["summary"])
@@ -130,8 +130,8 @@ def ablations() -> list[str]:
     """Each ablation: edit one param, `dvc repro basis`, check that the results follow; then restore the params and
     reproduce everything (content-addressed runs of the original inputs are found again, not retrained)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from basisconv.keys import content_digest
-    from basisconv.layout import BASELINE_MODEL, STAGES
+    from basisconv.pipeline.keys import content_digest
+    from basisconv.pipeline.layout import BASELINE_MODEL, STAGES
     params = ROOT / "params.yaml"
     original = params.read_text()
     edits = {"train.lr halved": ("train", "lr", lambda v: v / 2),
@@ -184,7 +184,7 @@ def main() -> int:
     metrics = json.loads(shown.stdout or "{}")
     files = {f for ws in metrics.values() for f in (ws.get("data") or {})}
     sys.path.insert(0, str(ROOT / "src"))
-    from basisconv.layout import STAGES
+    from basisconv.pipeline.layout import STAGES
     for st in STAGES.values():
         for want in st.metrics.values():
             if want not in files:

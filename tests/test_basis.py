@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from basisconv import BasisConv2d
-from basisconv.basis import EXECUTION_FORMS, IMPL_CHOICES
+from basisconv.core.basis import EXECUTION_FORMS, IMPL_CHOICES
 
 torch.manual_seed(0)
 SHAPES = [  # (c_in, c_out, k, stride, padding, dilation, bias)

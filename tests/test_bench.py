@@ -1,8 +1,12 @@
 import pytest
 import torch
 
-from basisconv import BasisConv2d, build_model, convert
-from basisconv import bench
+from basisconv import BasisConv2d, convert
+from basisconv.experiment.models import build_model
+from basisconv.perf import bench
+
+
+CIFAR = dict(input_shape=(3, 32, 32), num_classes=10)  # the tests' models: CIFAR ResNets
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +19,7 @@ def switched():
 
 def test_tune_forms_keeps_outputs_and_reports_choices(switched):
     _, model = switched
-    train_model, inference_model, rows = bench.tune_forms(model, batch_size=4, memory_format="contiguous",
+    train_model, inference_model, rows = bench.tune_forms(model, batch_size=4, input_shape=(3, 32, 32), memory_format="contiguous",
                                                           min_run_time=0.01)
     assert [r["layer"] for r in rows] == ["layer1.0.conv1", "layer3.1.conv2"]
     x = torch.randn(2, 3, 32, 32)
@@ -35,7 +39,7 @@ def test_tune_forms_keeps_outputs_and_reports_choices(switched):
 
 def test_bench_models_modes_and_reference(switched):
     net, model = switched
-    rows = bench.bench_models({"baseline": net, "basis": model, "basis_inf": model}, batch_size=2,
+    rows = bench.bench_models({"baseline": net, "basis": model, "basis_inf": model}, **CIFAR, batch_size=2,
                               memory_format="contiguous", min_run_time=0.01, modes={"basis_inf": ("inference",)})
     assert [(r["model"], r["mode"]) for r in rows] == [("baseline", "train_step"), ("baseline", "inference"),
                                                        ("basis", "train_step"), ("basis", "inference"),
@@ -117,7 +121,7 @@ def test_kernel_parts_compose_to_the_layer(init):
 def test_bench_layers_rows_per_precision():
     torch.manual_seed(0)
     net = build_model("resnet18", width=4)
-    rows = bench.bench_layers(net, [0.5], batch_sizes=[2], layers=["layer2.1.conv1"], min_run_time=0.01,
+    rows = bench.bench_layers(net, [0.5], input_shape=(3, 32, 32), batch_sizes=[2], layers=["layer2.1.conv1"], min_run_time=0.01,
                               precisions=["fp32", "bf16"], progress=False)
     for prec, dtype in (("fp32", "float32"), ("bf16", "bfloat16")):
         sub = [r for r in rows if r["precision"] == prec]
@@ -133,13 +137,13 @@ def test_bench_layers_rows_per_precision():
         assert basis["macs"] == (r * c_in * 9 + c_out * r) * hw  # QR basis: the dense_mix form it runs
         assert all(r["median_ms"] > 0 for r in sub)
     with pytest.raises(ValueError, match="fp16.*fp32, bf16"):
-        bench.bench_layers(net, [0.5], precisions=["fp16"], progress=False)
+        bench.bench_layers(net, [0.5], input_shape=(3, 32, 32), precisions=["fp16"], progress=False)
 
 
 def test_bench_models_precision(switched):
     net, model = switched
-    rows = bench.bench_models({"baseline": net, "basis": model}, batch_size=2, memory_format="contiguous",
+    rows = bench.bench_models({"baseline": net, "basis": model}, **CIFAR, batch_size=2, memory_format="contiguous",
                               min_run_time=0.01, precision="bf16")
     assert {(r["precision"], r["dtype"]) for r in rows} == {("bf16", "bfloat16")}
     with pytest.raises(ValueError, match="precision 'half'"):
-        bench.bench_models({"baseline": net}, precision="half")
+        bench.bench_models({"baseline": net}, **CIFAR, precision="half")

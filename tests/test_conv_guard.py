@@ -1,4 +1,4 @@
-"""The oneDNN #6035 guard (basisconv.conv_guard): the bug's reproduction through the package's path, the rewritten
+"""The oneDNN #6035 guard (basisconv.core.conv_guard): the bug's reproduction through the package's path, the rewritten
 form equal to the conv it replaces, and nothing touched where the bug cannot occur."""
 import subprocess
 import sys
@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basisconv import BasisConv2d, build_model, convert, convertible_names
-from basisconv.conv_guard import CHANNEL_BLOCK, GuardedConv2d, affected, conv2d, guard_convs
+from basisconv import BasisConv2d, convert, convertible_names
+from basisconv.experiment.models import build_model
+from basisconv.core.conv_guard import CHANNEL_BLOCK, GuardedConv2d, affected, conv2d, guard_convs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torchvision.datasets.utils import calculate_md5
 
-from basisconv import DataError, fetch_cifar10, load_cifar10, load_data, synthetic_cifar
-from basisconv.data import split_indices
+from basisconv.experiment.data import DataError, fetch_cifar10, load_cifar10, load_data, synthetic_cifar
+from basisconv.experiment.data import split_indices
 
 from conftest import SHARED_ARCHIVE, SHARED_MD5
 
@@ -120,7 +120,7 @@ def test_failed_download_is_one_actionable_line(tmp_path, monkeypatch):
     """Offline: one line naming the URL, the reason and how to use a local copy; nothing left behind."""
     import urllib.error
 
-    import basisconv.data as data_mod
+    import basisconv.experiment.data as data_mod
 
     def offline(url, root, filename):
         (Path(root) / filename).write_bytes(b"partial")  # a download that started, then failed

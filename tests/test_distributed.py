@@ -11,14 +11,18 @@ import pytest
 import torch
 import yaml
 
-from basisconv import TrainConfig, build_model, synthetic_cifar, train
-from basisconv import distributed as dist_
-from basisconv.data import prepare
-from basisconv.io import read_jsonl
-from basisconv.layout import PREPARED
-from basisconv.params import compose
-from basisconv.sensitivity import ProxyConfig, layer_sensitivity
-from basisconv.stages.sensitivity import sort_rows
+from basisconv.experiment.train import TrainConfig
+from basisconv.experiment.models import build_model
+from basisconv.experiment.data import synthetic_cifar
+from basisconv.experiment.train import train
+from basisconv.experiment import distributed as dist_
+from basisconv.experiment.data import prepare
+from basisconv.experiment.io import read_jsonl
+from basisconv.pipeline.layout import PREPARED
+from basisconv.pipeline.params import compose
+from basisconv.core.sensitivity import ProxyConfig, layer_sensitivity
+from basisconv.experiment import search
+from basisconv.pipeline.stages.sensitivity import sort_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +50,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     """2 gloo processes: the epoch is covered once in total, the loss falls, rank 0 alone writes one checkpoint."""
     ws = _workspace(tmp_path, epochs=3, batch_size=100, lr=0.05)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "basisconv.launch", "baseline"]
+           "-m", "basisconv.pipeline.launch", "baseline"]
     run = subprocess.run(cmd, cwd=ws, env=_env(), capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 process(es)" in run.stdout
@@ -67,7 +71,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 def test_shards_of_one_training_epoch_partition_it():
     """What each DDP rank's loader yields: disjoint shards whose union is the epoch, for several world sizes."""
-    from basisconv import TensorLoader
+    from basisconv.experiment.loader import TensorLoader
     x = torch.zeros(120, 3, 32, 32, dtype=torch.uint8)
     ids = torch.arange(120)
     for world in (1, 2, 3, 4):
@@ -95,13 +99,14 @@ def test_split_sweep_merges_to_the_single_worker_rows(tmp_path):
     model = build_model("resnet18", width=4)
     tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
     layers = ["layer1.0.conv1", "layer2.1.conv2", "layer3.0.conv1", "layer4.1.conv2"]
-    cfg = ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2)
+    cfg = ProxyConfig(bn_batches=1, finetune_steps=2)
     kw = dict(progress=False)
-    single = layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, cfg, **kw)
+    data = (search.train_batches(tr, 20, seed=cfg.seed), search.correctness(va), (1, 3, 32, 32))
+    single = layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], *data, cfg, **kw)
     files = []
     for k in range(3):  # three workers, each writing its own resume file as the pipeline's workers do
         f = tmp_path / f"partial-x.{k}of3.jsonl"
-        layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], tr, va, cfg, shard=(k, 3),
+        layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], *data, cfg, shard=(k, 3),
                           on_row=lambda r, f=f: f.open("a").write(json.dumps(r) + "\n"), **kw)
         files.append(f)
     with open(files[1], "a") as f:
@@ -112,13 +117,16 @@ def test_split_sweep_merges_to_the_single_worker_rows(tmp_path):
         return [{k: v for k, v in r.items() if k not in ("seconds", "time_saved_ms")} for r in rows]
     assert strip(merged) == strip(sort_rows(single, layers))
     with pytest.raises(ValueError, match=r"shard must be \(k, n\) with 0 <= k < n, got \(3, 3\)"):
-        layer_sensitivity(model, layers, [0.5], ["zero_shot"], tr, va, cfg, shard=(3, 3), **kw)
+        layer_sensitivity(model, layers, [0.5], ["zero_shot"], *data, cfg, shard=(3, 3), **kw)
 
 
 _KILLED_WORKER = """
 import sys, torch
 sys.path.insert(0, {src!r})
-from basisconv import TrainConfig, build_model, synthetic_cifar, train
+from basisconv.experiment.train import TrainConfig
+from basisconv.experiment.models import build_model
+from basisconv.experiment.data import synthetic_cifar
+from basisconv.experiment.train import train
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = TrainConfig(**{cfg!r})

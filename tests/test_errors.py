@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from basisconv import params
-from basisconv.stages import basis as basis_stage
-from basisconv.data import DataError, load_prepared, prepare
+from basisconv.pipeline import params
+from basisconv.pipeline.stages import basis as basis_stage
+from basisconv.experiment.data import DataError, load_prepared, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_unknown_data_source_before_download(tmp_path):
 
 
 def test_launch_unknown_stage():
-    run = subprocess.run([sys.executable, "-m", "basisconv.launch", "report"], cwd=ROOT, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "basisconv.pipeline.launch", "report"], cwd=ROOT, capture_output=True,
                          text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert run.returncode == 2
     assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity, faithfulness" in run.stderr

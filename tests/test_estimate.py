@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from basisconv import estimate as est
-from basisconv.params import compose
+from basisconv.pipeline import estimate as est
+from basisconv.pipeline.params import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_estimate_command_stops_with_a_tiny_threshold(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(P))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "BASISCONV_MAX_HOURS": "1e-9", "CUDA_VISIBLE_DEVICES": ""}
     env.pop("BASISCONV_ALLOW_LONG", None)
-    cmd = [sys.executable, "-m", "basisconv.estimate", "--params", str(tmp_path / "params.yaml")]
+    cmd = [sys.executable, "-m", "basisconv.pipeline.estimate", "--params", str(tmp_path / "params.yaml")]
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "baseline" in run.stdout and "sensitivity" in run.stdout and "total" in run.stdout

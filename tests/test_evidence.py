@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from basisconv import evidence as ev
+from basisconv.core import evidence as ev
 
 
 @pytest.mark.parametrize("df,q", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (29, 2.0452), (1000, 1.9623)])

@@ -3,9 +3,11 @@ import math
 import pytest
 import torch
 
-from basisconv import build_model, synthetic_cifar
-from basisconv import faithfulness as fa
-from basisconv.sensitivity import ProxyConfig, candidate_layers, layer_sensitivity
+from basisconv.experiment.models import build_model
+from basisconv.experiment.data import synthetic_cifar
+from basisconv.experiment import faithfulness as fa
+from basisconv.core.sensitivity import ProxyConfig, candidate_layers, layer_sensitivity
+from basisconv.experiment import search
 
 NAMES = [f"l{i}" for i in range(16)]
 
@@ -74,19 +76,20 @@ def test_measure_and_summarise_on_a_tiny_model():
     tr, va = synthetic_cifar("train", n_per_class=8), synthetic_cifar("val", n_per_class=4)
     layers = fa.sample_layers(candidate_layers(model, ["*"], ["conv1", "*downsample*"], [3]), 3)
     pairs = fa.sample_pairs(layers, 2, seed=0)
-    proxy_cfg = ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2, seed=0)
-    sens = layer_sensitivity(model, layers, [0.5], ["zero_shot", "finetune"], tr, va, proxy_cfg, progress=False)
+    proxy_cfg = ProxyConfig(bn_batches=1, finetune_steps=2, seed=0)
+    sens = layer_sensitivity(model, layers, [0.5], ["zero_shot", "finetune"], search.train_batches(tr, 20, seed=0),
+                             search.correctness(va), (1, 3, 32, 32), proxy_cfg, progress=False)
     cfg = fa.retrain_config({"batch_size": 20, "channels_last": False}, epochs=1, lr=0.01, seed=0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen = []
     rows = fa.measure(model, layers, pairs, 0.5, tr, va, cfg, proxies=["zero_shot", "finetune"], proxy_val_data=va,
-                      proxy_cfg=proxy_cfg, progress=False, on_row=seen.append)
+                      proxy_cfg=proxy_cfg, proxy_batch_size=20, progress=False, on_row=seen.append)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the baseline is not trained
     assert seen == rows and len(rows) == 1 + len(layers) + len(pairs) + 2 * len(pairs)
     assert all(0 <= r["val_acc"] <= 1 and r["n_val"] == 40 and r["seconds"] > 0 for r in rows)
     # a resumed call with everything done measures nothing
     assert fa.measure(model, layers, pairs, 0.5, tr, va, cfg, proxies=["zero_shot", "finetune"], proxy_val_data=va,
-                      proxy_cfg=proxy_cfg, progress=False,
+                      proxy_cfg=proxy_cfg, proxy_batch_size=20, progress=False,
                       done={(r["method"], tuple(r["layers"])) for r in rows}) == []
     table, add, summary = fa.summarise(rows, sens, 0.5, layers, pairs, ["zero_shot", "finetune"])
     assert table.layer.tolist() == layers and {"real_drop", "zero_shot_drop", "finetune_drop"} <= set(table)
@@ -116,7 +119,7 @@ def test_split_measurements_equal_one_worker():
     tr, va = synthetic_cifar("train", n_per_class=6), synthetic_cifar("val", n_per_class=3)
     layers, pairs = ["layer1.0.conv1", "layer4.1.conv2"], [("layer1.0.conv1", "layer4.1.conv2")]
     cfg = fa.retrain_config({"batch_size": 20, "channels_last": False}, epochs=1, lr=0.01, seed=0)
-    kw = dict(proxies=["zero_shot"], proxy_val_data=va, proxy_cfg=ProxyConfig(bn_batches=1, batch_size=20, seed=0),
+    kw = dict(proxies=["zero_shot"], proxy_val_data=va, proxy_cfg=ProxyConfig(bn_batches=1, seed=0), proxy_batch_size=20,
               progress=False)
     one = fa.measure(model, layers, pairs, 0.5, tr, va, cfg, **kw)
     split = [r for k in range(3) for r in fa.measure(model, layers, pairs, 0.5, tr, va, cfg, shard=(k, 3), **kw)]

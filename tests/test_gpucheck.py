@@ -15,7 +15,7 @@ def test_gpu_check_command_on_cpu(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "2"}
     env.pop("WORLD_SIZE", None)
-    run = subprocess.run([sys.executable, "-m", "basisconv.gpucheck", str(out), "--size", "tiny", "--device", "cpu",
+    run = subprocess.run([sys.executable, "-m", "basisconv.pipeline.gpucheck", str(out), "--size", "tiny", "--device", "cpu",
                           "--no-compile"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=500)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     r = json.loads((out / "gpu_check.json").read_text())
@@ -40,7 +40,7 @@ def test_gpu_check_command_on_cpu(tmp_path):
 
 def test_gpu_check_needs_no_pipeline_tools():
     """Only the library's own dependencies: nothing of DVC, papermill or Jupyter is imported."""
-    code = ("import sys, basisconv.gpucheck; bad = [m for m in sys.modules if m.split('.')[0] in "
+    code = ("import sys, basisconv.pipeline.gpucheck; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('dvc', 'papermill', 'nbformat', 'nbclient', 'jupyter_client', 'IPython')]; print(bad)")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=120)

@@ -4,8 +4,8 @@ import shutil
 import pytest
 import torch
 
-from basisconv import keys
-from basisconv.io import save_torch
+from basisconv.pipeline import keys
+from basisconv.experiment.io import save_torch
 
 
 def test_content_digest_follows_bytes_not_size_or_time(tmp_path):
@@ -55,7 +55,7 @@ def package_copy(tmp_path):
     ("stages/basis.py", "report", False),
 ])
 def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
-    module = f"basisconv.stages.{stage}"
+    module = f"basisconv.pipeline.stages.{stage}"
     before = keys.code_digest(module, package_copy)
     with open(package_copy / edited, "a") as f:
         f.write("\n# an edit\n")

@@ -1,4 +1,4 @@
-"""Paths declared once (basisconv.layout) and complete DVC dependencies (the import closure of each stage)."""
+"""Paths declared once (basisconv.pipeline.layout) and complete DVC dependencies (the import closure of each stage)."""
 import json
 import re
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from basisconv import keys, layout
-from basisconv.layout import STAGES
+from basisconv.pipeline import keys, layout
+from basisconv.pipeline.layout import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -15,7 +15,7 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 def test_committed_dvc_yaml_is_generated_from_the_layout():
     assert (ROOT / "dvc.yaml").read_text() == layout.render(), \
-        "dvc.yaml differs from basisconv.layout: run `python -m basisconv.layout`"
+        "dvc.yaml differs from basisconv.pipeline.layout: run `python -m basisconv.pipeline.layout`"
 
 
 def _paths(entries):
@@ -30,7 +30,7 @@ def test_every_dvc_path_is_declared_in_the_layout(name):
     code = {str(p.relative_to(ROOT)) for p in keys.closure_files(st.module)}
     assert set(dvc["deps"]) == {st.notebook, *st.deps.values(), *code}
     assert dvc["params"] == list(st.params)
-    assert dvc["cmd"] == f"python -m basisconv.notebook {name}"
+    assert dvc["cmd"] == f"python -m basisconv.pipeline.notebook {name}"
 
 
 def _import_graph_by_hand(module: str) -> set[str]:
@@ -98,7 +98,7 @@ def test_stage_paths_by_role():
 
 
 def test_notebooks_hard_code_no_result_paths():
-    """Notebooks take every path from basisconv.layout (STAGES[...][role]), none written out."""
+    """Notebooks take every path from basisconv.pipeline.layout (STAGES[...][role]), none written out."""
     for st in STAGES.values():
         src = "".join("".join(c["source"]) for c in json.loads((ROOT / st.notebook).read_text())["cells"]
                       if c["cell_type"] == "code")

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from basisconv import TensorLoader, synthetic_cifar
+from basisconv.experiment.loader import TensorLoader
+from basisconv.experiment.data import synthetic_cifar
 
 
 @pytest.fixture(scope="module")

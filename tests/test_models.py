@@ -5,8 +5,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from basisconv import BasisConv2d, build_model, conv_layers, convert, count_params
-from basisconv.models import ARCHS
+from basisconv import BasisConv2d, conv_layers, convert, count_params
+from basisconv.experiment.models import build_model
+from basisconv.experiment.models import ARCHS
 
 # every registered architecture is checked at a small width (a new arch: one ARCHS entry plus its PARAMS row)
 PARAMS = {"resnet18": 11_173_962, "resnet34": 21_282_122, "resnet50": 23_520_842}  # width 64, 10 classes
@@ -59,7 +60,7 @@ def test_conv_names_are_torchvision_like(arch):
 def test_every_3x3_conv_converts(arch):
     torch.manual_seed(0)
     m = build_model(arch, width=8).eval()
-    names = [r.name for r in conv_layers(m) if r.kernel_size == (3, 3)]
+    names = [r.name for r in conv_layers(m, (1, 3, 32, 32)) if r.kernel_size == (3, 3)]
     new = convert(m, names, ratio=0.5)
     assert all(isinstance(new.get_submodule(n), BasisConv2d) for n in names)
     y = new(torch.randn(2, 3, 32, 32))

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from basisconv.params import available_profiles, check_section, compose
+from basisconv.pipeline.params import available_profiles, check_section, compose
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
@@ -71,10 +71,10 @@ def test_data_dvc_pins_the_catalogue():
 
 
 def test_every_notebook_resolves_exactly_its_stage_sections():
-    """The sections a notebook passes to params.for_notebook are the ones basisconv.layout declares for its stage
+    """The sections a notebook passes to params.for_notebook are the ones basisconv.pipeline.layout declares for its stage
     (and so the ones dvc.yaml lists under params:, and the ones the stage's key covers)."""
     import re
-    from basisconv.layout import STAGES
+    from basisconv.pipeline.layout import STAGES
     for name, st in STAGES.items():
         src = "".join("".join(c["source"]) for c in json.loads((ROOT / st.notebook).read_text())["cells"])
         used = re.findall(r"(\w+)=\1\b", re.search(r"params\.for_notebook\((.*?)\)", src).group(1))

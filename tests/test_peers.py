@@ -1,14 +1,15 @@
-"""Peers of the basis layer at equal parameter budget (basisconv.peers) and the ONNX path (basisconv.export)."""
+"""Peers of the basis layer at equal parameter budget (basisconv.perf.peers) and the ONNX path (basisconv.perf.export)."""
 import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
 
-from basisconv import build_model, convert
-from basisconv.basis import BasisConv2d
-from basisconv.counting import count_params
-from basisconv.peers import PEERS, basis_budget, bench_peers, distinct_shapes, full_coeff_conv, summary
-from basisconv.surgery import fold
+from basisconv.experiment.models import build_model
+from basisconv import convert
+from basisconv.core.basis import BasisConv2d
+from basisconv.core.counting import count_params
+from basisconv.perf.peers import PEERS, basis_budget, bench_peers, distinct_shapes, full_coeff_conv, summary
+from basisconv.core.surgery import fold
 
 SHAPES = [(16, 16, 1, 8), (16, 32, 2, 8), (32, 32, 1, 4)]  # (C_in, C_out, stride, H)
 
@@ -43,9 +44,9 @@ def test_full_coeff_is_the_truncated_svd():
 def test_bench_peers_rows_and_summary():
     torch.manual_seed(0)
     net = build_model("resnet18", width=4)
-    shapes = distinct_shapes(net)
+    shapes = distinct_shapes(net, (3, 32, 32))
     assert len({(r.in_channels, r.out_channels, r.stride, r.input_hw) for r in shapes}) == len(shapes) >= 4
-    rows = bench_peers(net, [0.5], batch_size=4, min_run_time=0.01, precisions=("fp32",), progress=False)
+    rows = bench_peers(net, [0.5], input_shape=(3, 32, 32), batch_size=4, min_run_time=0.01, precisions=("fp32",), progress=False)
     df = pd.DataFrame(rows)
     assert set(df.form) == {"dense", "basis", *PEERS} and set(df["pass"]) == {"fwd", "fwd+bwd"}
     assert len(df) == len(shapes) * (2 + len(PEERS)) * 2
@@ -57,11 +58,12 @@ def test_bench_peers_rows_and_summary():
 
 def test_onnx_export_matches_in_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
-    from basisconv.export import bench_onnx
+    from basisconv.perf.export import bench_onnx
     torch.manual_seed(0)
     net = build_model("resnet18", width=4).eval()
     sel = convert(net, ["layer1.0.conv1", "layer3.1.conv2"], ratio=0.5, init="qr").eval()
-    rows = bench_onnx({"basis": sel, "folded": fold(sel)}, tmp_path, batch_size=3, min_run_time=0.01)
+    rows = bench_onnx({"basis": sel, "folded": fold(sel)}, tmp_path, input_shape=(3, 32, 32), batch_size=3,
+                     min_run_time=0.01)
     assert [r["model"] for r in rows] == ["basis", "folded"]
     for r in rows:
         assert r["max_abs_diff"] < 1e-4 and r["onnx_bytes"] > 0 and r["onnxruntime_ms"] > 0

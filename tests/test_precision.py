@@ -1,14 +1,17 @@
-"""bf16 autocast on CPU (basisconv.precision): detection, fallback, and that it really runs in bf16."""
+"""bf16 autocast on CPU (basisconv.experiment.precision): detection, fallback, and that it really runs in bf16."""
 import warnings
 
 import pytest
 import torch
 import torch.nn as nn
 
-from basisconv import TrainConfig, build_model, synthetic_cifar, train
-from basisconv import precision
-from basisconv.stages import basis as basis_stage
-from basisconv.stages import common
+from basisconv.experiment.train import TrainConfig
+from basisconv.experiment.models import build_model
+from basisconv.experiment.data import synthetic_cifar
+from basisconv.experiment.train import train
+from basisconv.experiment import precision
+from basisconv.pipeline.stages import basis as basis_stage
+from basisconv.pipeline.stages import common
 
 
 @pytest.fixture
@@ -76,7 +79,7 @@ def test_baseline_fp32_variant_only_under_bf16(amp):
 
 def test_benchmark_times_the_precision_training_runs_in(no_bf16, monkeypatch):
     """fp32 always (the paper's cost model), plus bf16 when training runs in it; the last one holds the targets."""
-    from basisconv.stages import benchmark as bench_stage
+    from basisconv.pipeline.stages import benchmark as bench_stage
     P = {"train": {"amp": True, "device": "cpu"}}
     assert bench_stage.precisions(P) == ["fp32"]  # asked for bf16, but it would not run here
     monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)

@@ -4,14 +4,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from basisconv.io import write_json
-from basisconv.publish import END, START, markers, publish
+from basisconv.experiment.io import write_json
+from basisconv.pipeline.publish import END, START, markers, publish
 
 
 def _fake_run(tmp: Path):
-    """The result files a finished run leaves, at the paths of basisconv.layout (tiny, made-up values)."""
-    from basisconv.layout import STAGES
-    from basisconv.stages.report import TABLES, table_path
+    """The result files a finished run leaves, at the paths of basisconv.pipeline.layout (tiny, made-up values)."""
+    from basisconv.pipeline.layout import STAGES
+    from basisconv.pipeline.stages.report import TABLES, table_path
     hw = {"device_name": "Test CPU", "threads": 2, "cpu_count": 2, "torch": "9.9", "torchvision": "0.99",
           "python": "3.11"}
     write_json(tmp / STAGES["baseline"]["summary"], {"profile": "cpu+mirror", "data": "CIFAR-10 (local JPEG mirror)",

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from basisconv import report
+from basisconv.pipeline import report
 
 
 def _table(rows):

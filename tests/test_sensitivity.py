@@ -7,10 +7,16 @@ import re
 import pytest
 import torch
 
-from basisconv import build_model, conv_layers
-from basisconv.loader import TensorLoader
-from basisconv.sensitivity import (PROXIES, ProxyConfig, basis_params_saved, candidate_layers, layer_sensitivity,
-                                   matched_subset, paired_interval, proxy_eval, recalibrate_bn, select_layers)
+from basisconv.experiment.models import build_model
+from basisconv import conv_layers
+from basisconv.experiment.loader import TensorLoader
+from basisconv.core.counting import basis_params_saved
+from basisconv.core.evidence import paired_interval
+from basisconv.core.selection import Selection, matched_subset, select_layers
+from basisconv.core.sensitivity import PROXIES, ProxyConfig, candidate_layers, layer_sensitivity, proxy_eval, recalibrate_bn
+from basisconv.experiment import search
+
+X32 = (1, 3, 32, 32)  # one CIFAR example: the shape the tests' models are counted on
 
 
 def _rows(spec, proxy="finetune"):
@@ -26,19 +32,19 @@ SPEC = {("a", 0.25): (0.8, 300), ("a", 0.5): (0.2, 200), ("b", 0.25): (3.0, 900)
 @pytest.mark.parametrize("max_loss", [0.0, 0.3, 0.5, 1.0, 2.0, 5.0, 100.0])
 def test_budget_respected_one_ratio_per_layer(max_loss):
     sel = select_layers(_rows(SPEC), proxy="finetune", max_loss=max_loss, order=list("abcd"))
-    assert sel["predicted_loss"] <= max_loss + 1e-9
-    assert len(set(sel["layers"])) == len(sel["layers"])
-    assert sel["predicted_loss"] == pytest.approx(sum(max(SPEC[(n, sel["ratios"][n])][0], 0) for n in sel["layers"]))
-    assert sel["params_saved"] == sum(SPEC[(n, sel["ratios"][n])][1] for n in sel["layers"])
+    assert sel.predicted_loss <= max_loss + 1e-9
+    assert len(set(sel.layers)) == len(sel.layers)
+    assert sel.predicted_loss == pytest.approx(sum(max(SPEC[(n, sel.ratios[n])][0], 0) for n in sel.layers))
+    assert sel.params_saved == sum(SPEC[(n, sel.ratios[n])][1] for n in sel.layers)
 
 
 def test_free_layers_first_and_most_saving_option():
     sel = select_layers(_rows(SPEC), proxy="finetune", max_loss=0.0, order=list("abcd"))
-    assert sel["layers"] == ["c"] and sel["ratios"] == {"c": 0.25}  # no loss; 0.25 saves more than 0.5
+    assert sel.layers == ["c"] and sel.ratios == {"c": 0.25}  # no loss; 0.25 saves more than 0.5
 
 
 def test_budget_monotone():
-    saved = [select_layers(_rows(SPEC), proxy="finetune", max_loss=b)["params_saved"] for b in (0, 0.5, 1, 2, 5)]
+    saved = [select_layers(_rows(SPEC), proxy="finetune", max_loss=b).params_saved for b in (0, 0.5, 1, 2, 5)]
     assert saved == sorted(saved)
 
 
@@ -51,14 +57,14 @@ def test_deterministic_under_row_order():
 
 def test_ties_resolve_by_layer_order():
     tie = {("x", 0.5): (0.5, 100), ("y", 0.5): (0.5, 100)}
-    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["x", "y"])["layers"] == ["x"]
-    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["y", "x"])["layers"] == ["y"]
+    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["x", "y"]).layers == ["x"]
+    assert select_layers(_rows(tie), proxy="finetune", max_loss=0.5, order=["y", "x"]).layers == ["y"]
 
 
 @pytest.mark.parametrize("objective", ["params", "macs", "time"])
 def test_objectives(objective):
     sel = select_layers(_rows(SPEC), proxy="finetune", objective=objective, max_loss=1.0)
-    assert sel["method"]["objective"] == objective and sel["predicted_loss"] <= 1.0
+    assert sel.method["objective"] == objective and sel.predicted_loss <= 1.0
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -102,7 +108,7 @@ def test_candidates_default_excludes_stem_and_shortcuts():
 @pytest.mark.parametrize("ratios", [[0.5], [0.25, 0.5], [0.25, 0.5, 0.75]])
 def test_matched_subsets_land_near_the_target(ratios):
     m = build_model("resnet18", width=8)
-    recs = conv_layers(m)
+    recs = conv_layers(m, X32)
     cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
     by = {r.name: r for r in recs}
 
@@ -125,13 +131,14 @@ def test_matched_subsets_land_near_the_target(ratios):
 
 
 def test_layer_sensitivity_rows(tmp_path):
-    from basisconv import synthetic_cifar
+    from basisconv.experiment.data import synthetic_cifar
     torch.manual_seed(0)
     m = build_model("resnet18", width=4)
     tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
     seen = []
-    rows = layer_sensitivity(m, ["layer1.0.conv1", "layer3.0.conv2"], [0.5], ["zero_shot", "finetune"], tr, va,
-                             ProxyConfig(bn_batches=1, batch_size=20, finetune_steps=2), progress=False,
+    rows = layer_sensitivity(m, ["layer1.0.conv1", "layer3.0.conv2"], [0.5], ["zero_shot", "finetune"],
+                             search.train_batches(tr, 20, seed=0), search.correctness(va), X32,
+                             ProxyConfig(bn_batches=1, finetune_steps=2), progress=False,
                              on_row=seen.append, done={("layer3.0.conv2", 0.5, "finetune")})
     assert len(rows) == 3 and seen == rows
     for r in rows:
@@ -145,7 +152,9 @@ def test_layer_sensitivity_rows(tmp_path):
 @pytest.fixture(scope="module")
 def tiny():
     """A width-4 ResNet18 fitted for a few steps (so accuracies differ from chance) and tiny synthetic data."""
-    from basisconv import TrainConfig, synthetic_cifar, train
+    from basisconv.experiment.train import TrainConfig
+    from basisconv.experiment.data import synthetic_cifar
+    from basisconv.experiment.train import train
     torch.manual_seed(0)
     tr, va = synthetic_cifar("train", n_per_class=10), synthetic_cifar("val", n_per_class=5)
     m = build_model("resnet18", width=4)
@@ -159,13 +168,12 @@ def test_every_proxy_scores_control_and_converted(tiny, proxy):
     the proxy leaves finite weights and BN statistics, and the caller's model is untouched."""
     m, tr, va = tiny
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    cfg = ProxyConfig(bn_batches=2, batch_size=20, finetune_steps=3)
-    val = TensorLoader(*va, 1000, train=False)
+    cfg = ProxyConfig(bn_batches=2, finetune_steps=3)
     for layers in ([], ["layer1.0.conv1", "layer2.1.conv2"]):
-        net, ev = proxy_eval(m, layers, 0.5, proxy, tr, val, cfg)
+        net, correct = proxy_eval(m, layers, 0.5, proxy, search.train_batches(tr, 20, seed=cfg.seed),
+                                  search.correctness(va), cfg)
         assert net is not m and not net.training
-        assert 0 <= ev["acc"] <= 1 and math.isfinite(ev["acc"]) and ev["n"] == 50
-        assert ev["correct"].shape == (50,) and ev["correct"].dtype == torch.bool
+        assert correct.shape == (50,) and correct.dtype == torch.bool
         assert all(torch.isfinite(v).all() for v in net.state_dict().values() if v.is_floating_point())
         assert sum(type(mod).__name__ == "BasisConv2d" for mod in net.modules()) == len(layers)
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
@@ -174,19 +182,19 @@ def test_every_proxy_scores_control_and_converted(tiny, proxy):
 @pytest.mark.parametrize("proxy", list(PROXIES))
 def test_proxy_is_deterministic(tiny, proxy):
     m, tr, va = tiny
-    cfg = ProxyConfig(init="random", bn_batches=1, batch_size=20, finetune_steps=2, seed=3)
-    val = TensorLoader(*va, 1000, train=False)
-    a = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, tr, val, cfg)
-    b = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, tr, val, cfg)
-    assert torch.equal(a[1]["correct"], b[1]["correct"])
+    cfg = ProxyConfig(init="random", bn_batches=1, finetune_steps=2, seed=3)
+    batches, score = search.train_batches(tr, 20, seed=3), search.correctness(va)
+    a = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, batches, score, cfg)
+    b = proxy_eval(m, ["layer3.0.conv1"], 0.25, proxy, batches, score, cfg)
+    assert torch.equal(a[1], b[1])
     assert all(torch.equal(x, y) for x, y in zip(a[0].state_dict().values(), b[0].state_dict().values()))
 
 
 def test_zero_shot_is_bn_recalibration(tiny):
     """``zero_shot`` changes only BatchNorm running statistics, exactly as ``recalibrate_bn`` does."""
     m, tr, va = tiny
-    cfg = ProxyConfig(bn_batches=2, batch_size=20, seed=1)
-    net, _ = proxy_eval(m, [], 1.0, "zero_shot", tr, TensorLoader(*va, 1000, train=False), cfg)
+    cfg = ProxyConfig(bn_batches=2, seed=1)
+    net, _ = proxy_eval(m, [], 1.0, "zero_shot", search.train_batches(tr, 20, seed=1), search.correctness(va), cfg)
     ref = copy.deepcopy(m)
     recalibrate_bn(ref, TensorLoader(*tr, 20, train=True, seed=1), 2)
     assert all(torch.equal(x, y) for x, y in zip(net.state_dict().values(), ref.state_dict().values()))
@@ -198,7 +206,7 @@ def test_zero_shot_is_bn_recalibration(tiny):
     (dict(init="pca"), "unknown init 'pca'; valid choices: qr, svd, random"),
     (dict(coeff="diag"), "unknown coeff 'diag'; valid choices: reduced, full"),
     (dict(bn_batches=0), "bn_batches must be a positive int, got 0"),
-    (dict(batch_size=2.5), "batch_size must be a positive int, got 2.5"),
+    (dict(bn_batches=2.5), "bn_batches must be a positive int, got 2.5"),
     (dict(finetune_steps=True), "finetune_steps must be a positive int, got True"),
     (dict(finetune_lr=0), "finetune_lr must be a finite number > 0, got 0"),
     (dict(finetune_lr=float("inf")), "finetune_lr must be a finite number > 0, got inf"),
@@ -211,21 +219,40 @@ def test_proxy_config_validation(kwargs, match):
 
 def test_proxy_config_defaults_and_frozen():
     cfg = ProxyConfig()
-    assert (cfg.init, cfg.coeff, cfg.bn_batches, cfg.batch_size, cfg.finetune_steps, cfg.finetune_lr, cfg.seed) == \
-        ("qr", "reduced", 20, 256, 100, 0.01, 0)
+    assert (cfg.init, cfg.coeff, cfg.bn_batches, cfg.finetune_steps, cfg.finetune_lr, cfg.seed) == \
+        ("qr", "reduced", 20, 100, 0.01, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 1
 
 
-def test_unknown_proxy_fails_before_compute(monkeypatch):
-    from basisconv import sensitivity
-    monkeypatch.setattr(sensitivity, "evaluate", lambda *a, **k: pytest.fail("computed before validating"))
-    data = (torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+def test_unknown_proxy_fails_before_compute():
+    def never(*a, **k):
+        pytest.fail("computed before validating")
     m = build_model("resnet18", width=4)
     match = "unknown proxy 'x'; valid choices: zero_shot, finetune"
     with pytest.raises(ValueError, match=match):
-        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot", "x"], data, data, ProxyConfig())
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot", "x"], never, never, X32, ProxyConfig())
     with pytest.raises(ValueError, match=match):
-        proxy_eval(m, [], 1.0, "x", data, TensorLoader(*data, 4, train=False), ProxyConfig())
+        proxy_eval(m, [], 1.0, "x", never, never, ProxyConfig())
     with pytest.raises(TypeError, match="cfg must be a ProxyConfig, got dict"):
-        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], data, data, {"bn_batches": 1})
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], never, never, X32, {"bn_batches": 1})
+    with pytest.raises(TypeError, match="evaluate must be a callable, got tuple"):
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], never, (1, 2), X32, ProxyConfig())
+
+
+def test_selection_converts_with_its_ratios():
+    m = build_model("resnet18", width=4)
+    sel = select_layers(_rows({("layer1.0.conv1", 0.25): (0.1, 30), ("layer2.0.conv2", 0.5): (0.2, 60)}),
+                        proxy="finetune", max_loss=1.0)
+    assert isinstance(sel, Selection) and sel.to_dict()["ratios"] == sel.ratios
+    from basisconv import BasisConv2d, convert
+    net = convert(m, sel)
+    ranks = {n: mod.rank for n, mod in net.named_modules() if isinstance(mod, BasisConv2d)}
+    assert ranks == {"layer1.0.conv1": 1, "layer2.0.conv2": 4}  # round(0.25 * 4), round(0.5 * 8)
+
+
+def test_evaluate_must_return_per_example_correctness(tiny):
+    m, tr, va = tiny
+    with pytest.raises(ValueError, match="evaluate\\(model\\) must return a 1-D tensor of per-example correctness"):
+        layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], search.train_batches(tr, 20, seed=0),
+                          lambda net: 0.5, X32, ProxyConfig(bn_batches=1), progress=False)

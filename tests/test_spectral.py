@@ -1,11 +1,14 @@
-"""The spectral baseline (basisconv.spectral): retained energy, the threshold rule, matched savings."""
+"""The spectral baseline (basisconv.core.spectral): retained energy, the threshold rule, matched savings."""
 import pytest
 import torch
 
-from basisconv import build_model, conv_layers
-from basisconv.basis import resolve_rank
-from basisconv.sensitivity import basis_params_saved, candidate_layers, matched_subset
-from basisconv.spectral import layer_energies, retained_energy, spectral_subset
+from basisconv.experiment.models import build_model
+from basisconv import conv_layers
+from basisconv.core.basis import resolve_rank
+from basisconv.core.counting import basis_params_saved
+from basisconv.core.selection import matched_subset
+from basisconv.core.sensitivity import candidate_layers
+from basisconv.core.spectral import layer_energies, retained_energy, spectral_subset
 
 
 def test_retained_energy_known_answer():
@@ -34,7 +37,7 @@ def test_spectral_subset_matches_the_target_like_the_others(ratios):
     each chosen ratio the smallest whose retained energy reaches the threshold."""
     torch.manual_seed(0)
     m = build_model("resnet18", width=8)
-    recs = {r.name: r for r in conv_layers(m)}
+    recs = {r.name: r for r in conv_layers(m, (1, 3, 32, 32))}
     cands = candidate_layers(m, ["*"], ["conv1", "*downsample*"], [3])
 
     def saved(n, q):

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-from basisconv import keys
-from basisconv.data import prepare
-from basisconv.io import read_json
-from basisconv.layout import BASELINE_MODEL, PREPARED, STAGES
-from basisconv.loader import TensorLoader
-from basisconv.params import compose
-from basisconv.stages import baseline, sensitivity
-from basisconv.train import evaluate
+from basisconv.pipeline import keys
+from basisconv.experiment.data import prepare
+from basisconv.experiment.io import read_json
+from basisconv.pipeline.layout import BASELINE_MODEL, PREPARED, STAGES
+from basisconv.experiment.loader import TensorLoader
+from basisconv.pipeline.params import compose
+from basisconv.pipeline.stages import baseline, sensitivity
+from basisconv.experiment.train import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def test_killed_sweep_resumes_with_its_rows(ws):
 
 
 def test_stage_registry_is_the_layout():
-    from basisconv import stages
+    from basisconv.pipeline import stages
     assert stages.NAMES == tuple(STAGES)
     for name in stages.NAMES:
         assert callable(stages.get(name).run)

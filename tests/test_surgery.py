@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from basisconv import BasisConv2d, build_model, conv_layers, convert, convertible_names, count_macs, count_params
-from basisconv.surgery import fold
+from basisconv import BasisConv2d, conv_layers, convert, convertible_names, count_macs, count_params
+from basisconv.experiment.models import build_model
+from basisconv.core.surgery import fold
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_basis_layer_is_not_convertible_again(model):
 
 
 def test_conv_layers_records(model):
-    recs = conv_layers(model)
+    recs = conv_layers(model, (1, 3, 32, 32))
     assert [r.name for r in recs] == [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     stem = recs[0]
     assert (stem.name, stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride) == \
@@ -110,8 +111,8 @@ def test_conv_layers_records(model):
     down = next(r for r in recs if r.name == "layer2.0.downsample.0")
     assert down.kernel_size == (1, 1) and down.stride == (2, 2) and down.output_hw == (16, 16)
     # per-layer MACs add up to the model's conv MACs (the rest is the fc layer)
-    assert sum(r.macs for r in recs) + 64 * 10 == count_macs(model)
-    basis = conv_layers(convert(model, ["layer1.0.conv1"], ratio=0.5))
+    assert sum(r.macs for r in recs) + 64 * 10 == count_macs(model, (1, 3, 32, 32))
+    basis = conv_layers(convert(model, ["layer1.0.conv1"], ratio=0.5), (1, 3, 32, 32))
     b = next(r for r in basis if r.name == "layer1.0.conv1")
     assert b.kind == "basis" and b.rank == 4
 

@@ -1,8 +1,12 @@
 import pytest
 import torch
 
-from basisconv import BasisConv2d, TrainConfig, TrainingDiverged, build_model, synthetic_cifar, train
-from basisconv.train import lr_factor
+from basisconv import BasisConv2d
+from basisconv.experiment.train import TrainConfig, TrainingDiverged
+from basisconv.experiment.models import build_model
+from basisconv.experiment.data import synthetic_cifar
+from basisconv.experiment.train import train
+from basisconv.experiment.train import lr_factor
 
 SMALL = dict(batch_size=50, lr=0.05, warmup_epochs=0.5, eval_batch_size=100)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from basisconv.params import compose
-from basisconv.validate import _choices, _rules, problems, validate
+from basisconv.pipeline.params import compose
+from basisconv.pipeline.validate import _choices, _rules, problems, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = compose("paper", profile_dir=ROOT / "profiles")
@@ -116,10 +116,10 @@ def test_params_check_command(tmp_path):
     P = copy.deepcopy(PAPER)
     P["train"]["seeds"] = []
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(P))
-    run = subprocess.run([sys.executable, "-m", "basisconv.params", "check", "--out", str(tmp_path / "params.yaml")],
+    run = subprocess.run([sys.executable, "-m", "basisconv.pipeline.params", "check", "--out", str(tmp_path / "params.yaml")],
                          cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"),
                                                                         "PATH": "/usr/bin:/bin"}, timeout=120)
     assert run.returncode == 1 and "train.seeds = []: must be a non-empty list of distinct ints" in run.stderr
-    ok = subprocess.run([sys.executable, "-m", "basisconv.params", "check"], cwd=ROOT, capture_output=True, text=True,
+    ok = subprocess.run([sys.executable, "-m", "basisconv.pipeline.params", "check"], cwd=ROOT, capture_output=True, text=True,
                         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert ok.returncode == 0 and "params.yaml: valid" in ok.stdout

@@ -1,39 +1,45 @@
 """basisconv: basis convolutions and sensitivity-based layer search.
 
 Replication package for Alekseev, Lukashevich, Zharikov, Vasiliev, *Layer-Specific Optimization: Sensitivity Based
-Convolution Layers Basis Search* (arXiv 2408.06024).
+Convolution Layers Basis Search* (arXiv 2408.06024). Four layers, each importing only the ones below it
+(tests/test_layering.py checks it):
 
-Importing the package loads the core library (the layer, surgery, models, data, loader, trainer) and nothing of the
-pipeline: ``basisconv.bench``, ``basisconv.stages`` and the other modules load on first use (PEP 562), so each
-pipeline stage's code closure, and so what re-runs it, is the core plus what the stage really imports.
+- ``basisconv.core``: the method on any model (torch and numpy only): the basis layer, model surgery, costs, the
+  sensitivity search, the selection, the switch, statistics. Its public names are this package's names.
+- ``basisconv.experiment``: the paper's CIFAR-10 experiment: data, loader, models, trainer, precision, torchrun.
+- ``basisconv.perf``: performance measurement: timing, execution forms, peers, ONNX export.
+- ``basisconv.pipeline``: the reproducible pipeline: params, validation, layout, keys, runs, stages, report.
+
+Importing ``basisconv`` loads nothing; a public name loads its core module on first use (PEP 562), so what a
+pipeline stage imports, and so what re-runs it under DVC, is only what it really uses.
 """
 from __future__ import annotations
 
 import importlib
 
-from .basis import BasisConv2d
-from .counting import count_macs, count_params
-from .data import (CIFAR10_MD5, CIFAR10_URL, CLASSES, DataError, fetch_cifar10, load_cifar10, load_data,
-                   synthetic_cifar)
-from .loader import TensorLoader
-from .models import build_model
-from .surgery import ConvLayer, conv_layers, convert, convertible_names, fold
-from .train import TrainConfig, TrainingDiverged, TrainResult, evaluate, train
-
 __version__ = "0.1.0"
-__all__ = [
-    "BasisConv2d", "convert", "conv_layers", "build_model", "count_params", "count_macs", "fetch_cifar10",
-    "load_cifar10", "load_data", "synthetic_cifar", "TensorLoader", "TrainConfig", "TrainResult", "train",
-    "evaluate", "TrainingDiverged", "DataError", "ConvLayer", "convertible_names", "fold", "CIFAR10_URL",
-    "CIFAR10_MD5", "CLASSES",
-]
+
+# public name -> the core module that defines it
+_API = {
+    "BasisConv2d": "basis", "resolve_rank": "basis",
+    "ConvLayer": "surgery", "conv_layers": "surgery", "convertible_names": "surgery", "convert": "surgery",
+    "fold": "surgery",
+    "count_macs": "counting", "count_params": "counting", "basis_params_saved": "counting",
+    "ProxyConfig": "sensitivity", "PROXIES": "sensitivity", "candidate_layers": "sensitivity",
+    "layer_sensitivity": "sensitivity", "select_layers": "selection", "matched_subset": "selection", "Selection": "selection",
+    "switch": "switch", "guard_convs": "conv_guard", "paired_interval": "evidence",
+}
+__all__ = sorted(_API)
 
 
 def __getattr__(name: str):
-    """Submodules on first use: ``basisconv.bench``, ``basisconv.stages``, ``basisconv.report`` ..."""
-    try:
-        return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as e:
-        if e.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    """A public name from ``basisconv.core``, or a layer subpackage, on first use."""
+    if name in _API:
+        return getattr(importlib.import_module(f"basisconv.core.{_API[name]}"), name)
+    if name in ("core", "experiment", "perf", "pipeline"):
+        return importlib.import_module(f"basisconv.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}; public names: {', '.join(__all__)}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,4 @@
-"""What the oneDNN #6035 guard costs where it applies (basisconv.conv_guard), measured with bench.time_call.
+"""What the oneDNN #6035 guard costs where it applies (basisconv.core.conv_guard), measured with bench.time_call.
 
 The affected conv cannot be timed unguarded in channels_last on an affected machine (it hangs or is wrong), so the
 guard's own cost is read in contiguous (NCHW) format, where both forms are correct, next to the guarded
@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from basisconv import build_model
-from basisconv.bench import _pass_fn, time_call
-from basisconv.conv_guard import GuardedConv2d, guard_convs
-from basisconv.provenance import hardware_info
+from basisconv.experiment.models import build_model
+from basisconv.perf.bench import _pass_fn, time_call
+from basisconv.core.conv_guard import GuardedConv2d, guard_convs
+from basisconv.experiment.provenance import hardware_info
 
 REPRO = Path(__file__).resolve().parents[3] / "tests" / "onednn_6035_repro.py"
 
