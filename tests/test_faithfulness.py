@@ -5,6 +5,7 @@ import torch
 
 from basisconv.experiment.models import build_model
 from basisconv.experiment.data import synthetic_cifar
+from basisconv.core import evidence
 from basisconv.experiment import faithfulness as fa
 from basisconv.core.sensitivity import ProxyConfig, candidate_layers, layer_sensitivity
 from basisconv.experiment import search
@@ -45,14 +46,14 @@ def test_sample_errors():
     ([1, 2, 3, 4, 5], [2, 1, 4, 3, 5], 0.8),
 ])
 def test_spearman(x, y, want):
-    assert fa.spearman(x, y) == pytest.approx(want)
+    assert evidence.spearman(x, y) == pytest.approx(want)
 
 
 def test_spearman_undefined():
-    assert math.isnan(fa.spearman([1, 2], [2, 1]))
-    assert math.isnan(fa.spearman([1, 1, 1], [1, 2, 3]))
+    assert math.isnan(evidence.spearman([1, 2], [2, 1]))
+    assert math.isnan(evidence.spearman([1, 1, 1], [1, 2, 3]))
     with pytest.raises(ValueError, match="equal lengths"):
-        fa.spearman([1, 2, 3], [1, 2])
+        evidence.spearman([1, 2, 3], [1, 2])
 
 
 def test_retrain_config_takes_optimiser_settings():
@@ -162,17 +163,17 @@ def test_retraining_converts_with_proxy_cfg(monkeypatch, proxy_cfg, init, coeff)
 
 def test_bootstrap_spearman_known_answers():
     x = list(range(12))
-    assert fa.bootstrap_spearman(x, [2 * v + 1 for v in x]) == pytest.approx((1.0, 1.0))  # monotone: always 1
-    assert fa.bootstrap_spearman(x, [-v for v in x]) == pytest.approx((-1.0, -1.0))
-    lo, hi = fa.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3)
+    assert evidence.bootstrap_spearman(x, [2 * v + 1 for v in x]) == pytest.approx((1.0, 1.0))  # monotone: always 1
+    assert evidence.bootstrap_spearman(x, [-v for v in x]) == pytest.approx((-1.0, -1.0))
+    lo, hi = evidence.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3)
     assert lo < 0 < hi  # an unrelated order: the interval covers 0
-    assert fa.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3) == (lo, hi)  # seeded
-    few = fa.bootstrap_spearman([1, 2, 3, 4, 5], [1, 3, 2, 5, 4])
-    many = fa.bootstrap_spearman(list(range(40)), [v + (3 if v % 2 else -3) for v in range(40)])
+    assert evidence.bootstrap_spearman(x, [5, 1, 9, 3, 11, 0, 7, 2, 10, 4, 8, 6], seed=3) == (lo, hi)  # seeded
+    few = evidence.bootstrap_spearman([1, 2, 3, 4, 5], [1, 3, 2, 5, 4])
+    many = evidence.bootstrap_spearman(list(range(40)), [v + (3 if v % 2 else -3) for v in range(40)])
     assert few[1] - few[0] > many[1] - many[0]  # more layers, narrower interval
-    assert all(math.isnan(v) for v in fa.bootstrap_spearman([1, 2], [2, 1]))
+    assert all(math.isnan(v) for v in evidence.bootstrap_spearman([1, 2], [2, 1]))
     with pytest.raises(ValueError, match="equal lengths"):
-        fa.bootstrap_spearman([1, 2, 3], [1, 2])
+        evidence.bootstrap_spearman([1, 2, 3], [1, 2])
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 100, 5001])

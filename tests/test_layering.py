@@ -131,3 +131,12 @@ def test_core_runs_with_torch_and_numpy_only():
                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "core ok 2 []" in res.stdout
+
+
+def test_editing_the_layer_does_not_rerun_data_preparation():
+    """The data stage's code closure (its DVC deps) leaves out the basis layer; the training stages include it."""
+    from basisconv.pipeline.keys import module_closure
+    assert "basisconv.core.basis" not in module_closure("basisconv.pipeline.stages.data")
+    assert "basisconv.experiment.train" not in module_closure("basisconv.pipeline.stages.data")
+    for stage in ("baseline", "sensitivity", "basis", "benchmark"):
+        assert "basisconv.core.basis" in module_closure(f"basisconv.pipeline.stages.{stage}")

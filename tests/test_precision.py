@@ -11,7 +11,7 @@ from basisconv.experiment.data import synthetic_cifar
 from basisconv.experiment.train import train
 from basisconv.experiment import precision
 from basisconv.pipeline.stages import basis as basis_stage
-from basisconv.pipeline.stages import common
+from basisconv.pipeline.stages import common, training
 
 
 @pytest.fixture
@@ -36,10 +36,10 @@ def test_fallback_to_fp32_says_so(no_bf16):
 def test_resolved_train_records_what_runs(no_bf16, monkeypatch):
     """A run's TrainConfig (and so its resume key) carries the precision that ran, not the one asked for."""
     T = {"epochs": 2, "batch_size": 10, "amp": True, "device": "cpu", "seeds": [0]}
-    assert common.train_config(T, seed=0).amp is False
+    assert training.train_config(T, seed=0).amp is False
     monkeypatch.setattr(precision, "cpu_bf16_supported", lambda: True)
-    assert common.train_config(T, seed=0).amp is True
-    assert common.train_config({**T, "amp": False}, seed=0).amp is False
+    assert training.train_config(T, seed=0).amp is True
+    assert training.train_config({**T, "amp": False}, seed=0).amp is False
 
 
 def test_autocast_runs_convs_in_bf16(has_bf16):

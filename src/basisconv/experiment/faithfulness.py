@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from basisconv.experiment import search
 from basisconv.experiment.loader import TensorLoader
-from basisconv.core.evidence import paired_interval
+from basisconv.core.evidence import bootstrap_spearman, paired_interval, spearman
 from basisconv.core.sensitivity import ProxyConfig, check_proxies, proxy_eval
 from basisconv.core.surgery import convert
 from basisconv.experiment.train import TrainConfig, evaluate, train
@@ -60,42 +60,6 @@ def sample_pairs(layers: list[str], n: int, seed: int = 0) -> list[tuple[str, st
     g = torch.Generator().manual_seed(seed)
     take = sorted(torch.randperm(len(pairs), generator=g)[:n].tolist())
     return [pairs[i] for i in take]
-
-
-def spearman(x, y) -> float:
-    """Spearman rank correlation (average ranks for ties); ``nan`` when undefined (< 3 points or a constant)."""
-    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
-    if len(x) != len(y):
-        raise ValueError(f"spearman needs equal lengths, got {len(x)} and {len(y)}")
-    if len(x) < 3:
-        return math.nan
-    rx, ry = x.rank().to_numpy(), y.rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def bootstrap_spearman(x, y, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``spearman(x, y)``: layers resampled with replacement ``n_boot`` times
-    (seeded), resamples where the correlation is undefined (constant ranks) skipped. ``(nan, nan)`` below 3 points.
-
-    With few layers the interval is wide and itself rough (the percentile bootstrap undercovers at n < 10); it says
-    how little a handful of layers can establish, which a bare coefficient hides.
-    """
-    x, y = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
-    if len(x) != len(y):
-        raise ValueError(f"bootstrap_spearman needs equal lengths, got {len(x)} and {len(y)}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if len(x) < 3:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    rhos = [spearman(x[i], y[i]) for i in rng.integers(0, len(x), size=(n_boot, len(x)))]
-    rhos = np.array([r for r in rhos if not math.isnan(r)])
-    if len(rhos) < n_boot / 2:  # mostly degenerate resamples: no meaningful interval
-        return math.nan, math.nan
-    a = (1 - confidence) / 2
-    return float(np.quantile(rhos, a)), float(np.quantile(rhos, 1 - a))
 
 
 def retrain_config(train_params: dict, *, epochs: int, lr: float, seed: int) -> TrainConfig:

@@ -17,7 +17,7 @@ from basisconv.pipeline.keys import digest
 from basisconv.pipeline.layout import STAGES
 from basisconv.experiment.models import build_model
 from basisconv.pipeline.runs import run_training
-from basisconv.pipeline.stages import common
+from basisconv.pipeline.stages import common, training
 
 L = STAGES["baseline"]
 SUMMARY_KEYS = ("key", "data", "seed", "test_acc", "val_acc", "params", "macs", "train_time", "epoch_time_mean",
@@ -27,7 +27,7 @@ SUMMARY_KEYS = ("key", "data", "seed", "test_acc", "val_acc", "params", "macs", 
 def train_run(P: dict, D: dict, meta: dict, inputs: dict, device, progress=True) -> dict:
     """The baseline training of seed ``train.seeds[0]`` (the run file of the basis stage's first baseline seed)."""
     seed = P["train"]["seeds"][0]
-    cfg = common.train_config(P["train"], seed=seed)
+    cfg = training.train_config(P["train"], seed=seed)
     torch.manual_seed(seed)
     net = build_model(P["model"]["arch"], width=P["model"]["width"])
     return run_training(f"baseline_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"], data_meta=meta,

@@ -23,7 +23,7 @@ from basisconv.pipeline.keys import digest
 from basisconv.pipeline.layout import PREPARED, STAGES
 from basisconv.experiment.models import build_model
 from basisconv.pipeline.runs import run_training
-from basisconv.pipeline.stages import common
+from basisconv.pipeline.stages import common, training
 
 L = STAGES["basis"]
 VARIANTS = ("baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral")
@@ -70,7 +70,7 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                 basis_kw = {} if layers is None else dict(
                     basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
                     switch_epoch=B["switch_epoch"] if schedule == "switch" else 0)
-                cfg = common.train_config(P["train"], seed=seed, **basis_kw)
+                cfg = training.train_config(P["train"], seed=seed, **basis_kw)
                 if variant == "baseline_fp32":
                     cfg = replace(cfg, amp=False)
                 torch.manual_seed(seed)

@@ -1,5 +1,5 @@
 """What every training stage of the pipeline shares (arXiv 2408.06024 replication): runtime setup, the prepared
-splits, a ``TrainConfig`` from the ``train`` section, content-addressed keys and the torchrun launcher.
+splits, the resolved ``train`` section, content-addressed keys and the torchrun launcher.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from basisconv.experiment.io import read_json, write_json
 from basisconv.pipeline.keys import content_digest, stage_inputs
 from basisconv.pipeline.layout import PREPARED, STAGES
 from basisconv.experiment.precision import bf16_supported, effective_amp
-from basisconv.experiment.train import TrainConfig
 
 
 def setup(train: dict, threads: int | None = None) -> torch.device:
@@ -49,13 +48,6 @@ def load_splits() -> tuple[dict, dict]:
 def data_digest() -> str:
     """Content digest of the prepared splits: every trained run's key includes it."""
     return content_digest(PREPARED)
-
-
-def train_config(train: dict, *, seed: int, **basis) -> TrainConfig:
-    """A ``TrainConfig`` from the ``train`` section (pipeline-only keys dropped, ``amp`` resolved for the device)
-    plus basis options."""
-    keys = set(TrainConfig.__dataclass_fields__)
-    return TrainConfig(**{k: v for k, v in resolved_train(train).items() if k in keys}, seed=seed, **basis)
 
 
 def inputs(stage: str, P: dict, sections=None, files=None) -> dict:
