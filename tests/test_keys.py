@@ -49,10 +49,12 @@ def package_copy(tmp_path):
 
 
 @pytest.mark.parametrize("edited,stage,changes", [
-    ("sensitivity.py", "sensitivity", True), ("train.py", "baseline", True), ("train.py", "basis", True),
-    ("bench.py", "sensitivity", True), ("report.py", "report", True),
-    ("sensitivity.py", "baseline", False), ("publish.py", "basis", False), ("report.py", "benchmark", False),
-    ("stages/basis.py", "report", False),
+    ("core/sensitivity.py", "sensitivity", True), ("experiment/train.py", "baseline", True),
+    ("experiment/train.py", "basis", True), ("perf/bench.py", "sensitivity", True),
+    ("pipeline/report.py", "report", True), ("core/basis.py", "basis", True),
+    ("core/sensitivity.py", "baseline", False), ("pipeline/publish.py", "basis", False),
+    ("pipeline/report.py", "benchmark", False), ("pipeline/stages/basis.py", "report", False),
+    ("core/basis.py", "data", False), ("experiment/train.py", "data", False),
 ])
 def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
     module = f"basisconv.pipeline.stages.{stage}"

@@ -72,7 +72,7 @@ def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
     assert read_json(STAGES["baseline"]["metrics"]) == {"acc": round(100 * m2["test_acc"], 4)}
     baseline.run(ws, progress=False)  # back to the first params: found again, its weights published again
     assert keys.content_digest(BASELINE_MODEL) == weights and len(_json_files("baseline")) == 2
-    edited_package("train.py")  # the trainer's code changed: the stored run is not returned
+    edited_package("experiment/train.py")  # the trainer's code changed: the stored run is not returned
     assert baseline.run(ws, progress=False)["metrics"]["key"] not in (k1, m2["key"])
     assert len(_json_files("baseline")) == 3
     assert len(list(Path(STAGES["baseline"]["runs"]).glob("*.ckpt"))) == 1  # stale checkpoints are dropped
@@ -101,7 +101,7 @@ def test_sweep_follows_baseline_params_and_code(ws, edited_package):
     sel_rows = pd.read_csv(STAGES["sensitivity"]["rows"])
     assert (sel_rows.baseline_val_acc == acc).all()
 
-    edited_package("sensitivity.py")  # the sweep's code changed: measured again under a new key
+    edited_package("core/sensitivity.py")  # the sweep's code changed: measured again under a new key
     third = sensitivity.run(P2, progress=False)
     assert read_json(STAGES["sensitivity"]["provenance"])["key"] not in (k1, prov["key"])
     assert third["rows"].seconds.tolist() != second["rows"].seconds.tolist()
