@@ -94,6 +94,19 @@ def test_layer_misses_name_the_limiting_step(kxk_ms, mix_ms, limit):
     assert miss["limit"] == limit
 
 
+def test_kernel_floors_known_answer():
+    """t_dense / (t_kxk + t_mix) per basis layer and key; a layer whose kernels were not both timed has none."""
+    rows = [_layer_row(4.0, 2.0, ms=2.0), _layer_row(5.0, 4.0, "basis_kxk", ms=1.0),
+            _layer_row(20.0, 8.0, "basis_mix", ms=0.5), _layer_row(4.0, 2.0, ms=2.0, precision="bf16"),
+            _layer_row(5.0, 4.0, "basis_kxk", ms=1.0, precision="bf16"), _layer_row(4.0, 2.0, layer="x", ms=2.0)]
+    (f,) = bench.kernel_floors(rows)  # bf16 has no mix row, layer x no kernel rows
+    assert (f["layer"], f["precision"], f["dense_ms"], f["kernels_ms"]) == ("l", "fp32", 4.0, 1.5)
+    assert f["floor_speedup"] == pytest.approx(4.0 / 1.5) and (f["kxk_theory"], f["mix_theory"]) == (5.0, 20.0)
+    g = bench.kernel_floors([{**r, "variant": "basis"} if r["variant"] == "basis_reduced" else r for r in rows],
+                            basis_variant="basis")  # gpu-check's rows name the basis layer "basis"
+    assert [x["floor_speedup"] for x in g] == [f["floor_speedup"]]
+
+
 def test_layer_sum_speedup():
     rows = [_layer_row(2.0, 2.0, layer="a", ms=5.0), _layer_row(2.0, 1.5, layer="b", ms=10.0)]  # saves 5 + 5 ms
     assert bench.layer_sum_speedup(rows, {"a": 0.5, "b": 0.5}, 100.0, batch_size=8) == pytest.approx(100 / 90)

@@ -345,6 +345,35 @@ def _precision(row: dict) -> str:
     return row.get("precision", "fp32")  # rows from before timings had a precision were fp32
 
 
+def kernel_floors(layer_rows: list[dict], basis_variant: str = "basis_reduced") -> list[dict]:
+    """The kernel floor of every timed basis layer: ``floor_speedup = t_dense / (t_kxk + t_mix)`` in fwd+bwd, the
+    best speedup any execution form composed of its two kernels can reach (the one home of this number: the
+    targets, gpu-check's table and the benchmark notebook read it from here).
+
+    One row per ``basis_variant`` fwd+bwd row whose ``basis_kxk`` and ``basis_mix`` rows were timed with it (same
+    layer, ratio, batch size, memory format and precision): those keys, the layer's ``theoretical_speedup``,
+    ``dense_ms`` (from the basis row's own speedup), each kernel's time and MAC ratio (``kxk_ms``, ``kxk_theory``,
+    ``mix_ms``, ``mix_theory``), ``kernels_ms`` and ``floor_speedup``."""
+    def key(r):
+        return r["layer"], r["ratio"], r["batch_size"], r.get("memory_format"), _precision(r)
+    rows = [r for r in layer_rows if r["pass"] == "fwd+bwd"]
+    parts = {(*key(r), r["variant"]): r for r in rows if r["variant"] in ("basis_kxk", "basis_mix")}
+    out = []
+    for r in rows:
+        kxk, mix = (parts.get((*key(r), v)) for v in ("basis_kxk", "basis_mix"))
+        if r["variant"] != basis_variant or kxk is None or mix is None:
+            continue
+        dense_ms = r["measured_speedup"] * r["median_ms"]
+        kernels_ms = kxk["median_ms"] + mix["median_ms"]
+        out.append({"layer": r["layer"], "ratio": r["ratio"], "batch_size": r["batch_size"],
+                    "memory_format": r.get("memory_format"), "precision": _precision(r),
+                    "theoretical_speedup": r["theoretical_speedup"], "dense_ms": dense_ms, "kxk_ms": kxk["median_ms"],
+                    "mix_ms": mix["median_ms"], "kxk_theory": kxk["theoretical_speedup"],
+                    "mix_theory": mix["theoretical_speedup"], "kernels_ms": kernels_ms,
+                    "floor_speedup": dense_ms / kernels_ms})
+    return out
+
+
 def layer_misses(layer_rows: list[dict], threshold: float, memory_format: str = "channels_last",
                  precision: str = "fp32") -> list[dict]:
     """Every reduced layer held to the target (theoretical >= ``LAYER_THEORY_MIN``) that misses ``threshold``,
@@ -357,8 +386,7 @@ def layer_misses(layer_rows: list[dict], threshold: float, memory_format: str = 
     """
     rows = [r for r in layer_rows if r["pass"] == "fwd+bwd" and r["memory_format"] == memory_format
             and _precision(r) == precision]
-    parts = {(r["layer"], r["ratio"], r["batch_size"], r["variant"]): r for r in rows
-             if r["variant"] in ("basis_kxk", "basis_mix")}
+    floors = {(f["layer"], f["ratio"], f["batch_size"]): f for f in kernel_floors(rows)}
     out = []
     for r in rows:
         if r["variant"] != "basis_reduced" or r["theoretical_speedup"] < LAYER_THEORY_MIN:
@@ -368,15 +396,14 @@ def layer_misses(layer_rows: list[dict], threshold: float, memory_format: str = 
             continue
         miss = {"layer": r["layer"], "ratio": r["ratio"], "batch_size": r["batch_size"], "fraction": frac,
                 "floor_fraction": None, "limit": "not measured", "excess_ms": {}, "overhead_ms": None}
-        kxk, mix = (parts.get((r["layer"], r["ratio"], r["batch_size"], v)) for v in ("basis_kxk", "basis_mix"))
-        if kxk is not None and mix is not None:
-            dense_ms = r["measured_speedup"] * r["median_ms"]
-            kernels_ms = kxk["median_ms"] + mix["median_ms"]
+        f = floors.get((r["layer"], r["ratio"], r["batch_size"]))
+        if f is not None:
+            dense_ms = f["dense_ms"]
             # each kernel's time beyond its MAC share of the dense conv's time (theoretical_speedup = dense/its MACs)
-            excess = {name: p["median_ms"] - dense_ms / p["theoretical_speedup"]
-                      for name, p in (("kxk conv", kxk), ("1x1 mix", mix))}
-            floor = dense_ms / kernels_ms / r["theoretical_speedup"]
-            miss.update(floor_fraction=floor, excess_ms=excess, overhead_ms=r["median_ms"] - kernels_ms,
+            excess = {"kxk conv": f["kxk_ms"] - dense_ms / f["kxk_theory"],
+                      "1x1 mix": f["mix_ms"] - dense_ms / f["mix_theory"]}
+            floor = f["floor_speedup"] / r["theoretical_speedup"]
+            miss.update(floor_fraction=floor, excess_ms=excess, overhead_ms=r["median_ms"] - f["kernels_ms"],
                         limit=max(excess, key=excess.get) if floor < threshold else "form overhead")
         out.append(miss)
     return out

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from basisconv.core.basis import BasisConv2d
-from basisconv.perf.bench import _pass_fn, kernel_parts, sgd_step_fn, synthetic_batch, time_call
+from basisconv.perf.bench import _pass_fn, kernel_floors, kernel_parts, sgd_step_fn, synthetic_batch, time_call
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
 from basisconv.experiment.data import synthetic_cifar
@@ -198,12 +198,11 @@ def markdown(r: dict) -> str:
         theo = rows.groupby(idx).theoretical_speedup.first()
         t.columns = [f"{d} {p}" for d, p in t.columns]
         t.insert(0, "theory", theo.reindex(t.index))
-        if kern.any():  # the kernel floor t_dense / (t_kxk + t_mix) of the basis rows, fwd+bwd (bench.layer_misses)
-            k = rows[kern].groupby(["c_in", "c_out", "hw", "ratio", "batch_size", "dtype"]).median_ms.sum()
-            d = rows[(rows.variant == "dense") & (rows["pass"] == "fwd+bwd")].set_index(
-                ["c_in", "c_out", "hw", "batch_size", "dtype"]).median_ms
-            floor = (d.reindex(k.index.droplevel("ratio")).to_numpy() / k).groupby(
-                ["c_in", "c_out", "hw", "ratio", "dtype"]).median()
+        floors = pd.DataFrame(kernel_floors(r["layers"], basis_variant="basis"))
+        if len(floors):  # the kernel floor t_dense / (t_kxk + t_mix) of the basis rows, fwd+bwd; median over batches
+            shape = rows.drop_duplicates("layer").set_index("layer")[["c_in", "c_out", "hw"]]
+            floors = floors.join(shape, on="layer").assign(dtype=lambda f: f.precision.map(dtype_name))
+            floor = floors.groupby(["c_in", "c_out", "hw", "ratio", "dtype"]).floor_speedup.median()
             for dt in floor.index.get_level_values("dtype").unique():
                 f = floor.xs(dt, level="dtype")
                 t[f"{dt} fwd+bwd kernel floor"] = [f.get((ci, co, h, q)) if v == "basis" else None

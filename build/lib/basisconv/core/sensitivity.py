@@ -1,0 +1,291 @@
+"""Per-layer sensitivity analysis (arXiv 2408.06024, the sensitivity-based basis search).
+
+For each candidate conv and each ratio, only that layer of the trained baseline is converted to a basis layer and
+the validation accuracy is measured with a cheap proxy:
+
+- ``zero_shot``: BatchNorm statistics recalibrated on a few training batches, no gradient step;
+- ``finetune``: the same, then ``finetune_steps`` SGD steps on training batches (and the statistics once more).
+
+``PROXIES`` is the registry of proxies (name -> function adapting a converted model in place) and ``ProxyConfig``
+holds their settings; a new proxy is one entry plus its test (tests/test_sensitivity.py parametrises over it).
+
+Sensitivity (points) ``delta = 100 * (acc_control - acc_converted)``: the control is the unconverted baseline put
+through the same proxy (same BN batches, same fine-tune steps), so the delta is the conversion's effect alone and not
+that of recalibrating or fine-tuning. Both are scored on the same validation images, so the interval is a paired
+one (normal approximation on the per-image differences of correctness, as in McNemar's test), much narrower than
+an interval on either accuracy alone. The selection from these rows is ``basisconv.core.selection``.
+
+Nothing here assumes CIFAR: the caller passes its training batches (any iterable of ``(x, y)``, e.g. a
+``DataLoader``, or a zero-argument callable returning a fresh one per job), its evaluation (a callable
+``evaluate(model) -> bool tensor (N,)`` of per-example correctness, in a fixed example order, so the paired
+intervals hold) and an example input (its shape gives every layer's input size and so the MAC counts).
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio, resolve_rank
+from basisconv.core.conv_guard import guard_convs
+from basisconv.core.counting import basis_params_saved, count_macs
+from basisconv.core.evidence import paired_interval
+from basisconv.core.surgery import conv_layers, convert, convertible_names
+
+Batches = Iterable | Callable[[], Iterable]  # training batches (x, y), or a factory of a fresh iterable per job
+Evaluate = Callable[[nn.Module], torch.Tensor]  # model -> bool (N,) per-example correctness, fixed order
+
+def _positive_int(v, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The settings of a proxy measurement: how layers are converted and how the proxy adapts the model.
+
+    ``init``/``coeff``: ``BasisConv2d.from_conv``'s; ``bn_batches``: training batches of ``batch_size`` images per
+    BatchNorm recalibration; ``finetune_steps`` SGD steps at ``finetune_lr`` (``finetune`` proxy); ``seed``: the
+    global torch seed before conversion and the training loader's shuffling/augmentation seed, so the converted model
+    and its control see the same batches; ``amp``: BN recalibration, fine-tune steps and scoring under bf16 autocast
+    (``basisconv.experiment.precision``; the caller passes the effective value, so fp32 where the device lacks bf16).
+    """
+    init: str = "qr"
+    coeff: str = "reduced"
+    bn_batches: int = 20
+    finetune_steps: int = 100
+    finetune_lr: float = 0.01
+    seed: int = 0
+    amp: bool = False
+
+    def __post_init__(self):
+        _check_choice(self.init, INIT_CHOICES, "init")
+        _check_choice(self.coeff, COEFF_CHOICES, "coeff")
+        for name in ("bn_batches", "finetune_steps"):
+            _positive_int(getattr(self, name), name)
+        lr = self.finetune_lr
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+            raise ValueError(f"finetune_lr must be a finite number > 0, got {lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.amp, bool):
+            raise ValueError(f"amp must be true or false, got {self.amp!r}")
+
+
+def candidate_layers(model: nn.Module, include=("*",), exclude=(), kernel_sizes=(3,)) -> list[str]:
+    """Convertible convs whose name matches an ``include`` pattern and no ``exclude`` pattern (fnmatch)."""
+    names = []
+    for n in convertible_names(model):
+        k = model.get_submodule(n).kernel_size[0]
+        if k in kernel_sizes and any(fnmatch.fnmatch(n, p) for p in include) \
+                and not any(fnmatch.fnmatch(n, p) for p in exclude):
+            names.append(n)
+    if not names:
+        raise ValueError(f"no candidate layers for include={list(include)}, exclude={list(exclude)}, "
+                         f"kernel_sizes={list(kernel_sizes)}; convertible convs: {', '.join(convertible_names(model))}")
+    return names
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _next_epoch(batches) -> None:
+    """Advance a loader that has epochs (``set_epoch``/``epoch``, as ``TensorLoader``) when a pass wraps around."""
+    if hasattr(batches, "set_epoch") and hasattr(batches, "epoch"):
+        batches.set_epoch(batches.epoch + 1)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, loader: Iterable, batches: int) -> None:
+    """Re-estimate BatchNorm running statistics as a plain average over ``batches`` training batches.
+
+    ``loader`` yields ``(x, y)`` (``y`` unused); ``x`` is moved to the model's device."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts equally
+    model.train()
+    device = _device(model)
+    for i, (x, _) in enumerate(loader):
+        if i >= batches:
+            break
+        model(x.to(device, non_blocking=True))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def finetune(model: nn.Module, loader: Iterable, steps: int, lr: float, momentum: float = 0.9) -> None:
+    """``steps`` Nesterov SGD steps of cross-entropy on ``loader``'s batches (passes repeat as needed)."""
+    guard_convs(model)  # oneDNN #6035: a 1x1 stride-2 conv of a user's model
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True)
+    model.train()
+    device = _device(model)
+    done = 0
+    while done < steps:
+        for x, y in loader:
+            loss = F.cross_entropy(model(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if done >= steps:
+                break
+        _next_epoch(loader)
+    model.eval()
+
+
+def _zero_shot(model: nn.Module, loader: Iterable, cfg: ProxyConfig) -> None:
+    """BatchNorm statistics re-estimated for the converted layers' outputs; no gradient step."""
+    recalibrate_bn(model, loader, cfg.bn_batches)
+
+
+def _finetune(model: nn.Module, loader: Iterable, cfg: ProxyConfig) -> None:
+    """Recalibrate, fine-tune every parameter, recalibrate again (the steps moved the activations the first
+    statistics were taken on)."""
+    recalibrate_bn(model, loader, cfg.bn_batches)
+    finetune(model, loader, cfg.finetune_steps, cfg.finetune_lr)
+    recalibrate_bn(model, loader, cfg.bn_batches)
+
+
+# name -> proxy(model, training batches, cfg): adapts an already converted model (or the unconverted control) in
+# place and leaves it in eval mode; ``proxy_eval`` converts, seeds and scores around it. A new proxy is one entry
+# here plus its test (tests/test_sensitivity.py parametrises over this dict).
+PROXIES: dict[str, Callable[[nn.Module, Iterable, ProxyConfig], None]] = {
+    "zero_shot": _zero_shot,
+    "finetune": _finetune,
+}
+
+
+def check_proxies(proxies) -> None:
+    """Raise (before any compute) if a name in ``proxies`` is not in ``PROXIES``."""
+    for p in proxies:
+        if p not in PROXIES:
+            raise ValueError(f"unknown proxy {p!r}; valid choices: {', '.join(PROXIES)}")
+
+
+def _check_cfg(cfg) -> None:
+    if not isinstance(cfg, ProxyConfig):
+        raise TypeError(f"cfg must be a ProxyConfig, got {type(cfg).__name__}")
+
+
+def _check_callable(f, name: str) -> None:
+    if not callable(f):
+        raise TypeError(f"{name} must be a callable, got {type(f).__name__}")
+
+
+def _correctness(evaluate: Evaluate, model: nn.Module) -> torch.Tensor:
+    """``evaluate(model)`` checked: a 1-D bool (or 0/1) tensor, moved to the CPU."""
+    was_training = model.training
+    model.eval()
+    try:
+        c = evaluate(model)
+    finally:
+        model.train(was_training)
+    if not isinstance(c, torch.Tensor) or c.ndim != 1 or len(c) < 2:
+        raise ValueError("evaluate(model) must return a 1-D tensor of per-example correctness (bool, length >= 2), "
+                         f"got {type(c).__name__}{'' if not isinstance(c, torch.Tensor) else tuple(c.shape)}")
+    return c.detach().cpu().bool()
+
+
+def _acc(correct: torch.Tensor) -> float:
+    return int(correct.sum()) / len(correct)
+
+
+def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_batches: Batches, evaluate: Evaluate,
+               cfg: ProxyConfig) -> tuple[nn.Module, torch.Tensor]:
+    """Convert ``layers`` of a trained ``model`` and score it with ``proxy`` (see the module docstring).
+
+    ``layers=[]`` is the control: the unconverted model through the same proxy. Returns the (converted) model and
+    its per-example correctness from ``evaluate``. Used per layer by the sweep and for layer pairs by the
+    additivity check, so both measure exactly the same thing.
+    """
+    check_proxies([proxy])
+    _check_cfg(cfg)
+    _check_callable(evaluate, "evaluate")
+    torch.manual_seed(cfg.seed)  # the "random" init draws here: the same layer gets the same weights in every job
+    conv_model = (convert(model, list(layers), ratio=ratio, coeff=cfg.coeff, init=cfg.init) if layers
+                  else copy.deepcopy(model))
+    batches = train_batches() if callable(train_batches) else train_batches
+    device = _device(conv_model)
+    # control and converted model alike: the delta compares like with like
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        PROXIES[proxy](conv_model, batches, cfg)
+    return conv_model, _correctness(evaluate, conv_model)
+
+
+def _progress(jobs: list, progress):
+    """A tqdm bar over ``jobs`` when tqdm is installed and ``progress`` is not False (a dict: tqdm's options)."""
+    if progress is False:
+        return jobs
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # the core needs torch and numpy only; a bar is a nicety
+        return jobs
+    return tqdm(jobs, desc="sensitivity", **(progress if isinstance(progress, dict) else {}))
+
+
+def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_batches: Batches,
+                      evaluate: Evaluate, example_input, cfg: ProxyConfig, *, confidence: float = 0.95,
+                      time_layer=None, done: set | None = None, on_row=None, progress: bool | dict = True,
+                      shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    """One row per (layer, ratio, proxy) of a trained ``model``; see the module docstring.
+
+    ``train_batches``: the proxies' training batches, an iterable of ``(x, y)`` or a callable returning a fresh
+    one (called once per job, after seeding with ``cfg.seed``); ``evaluate(model)``: per-example correctness on
+    the caller's validation data; ``example_input``: a tensor or a shape (batch 1 gives MACs per example) for the
+    layers' input sizes. ``cfg`` sets the conversion and the proxies. ``done`` holds ``(layer, ratio, proxy)``
+    keys to skip (resume), ``on_row`` receives each row as soon as it is measured, ``time_layer(conv, basis, rec)
+    -> ms saved`` (optional) adds the measured time saved. ``shard=(k, n)``: only every n-th job from the k-th (a
+    worker's part of a split sweep); every job is seeded on its own, so the merged rows equal a single worker's.
+    The model stays on its device and is not modified."""
+    k, n = shard
+    if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
+    check_proxies(proxies)
+    _check_cfg(cfg)
+    _check_callable(evaluate, "evaluate")
+    model = copy.deepcopy(model).eval()
+    base = _acc(_correctness(evaluate, model))
+    records = {r.name: r for r in conv_layers(model, example_input)}
+    unknown = [l for l in layers if l not in records]
+    if unknown:
+        raise ValueError(f"unknown layers {unknown}; convs of the model: {', '.join(records)}")
+    rows, done = [], done or set()
+    jobs = [(l, r, p) for l in layers for r in ratios for p in proxies][k::n]
+    controls = {}  # proxy -> correctness of the unconverted model through that proxy; measured when first needed
+    for layer, ratio, proxy in _progress(jobs, progress):
+        if (layer, float(ratio), proxy) in done:
+            continue
+        t0 = time.perf_counter()
+        if proxy not in controls:
+            controls[proxy] = proxy_eval(model, [], 1.0, proxy, train_batches, evaluate, cfg)[1]
+        ctrl = controls[proxy]
+        conv_model, correct = proxy_eval(model, [layer], ratio, proxy, train_batches, evaluate, cfg)
+        rec = records[layer]
+        rank = resolve_rank(rec.out_channels, ratio=ratio)
+        lo, hi = paired_interval(ctrl, correct, confidence)
+        row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
+               "baseline_val_acc": base, "control_val_acc": _acc(ctrl), "val_acc": _acc(correct),
+               "delta_acc": 100 * (_acc(ctrl) - _acc(correct)), "ci_low": lo, "ci_high": hi, "n_val": len(correct),
+               "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank,
+                                                 cfg.coeff),
+               "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer), (1, rec.in_channels, *rec.input_hw)),
+               "time_saved_ms": None}
+        if time_layer is not None:
+            row["time_saved_ms"] = time_layer(model.get_submodule(layer), conv_model.get_submodule(layer), rec)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows

@@ -1,0 +1,58 @@
+"""The paper's switch: convert layers in the middle of training, keeping the optimiser's state (arXiv 2408.06024).
+
+The cheap "skip"/switch schedule trains the dense model for the first epochs, then replaces the chosen convs by
+basis layers initialised from their trained filters (``convert``, QR by default) and trains on. ``switch`` is that
+step for any training loop: model and optimiser in, converted model and a rebuilt optimiser of the same class out.
+Every parameter that survives the conversion unchanged (same dotted name, same shape) keeps its optimiser state
+(SGD's momentum buffer, Adam's moments, ...) and stays in its parameter group; a basis layer's new parameters join
+the group of the conv they replace. Group settings (lr, momentum, weight decay ...) are carried over as they are
+at the switch, so a schedule that sets ``lr`` per step goes on undisturbed.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from basisconv.core.basis import BasisConv2d
+from basisconv.core.surgery import convert
+
+
+def _group_of(name: str, groups: dict[str, int], replaced: list[str]) -> int:
+    """The parameter group of a new parameter: its own name's, else the group of the replaced conv's weight."""
+    if name in groups:
+        return groups[name]
+    owner = next((l for l in replaced if name.startswith(l + ".")), None)
+    return groups.get(f"{owner}.weight", 0) if owner is not None else 0
+
+
+def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=0.5, coeff: str = "reduced",
+           init: str = "qr", memory_format=None) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """``(converted model, rebuilt optimizer)``: ``layers`` of ``model`` (``convert``'s ``layers``/``ratio``/
+    ``coeff``/``init``; a ``Selection`` brings its own ratios) replaced by basis layers, on the model's device (in ``memory_format`` if given), and an
+    optimiser of ``optimizer``'s class whose surviving parameters keep their state and group. The input model and
+    optimiser are not modified; use the returned pair from the next step on."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    by_param = {id(p): n for n, p in model.named_parameters()}
+    groups, state = {}, {}
+    for gi, g in enumerate(optimizer.param_groups):
+        for p in g["params"]:
+            if id(p) in by_param:
+                groups[by_param[id(p)]] = gi
+                state[by_param[id(p)]] = (tuple(p.shape), optimizer.state.get(p, {}))
+    new = convert(model, layers, ratio=ratio, coeff=coeff, init=init)
+    p0 = next(model.parameters(), None)
+    new = new.to(p0.device if p0 is not None else "cpu", **({"memory_format": memory_format} if memory_format else {}))
+    old_modules = dict(model.named_modules())
+    replaced = [n for n, m in new.named_modules()
+                if isinstance(m, BasisConv2d) and not isinstance(old_modules.get(n), BasisConv2d)]
+    members = [[] for _ in optimizer.param_groups]
+    for name, p in new.named_parameters():
+        members[_group_of(name, groups, replaced)].append(p)
+    opt = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
+                           for g, ps in zip(optimizer.param_groups, members)], **optimizer.defaults)
+    for name, p in new.named_parameters():
+        shape, st = state.get(name, (None, {}))
+        if st and shape == tuple(p.shape):
+            opt.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
+    return new, opt

@@ -1,0 +1,311 @@
+"""Sentences of the report that compare this run with the claims of arXiv 2408.06024.
+
+Each function turns result files (already read into dicts and DataFrames) into one Markdown paragraph; every number
+in it comes from those results. ``claims`` is the whole list of claim paragraphs and ``targets_markdown`` the
+table of performance targets: the report stage (``reports/README.md``) and ``basisconv.pipeline.publish`` (the README's
+results block) both render these, so the prose lives here and nowhere else.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from basisconv.core import evidence
+
+# the selection "does not hurt accuracy" when it loses at most this many points against the baseline (non-inferiority)
+NONINFERIORITY_MARGIN = 1.0
+# the variants the selection is compared with (besides the baseline), by name prefix
+COMPARISON_PREFIXES = ("all_layers", "random", "largest", "spectral")
+
+
+def fmt_acc(mt: pd.DataFrame, v: str) -> str:
+    if v not in mt.index:
+        return "n/a"
+    std = mt.loc[v, "test_acc_std"]
+    return f"{mt.loc[v, 'test_acc_mean']:.2f}" + ("" if pd.isna(std) else f" ± {std:.2f}") + " %"
+
+
+def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str:
+    """Does the sensitivity selection beat all-layers and the matched random / largest-first / spectral subsets?
+
+    Compares mean test accuracy of ``selected@<schedule>`` with the others trained with the same schedule, and says
+    how many parameters each keeps (the comparison subsets are matched to the selection's savings).
+    """
+    mt = main_table.set_index("variant")
+    sel = f"selected@{schedule}"
+    if sel not in mt.index:
+        return (f"No `{sel}` run (the selection was empty or the variant was not trained), so the selection "
+                "cannot be compared with the other subsets.")
+    a = mt.loc[sel, "test_acc_mean"]
+    others = [v for v in mt.index if v != sel and v.endswith(f"@{schedule}")
+              and v.startswith(COMPARISON_PREFIXES)]
+    parts, wins = [], 0
+    for v in others:
+        d = a - mt.loc[v, "test_acc_mean"]
+        wins += d > 0
+        parts.append(f"`{v}` {fmt_acc(mt, v)} with {int(mt.loc[v, 'params']):,} parameters "
+                     f"({'+' if d >= 0 else ''}{d:.2f} points for the selection)")
+    seeds = int(mt.loc[sel, "seeds"])
+    verdict = (f"The selection beats {wins} of {len(others)} comparison variants" if others
+               else "There are no comparison variants")
+    return (f"`{sel}`: {fmt_acc(mt, sel)} with {int(mt.loc[sel, 'params']):,} parameters; " + "; ".join(parts)
+            + f". {verdict} on mean test accuracy ({seeds} seed{'s' if seeds != 1 else ''}"
+            + ("; one seed cannot separate differences smaller than the seed-to-seed spread" if seeds == 1 else "")
+            + ").")
+
+
+def search_cost(sel: dict, baseline: dict) -> str:
+    """The sweep's wall time against one baseline training (the paper's 'fast' claim; target <= 10 %)."""
+    epochs_eq = sel["search_seconds"] / baseline["epoch_time_mean"]
+    frac = sel["search_cost_fraction"]
+    n_opts = len(sel["candidates"]) * len(sel["params_resolved"]["sensitivity"]["ratios"])
+    brute = n_opts * baseline["train_time"]
+    return (f"The sweep ({len(sel['candidates'])} candidate layers) took {sel['search_seconds']:.0f} s = "
+            f"{100 * frac:.0f} % of one baseline training ({baseline['train_time']:.0f} s, {baseline['epochs']} epochs), "
+            f"i.e. the time of {epochs_eq:.1f} baseline epochs; target <= 10 %: "
+            f"{'met' if frac <= 0.10 else 'not met'}. Training each of the {n_opts} (layer, ratio) options once "
+            f"instead would take about {n_opts} x {baseline['train_time']:.0f} s; the sweep is "
+            f"{100 * sel['search_seconds'] / brute:.1f} % of that. The sweep's cost does not grow with the training "
+            "schedule, so its share of one training falls in proportion to the number of training epochs.")
+
+
+def _undefined(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def spearman_text(metrics: dict, p: str) -> str:
+    """``rho`` of proxy ``p`` with its bootstrap interval and what the interval allows one to say."""
+    v, lo, hi = (metrics.get(f"spearman_{p}{s}") for s in ("", "_ci_low", "_ci_high"))
+    if _undefined(v):
+        return f"undefined ({p})"
+    if _undefined(lo) or _undefined(hi):
+        return f"{v:.2f} ({p}; no bootstrap interval)"
+    conf = int(100 * metrics.get("confidence", 0.95))
+    reading = ("above 0: the proxy orders layers like retraining" if lo > 0 else
+               "below 0: the proxy orders layers against retraining" if hi < 0 else
+               "it includes 0, so these layers cannot show that the proxy ranks layers like retraining")
+    return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {reading})"
+
+
+def faithfulness(metrics: dict, proxies) -> str:
+    """Spearman correlation of proxy and real drops with bootstrap intervals, and additivity of pairs
+    (``results/metrics/faithfulness.json``)."""
+    def inter(m):
+        v = metrics.get(f"additivity_{m}_mean_abs_interaction")
+        return "n/a" if v is None else f"{v:.2f}"
+
+    return (f"On {metrics['n_layers']} layers at ratio {metrics['ratio']}, each retrained alone for "
+            f"{metrics.get('retrain_epochs', '?')} epoch(s) against an unconverted control, the Spearman rank "
+            "correlation between proxy drop and real drop is " + "; ".join(spearman_text(metrics, p) for p in proxies)
+            + f". Additivity over {metrics['n_pairs']} layer pairs: the mean |drop(a, b) - drop(a) - drop(b)| is "
+            + ", ".join(f"{inter(m)} points ({m})" for m in ["real", *proxies])
+            + f". The checks took {metrics['seconds']:.0f} s.")
+
+
+def _speed(bench: dict, key: str) -> str:
+    m = bench.get("models", {}).get(key)
+    return f"{m['measured_speedup']:.2f}x measured vs {m['theoretical_speedup']:.2f}x theoretical" if m else "n/a"
+
+
+def peers_text(bench: dict) -> str:
+    """The basis layer against its peers at the same parameter budget (``benchmark`` summary's ``peers``)."""
+    rows = bench.get("peers") or []
+    if not rows:
+        return "No peer timings in this run (`benchmark.peers` is empty)."
+    parts = []
+    for prec in dict.fromkeys(r["precision"] for r in rows):
+        sub = [r for r in rows if r["precision"] == prec and r["pass"] == "fwd+bwd"]
+        parts.append(f"{prec} fwd+bwd: " + ", ".join(
+            f"{r['form']} {r['median_measured_speedup']:.2f}x ({100 * r['median_share_of_theory']:.0f} % of its "
+            f"theory; faster than dense on {r['faster_than_dense']}/{r['shapes_x_ratios']})" for r in sub))
+    return ("At the basis layer's parameter budget on every distinct 3x3 shape, median speedup over the dense conv "
+            "(share of each form's own MAC ratio): " + "; ".join(parts) + ". `tucker` is tensorly-torch's "
+            "FactorizedConv (factorized implementation), `full_coeff` a k x k conv to a rank then 1 x 1 (Composer's "
+            "Factorize). Per shape: `tables/benchmark_peers.md`.")
+
+
+def onnx_text(bench: dict) -> str:
+    rows = bench.get("onnx") or []
+    if not rows:
+        return "No ONNX export in this run (`benchmark.onnx` is false)."
+    return ("Exported with `torch.onnx.export` and run in onnxruntime " + rows[0]["onnxruntime"] + " (CPU, "
+            f"{rows[0]['threads']} threads, batch {rows[0]['batch_size']}): " + "; ".join(
+                f"{r['model']} max |diff| {r['max_abs_diff']:.1e}, {r['onnxruntime_ms']:.1f} ms in onnxruntime vs "
+                f"{r['pytorch_ms']:.1f} ms in PyTorch" for r in rows) + ".")
+
+
+def claims(r: dict) -> list[tuple[str, str]]:
+    """``(claim, paragraph)`` for every claim of the paper this run can speak to.
+
+    ``r``: ``{"baseline", "selection", "benchmark", "faithfulness"}`` (the stages' JSON files) and
+    ``"main_table"`` (DataFrame), as ``basisconv.pipeline.stages.report.load_results`` reads them.
+    """
+    mt = r["main_table"].set_index("variant")
+    bench, sel = r["benchmark"], r["selection"]
+
+    def acc(v):
+        return fmt_acc(mt, v)
+    base_params = f"{int(mt.loc['baseline', 'params']):,}" if "baseline" in mt.index else "n/a"
+    return [
+        ("Basis layers shrink the model.",
+         "The paper: only `rank` filters and a reduced coefficient matrix are trained. Measured: baseline "
+         f"{base_params} parameters; " + ", ".join(f"{v} {int(x.params):,} ({x.compression:.2f}x)"
+                                                   for v, x in mt.iterrows() if v != "baseline") + "."),
+        ("Basis layers speed up forward and backward passes.",
+         "The paper analyses the cost and reports speedups. Measured whole-model training step "
+         f"({bench.get('precision', 'fp32')}, the precision training runs in; fp32 and per layer in the tables): "
+         "all layers "
+         f"{_speed(bench, 'all_layers.train_step')}; selected {_speed(bench, 'selected.train_step')}; selected as "
+         f"the switch schedule trains it (QR basis) {_speed(bench, 'selected_switched.train_step')}, with execution "
+         f"forms tuned by measurement {_speed(bench, 'selected_tuned.train_step')}; inference: all layers "
+         f"{_speed(bench, 'all_layers.inference')}, selected {_speed(bench, 'selected.inference')}, tuned (folded "
+         f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
+         "`tables/benchmark_layers.md`."),
+        ("Applying basis convolutions to every layer costs accuracy; sensitivity-selected layers do not.",
+         f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
+         f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
+         f"{acc('selected@scratch')}; random subsets at equal savings "
+         f"{', '.join(acc(v) for v in mt.index if v.startswith('random')) or 'n/a'}; largest-first "
+         f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
+        ("Selected vs. naive and random subsets at equal savings.", selection_verdict(r["main_table"])),
+        ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
+         f"predicted loss {sel['predicted_loss']:.2f} points."),
+        ("Faithfulness of the fast proxy.",
+         faithfulness(r["faithfulness"], r["faithfulness"]["params_resolved"]["sensitivity"]["proxies"])),
+        ("Where the measured speed falls short of the MAC count.", limits_text(bench)),
+        ("Against factorized peers at equal parameters.", peers_text(bench)),
+        ("Deployment: ONNX export of the basis and folded forms.", onnx_text(bench)),
+    ]
+
+
+def selection_line(sel: dict) -> str:
+    return (f"Sensitivity selection: {len(sel['layers'])} of {len(sel['candidates'])} layers (predicted loss "
+            f"{sel['predicted_loss']:.2f} points, {sel['params_saved']:,} parameters saved): "
+            + (", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) or "none") + ".")
+
+
+def targets_markdown(tg: dict) -> str:
+    """The performance targets recorded by the benchmark stage (one precision), as a Markdown table."""
+    rows = []
+    for name, t in tg.items():
+        if name == "precision":
+            continue
+        if name == "fold_at_inference":
+            rows.append({"target": "basis slower than dense in fwd (fold at inference)", "goal": "-",
+                         "measured": ", ".join(f"{x['layer']}@{x['ratio']}" for x in t) or "none", "met": "-"})
+            continue
+        value = t.get("value", t.get("median"))
+        measured = f"{value:.3g}" if isinstance(value, (int, float)) else "n/a"
+        if "n_layers" in t:
+            measured = f"{t['n_met']}/{t['n_layers']} layers (median {measured}, min " + (
+                f"{t['min']:.3g})" if t["min"] is not None else "n/a)")
+            if "n_kernel_limited" in t:
+                n_miss = t["n_layers"] - t["n_met"]
+                measured += f"; of the {n_miss} misses, {t['n_kernel_limited']} kernel-limited"
+        if t.get("layer_sum_fraction_of_theory") is not None:
+            measured += f" (layer-sum bound {t['layer_sum_fraction_of_theory']:.3g})"
+        rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def misses_markdown(tg: dict) -> str:
+    """Every layer that misses the per-layer target, with the measurement of its limiting step."""
+    misses = tg.get("layers_fraction_of_theory", {}).get("misses", [])
+    if not misses:
+        return "No layer misses the per-layer target."
+
+    def ms(v):
+        return "n/a" if v is None else f"{v:+.2f}"
+    return pd.DataFrame([{
+        "layer": m["layer"], "ratio": m["ratio"], "share of theory": f"{m['fraction']:.2f}",
+        "kernel floor": "n/a" if m["floor_fraction"] is None else f"{m['floor_fraction']:.2f}",
+        "limit": m["limit"], "kxk conv excess ms": ms(m["excess_ms"].get("kxk conv")),
+        "1x1 mix excess ms": ms(m["excess_ms"].get("1x1 mix")), "form overhead ms": ms(m["overhead_ms"])}
+        for m in misses]).to_markdown(index=False, disable_numparse=True)
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def _share(t: dict | None) -> str:
+    return "n/a" if t is None or t.get("value") is None else f"{t['value']:.2f}"
+
+
+def targets_by_precision(bench: dict) -> dict:
+    """``{precision: targets}`` of a benchmark summary (a summary from before timings had a precision: fp32)."""
+    return bench.get("targets_by_precision") or ({"fp32": bench["targets"]} if "targets" in bench else {})
+
+
+def limits_text(bench: dict) -> str:
+    """Where the measured speed falls short of the MAC count, and which step limits it (``bench.layer_misses``)."""
+    by = targets_by_precision(bench)
+    if not by:
+        return "No targets in this run."
+    trained = bench.get("precision", next(iter(by)))
+    parts = []
+    for prec, tg in by.items():
+        lt = tg["layers_fraction_of_theory"]
+        misses = lt.get("misses", [])
+        kernel = [m for m in misses if m["floor_fraction"] is not None and m["limit"] != "form overhead"]
+        by_limit = {k: sum(m["limit"] == k for m in kernel) for k in ("kxk conv", "1x1 mix")}
+        floors = sorted(m["floor_fraction"] for m in kernel)
+        n_form = sum(m["limit"] == "form overhead" for m in misses)
+        models = ", ".join(
+            f"{name.removesuffix('_train_step_fraction_of_theory').replace('_', '-')} {_share(t)}"
+            + ("" if t.get("layer_sum_fraction_of_theory") is None
+               else f" (its layers alone predict {t['layer_sum_fraction_of_theory']:.2f})")
+            for name, t in tg.items() if name.endswith("_train_step_fraction_of_theory"))
+        parts.append(
+            f"**{prec}**{' (the precision training runs in)' if prec == trained else ''}: {lt['n_met']} of "
+            f"{lt['n_layers']} layer cases with theoretical >= 1.5x reach 85 % of it in fwd+bwd (median "
+            + ("n/a" if lt["median"] is None else f"{lt['median']:.2f}") + f"). Of the {len(misses)} "
+            f"miss{'es' if len(misses) != 1 else ''}, {len(kernel)} {_are(len(kernel))} kernel-limited: even the two "
+            "kernels every execution form runs, timed alone, stay "
+            "below 85 % (kernel floor " + (f"{floors[0]:.2f}-{floors[-1]:.2f}" if floors else "n/a") + "), "
+            f"limited by the rank-r k x k conv in {by_limit['kxk conv']} and by the 1 x 1 mix in "
+            f"{by_limit['1x1 mix']}; {n_form} {_are(n_form)} form overhead "
+            f"(the form costs more than its two kernels). Train step as a share of theory: {models}.")
+    return (" ".join(parts) + " The kernel floor is `t_dense / (t_kxk + t_mix)` over the MAC ratio; a kernel's "
+            "excess is its time beyond its MAC share of the dense conv's time. Per layer: the misses table of "
+            "the report.")
+
+
+
+def verdicts(runs: pd.DataFrame, schedule: str = "switch", confidence: float = 0.95,
+             margin: float = NONINFERIORITY_MARGIN) -> pd.DataFrame:
+    """One row per claim: the paired difference over seeds (points) with its t-interval and the verdict.
+
+    ``runs``: the basis stage's per-seed rows (``variant``, ``seed``, ``test_acc`` in [0, 1]). Comparisons use the
+    variants trained with ``schedule`` (the comparison subsets' schedule).
+    """
+    acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
+    sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
+    claims = [(f"applying basis layers to all layers costs accuracy", "baseline", allv, "superiority"),
+              (f"the selection does not hurt accuracy (within {margin:g} point)", sel, "baseline", "non-inferiority"),
+              ("the selection beats all layers", sel, allv, "superiority")]
+    claims += [(f"the selection beats `{v}` at equal savings" + (" (the data-free spectral criterion)"
+                if v.startswith("spectral") else ""), sel, v, "superiority") for v in sorted(acc)
+               if v.endswith(f"@{schedule}") and v.startswith(COMPARISON_PREFIXES[1:])]
+    claims.append((f"bf16 autocast leaves accuracy unchanged (within {margin:g} point)", "baseline", "baseline_fp32",
+                   "equivalence"))
+    rows = []
+    for claim, a, b, kind in claims:
+        if a not in acc or b not in acc:
+            continue
+        p = evidence.paired_difference(acc[a], acc[b], confidence)
+        rows.append({"claim": claim, "comparison": f"{a} - {b}", "difference": p.text(),
+                     "verdict": evidence.verdict(p, kind, margin)})
+    return pd.DataFrame(rows, columns=["claim", "comparison", "difference", "verdict"])
+
+
+def verdicts_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
+    t = verdicts(runs, schedule)
+    if not len(t):
+        return "No paired comparisons (the basis stage trained too few variants)."
+    n = int(runs.groupby("variant").seed.nunique().min())
+    note = ("" if n >= 2 else " With one seed no interval exists, so no claim can be decided; the paper profile "
+            "trains three seeds.")
+    return (t.to_markdown(index=False) + f"\n\nPaired over seeds (same seed, same batch order), "
+            f"{int(100 * 0.95)} % t-intervals; test accuracy in points." + note)

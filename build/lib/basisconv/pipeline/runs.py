@@ -1,0 +1,105 @@
+"""One training run of the arXiv 2408.06024 experiments, resumable and content-addressed: the unit of the
+baseline and basis stages.
+
+A run trains with ``train`` (checkpointing every epoch), evaluates val and test accuracy, and writes one JSON with
+the metrics, the exact config, the data label and the hardware. Every file of a run is named by its key,
+
+    key = digest(TrainConfig, model section, process count, inputs)      inputs = digest(data content, code)
+
+(``basisconv.pipeline.keys``): a finished JSON of the same key is returned as it is, a checkpoint of the same key is resumed
+(bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or edited
+module always trains afresh. Stale checkpoints of the same run name are deleted when a new key starts (they are
+large); finished JSONs of other keys stay, so switching a param back finds its run again. Under torchrun every rank
+trains its shard and only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from basisconv.experiment import distributed as dist_
+from basisconv.core.counting import count_macs, count_params
+from basisconv.experiment.io import read_json, save_torch, write_json
+from basisconv.pipeline.keys import content_digest, digest
+from basisconv.experiment.loader import TensorLoader
+from basisconv.experiment.models import INPUT_SHAPE
+from basisconv.experiment.provenance import hardware_info
+from basisconv.experiment.train import TrainConfig, evaluate, train
+
+KEY_LEN = 16
+
+
+def run_key(cfg: TrainConfig, model_spec: dict, inputs: str, processes: int = 1) -> str:
+    """The key of one run; ``inputs`` is the digest of its data content and code (see the module docstring)."""
+    return digest({"config": asdict(cfg), "model": model_spec, "processes": processes, "inputs": inputs}, n=KEY_LEN)
+
+
+def run_files(run_dir, name: str, key: str) -> dict[str, Path]:
+    base = Path(run_dir) / f"{name}-{key}"
+    return {"json": base.with_suffix(".json"), "ckpt": base.with_suffix(".ckpt"), "weights": base.with_suffix(".pt")}
+
+
+def _drop_stale_checkpoints(run_dir, name: str, key: str) -> None:
+    for p in Path(run_dir).glob(f"{name}-{'?' * KEY_LEN}.ckpt"):
+        if p.stem.rsplit("-", 1)[1] != key:
+            p.unlink()
+
+
+def _publish_weights(src: Path, dst) -> None:
+    """Copy the run's weights to ``dst`` (e.g. ``models/baseline.pt``) unless it already holds exactly them."""
+    dst = Path(dst)
+    if dst.is_file() and content_digest(dst) == content_digest(src):
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, run_dir, model_spec: dict,
+                 data_meta: dict, inputs: str, device=None, progress: bool | dict = True,
+                 save_model: str | Path | None = None, extra: dict | None = None) -> dict:
+    """Train ``model`` (``data``: ``{"train", "val", "test"}`` uint8 tuples) and return its metrics dict.
+
+    ``inputs``: digest of everything outside ``cfg`` and ``model_spec`` that determines the run (data content and
+    code). Files: ``run_dir/<name>-<key>.{json,ckpt}``; ``save_model``: the final weights also go to
+    ``<name>-<key>.pt`` and are copied to ``save_model``.
+    """
+    key = run_key(cfg, model_spec, inputs, dist_.world_size())
+    files = run_files(run_dir, name, key)
+    if files["json"].is_file() and (save_model is None or files["weights"].is_file()):
+        if save_model is not None and dist_.is_main():
+            _publish_weights(files["weights"], save_model)
+        dist_.barrier()
+        return read_json(files["json"])
+    if dist_.is_main():
+        _drop_stale_checkpoints(run_dir, name, key)
+    dist_.barrier()  # no rank may look at the checkpoint before rank 0 has cleaned up
+    device = dist_.resolve_device(device)
+    res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=files["ckpt"], progress=progress)
+    test = evaluate(res.model, TensorLoader(*data["test"], cfg.eval_batch_size, train=False, device=device,
+                                            channels_last=cfg.channels_last,
+                                            shard=(dist_.rank(), dist_.world_size())))
+    last = res.history[-1]
+    metrics = {
+        "name": name, "key": key, "inputs": inputs, "data": data_meta.get("label"), "seed": cfg.seed,
+        "test_acc": test["acc"], "test_loss": test["loss"], "val_acc": last.get("val_acc"),
+        "params": count_params(res.model), "macs": count_macs(res.model, (1, *INPUT_SHAPE)),
+        "train_time": res.train_time, "epoch_time_mean": res.train_time / len(res.history),
+        "epoch_times": [h["epoch_time"] for h in res.history], "epochs": cfg.epochs,
+        "hardware": hardware_info(device), "processes": dist_.world_size(), "config": asdict(cfg),
+        "model": model_spec, "history": res.history, **(extra or {}),
+    }
+    if not dist_.is_main():
+        dist_.barrier()  # rank 0 writes; return once the files exist, so every rank can read them
+        return metrics
+    if save_model is not None:
+        save_torch(res.model.state_dict(), files["weights"])
+        _publish_weights(files["weights"], save_model)
+    write_json(files["json"], metrics)  # last: a JSON on disk means every file of the run is complete
+    dist_.barrier()
+    return metrics

@@ -1,0 +1,139 @@
+"""Stage ``basis``: the paper's main comparison, basis-decomposed training (arXiv 2408.06024, Experiments).
+
+Every variant is trained for every seed of ``train.seeds`` with the same schedule: the baseline (and optionally
+``baseline_fp32``, the same in fp32 when the others train under bf16 autocast), basis layers on
+**all** candidate layers at ``basis.ratio`` (the naive use), on the **selected** layers at their selected ratios,
+and the comparison subsets matched to the selection's parameter savings (``random<k>``, ``largest``, ``spectral``:
+ranks from the baseline's singular-value energy, ``basisconv.core.spectral``). Schedules:
+``scratch`` (basis layers from step 0) and ``switch`` (the paper's cheap skip schedule: ``basis.switch_epoch``
+full-rank epochs, then each chosen ``W`` is replaced by ``A W'`` initialised from its own filters). Each run is
+content-addressed (``basisconv.pipeline.runs``): its key hashes its TrainConfig (layers and ratios included), the model
+section, the content of ``data/prepared`` and this module's code closure.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from basisconv.core.checks import check_choice
+from basisconv.experiment.io import read_json, write_frame, write_json, write_metrics
+from basisconv.pipeline.keys import digest
+from basisconv.pipeline.layout import PREPARED, STAGES
+from basisconv.experiment.models import build_model
+from basisconv.pipeline.runs import run_training
+from basisconv.pipeline.stages import common, training
+
+L = STAGES["basis"]
+VARIANTS = ("baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral")
+SCHEDULES = ("scratch", "switch")
+
+
+def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
+    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training.
+
+    ``amp``: the effective precision of the runs; ``baseline_fp32`` (the baseline in fp32, to check that bf16
+    autocast leaves accuracy unchanged) is only planned when the others run in bf16, else it would be the baseline.
+    """
+    for v in B["variants"]:
+        check_choice(v, VARIANTS, "basis.variants entry")
+    for s in list(B["schedules"]) + [B["comparison_schedule"]]:
+        check_choice(s, SCHEDULES, "schedule")
+    out = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
+    if "baseline_fp32" in B["variants"] and amp:
+        out.append(("baseline_fp32", "-", None, None))
+    for v in ("all_layers", "selected"):
+        if v not in B["variants"] or (v == "selected" and not sel["layers"]):
+            continue  # an empty selection (no layer fits the loss budget) has nothing to train
+        layers, ratio = (sel["candidates"], B["ratio"]) if v == "all_layers" else (sel["layers"], sel["ratios"])
+        out += [(v, s, layers, ratio) for s in B["schedules"]]
+    for name, c in sel["comparisons"].items():
+        if name.rstrip("0123456789") in B["variants"]:
+            out.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
+    return out
+
+
+def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict | None,
+               progress=True, on_run=None) -> list[dict]:
+    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run)."""
+    B, runs = P["basis"], []
+    amp = common.resolved_train(P["train"])["amp"]  # the precision every run but baseline_fp32 trains in
+    for seed in P["train"]["seeds"]:
+        for variant, schedule, layers, ratio in pl:
+            name = variant if schedule == "-" else f"{variant}@{schedule}"
+            if variant == "baseline" and seed == P["train"]["seeds"][0]:
+                if baseline is None:
+                    continue  # under torchrun only the runs to train are wanted
+                m = dict(baseline, name="baseline")  # same config as the baseline stage: not trained twice
+            else:
+                basis_kw = {} if layers is None else dict(
+                    basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
+                    switch_epoch=B["switch_epoch"] if schedule == "switch" else 0)
+                cfg = training.train_config(P["train"], seed=seed, **basis_kw)
+                if variant == "baseline_fp32":
+                    cfg = replace(cfg, amp=False)
+                torch.manual_seed(seed)
+                net = build_model(P["model"]["arch"], width=P["model"]["width"])
+                m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"],
+                                 data_meta=meta, inputs=run_inputs, device=device, progress=progress)
+            row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
+                   "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
+                   "train_time": m["train_time"], "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
+            runs.append(row)
+            if on_run is not None:
+                on_run(row)
+    return runs
+
+
+def main_table(runs: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Mean ± std over seeds per variant, with deltas and compression against the baseline."""
+    g = runs.groupby("variant", sort=False)
+    base = runs[runs.variant == "baseline"]
+    base_acc = base.test_acc.mean() if len(base) else float("nan")
+    base_params = base.params.iloc[0] if len(base) else float("nan")
+    table = pd.DataFrame({
+        "test_acc_mean": g.test_acc.mean() * 100, "test_acc_std": g.test_acc.std(ddof=0) * 100,
+        "seeds": g.seed.count(), "delta_vs_baseline": (g.test_acc.mean() - base_acc) * 100,
+        "params": g.params.first(), "compression": base_params / g.params.first(), "macs": g.macs.first(),
+        "epoch_time_s": g.epoch_time_mean.mean(), "train_time_s": g.train_time.mean()}).reset_index()
+    table["data"] = label
+    return table
+
+
+def headline(table: pd.DataFrame, schedule: str) -> dict:
+    """The basis stage's DVC metrics: the selection's mean test accuracy (%), its difference to the baseline (points)
+    and its compression, under the comparison schedule (the one every comparison subset is trained with)."""
+    t = table.set_index("variant")
+    v = f"selected@{schedule}"
+    if v not in t.index:
+        return {"sel_acc": None, "sel_delta": None, "compression": None}
+    return {"sel_acc": float(t.loc[v, "test_acc_mean"]), "sel_delta": float(t.loc[v, "delta_vs_baseline"]),
+            "compression": float(t.loc[v, "compression"])}
+
+
+def run(P: dict, progress=True, on_run=None) -> dict:
+    """Plan, train (or find) every run, aggregate. Returns ``{"plan", "runs", "table"}``."""
+    device = common.setup(P["train"])
+    sel = read_json(L["selection"])
+    # refuses unknown variants and schedules before any training
+    pl = plan(P["basis"], sel, amp=common.resolved_train(P["train"])["amp"])
+    if P["train"]["processes"] > 1 and not common.under_torchrun():
+        common.launch("basis", P["train"]["processes"], P)  # data-parallel; the runs are then found finished
+    D, meta = common.load_splits()
+    inputs = common.inputs("basis", P)
+    baseline = None if common.under_torchrun() else read_json(L["baseline"])
+    run_inputs = digest(inputs["inputs"][PREPARED], inputs["code"])  # data content and code: what every run shares
+    runs = train_runs(P, pl, D, meta, run_inputs, device, baseline, progress=progress, on_run=on_run)
+    if common.under_torchrun():
+        return {"plan": pl, "runs": runs}
+    runs = pd.DataFrame(runs)
+    write_frame(L["runs_table"], runs)
+    table = main_table(runs, meta["label"])
+    write_frame(L["main_table"], table)
+    write_metrics(L["metrics"], headline(table, P["basis"]["comparison_schedule"]))
+    write_json(L["summary"], {"data": meta["label"], "profile": P["profile"], "params_resolved": P, "variants": {
+        r.variant: {k: (None if pd.isna(v) else v) for k, v in r._asdict().items() if k not in ("Index", "variant")}
+        for r in table.itertuples()}})
+    common.write_provenance("basis", {**inputs, "run_inputs": run_inputs})
+    return {"plan": pl, "runs": runs, "table": table, "data": meta}

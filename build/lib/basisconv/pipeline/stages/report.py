@@ -1,0 +1,90 @@
+"""Stage ``report``: every table and figure of the run, and one paragraph per claim of arXiv 2408.06024.
+
+Tables go to ``reports/tables/`` (CSV, Markdown, LaTeX), figures to ``reports/figures/``, and ``reports/README.md``
+states what the paper claims and what this run measured; the paragraphs come from ``basisconv.pipeline.report``, the same
+functions ``basisconv.pipeline.publish`` uses for the README's results block. Every number comes from the result files.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from basisconv.pipeline import report
+from basisconv.experiment.io import atomic_write_text, read_json, write_frame
+from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
+
+L = STAGES["report"]
+# table name -> the stage output it is read from (stage, role)
+TABLES = {"data_splits": ("data", "summary", "splits.csv"), "baseline_history": ("baseline", "history", None),
+          "sensitivity": ("sensitivity", "rows", None), "main_table": ("basis", "main_table", None),
+          "runs": ("basis", "runs_table", None), "benchmark_layers": ("benchmark", "layers", None),
+          "benchmark_models": ("benchmark", "models", None), "faithfulness_layers": ("faithfulness", "layers", None),
+          "faithfulness_pairs": ("faithfulness", "pairs", None), "benchmark_forms": ("benchmark", "forms", None),
+          "benchmark_peers": ("benchmark", "peers", None), "benchmark_onnx": ("benchmark", "onnx", None)}
+
+
+def table_path(name: str) -> str:
+    stage, role, file = TABLES[name]
+    p = STAGES[stage][role]
+    return f"{p}/{file}" if file else p
+
+
+def load_results() -> dict:
+    """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.pipeline.layout``."""
+    return {"baseline": read_json(BASELINE_SUMMARY), "selection": read_json(SELECTION),
+            "benchmark": read_json(STAGES["benchmark"]["summary"]),
+            "faithfulness": read_json(STAGES["faithfulness"]["summary"]),
+            "tables": {n: pd.read_csv(table_path(n)) for n in TABLES},
+            "main_table": pd.read_csv(table_path("main_table"))}
+
+
+def figures() -> list[Path]:
+    """Every figure the stages wrote (``results/<stage>/*.png``; each has an SVG beside it)."""
+    return sorted(Path("results").glob("*/*.png"))
+
+
+def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
+    base, hw = r["baseline"], r["baseline"]["hardware"]
+    lines = [f"# {title}", "",
+             f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
+             f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
+             f"{base.get('precision', 'fp32')}. Baseline training: "
+             f"{base['train_time']:.0f} s.", "",
+             "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
+             report.selection_line(r["selection"]), "", "## Verdicts", "",
+             report.verdicts_markdown(r["tables"]["runs"]), "", "## Claims", ""]
+    for claim, text in report.claims(r):
+        lines += [f"**{claim}** {text}", ""]
+    bench = r["benchmark"]
+    for prec, tg in report.targets_by_precision(bench).items():
+        trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""
+        lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
+                  report.targets_markdown(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
+                  "limits them:", "", report.misses_markdown(tg), ""]
+    lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in sorted(figs.items())]
+    lines += ["", "## Executed notebooks", "", "Every stage's notebook as it ran (HTML, no Jupyter needed): "
+              + ", ".join(f"[{Path(s.html).stem}](notebooks/{Path(s.html).name})" for s in STAGES.values()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def run(P: dict, progress=True) -> dict:
+    """Write tables, figures and ``reports/README.md``. Returns ``{"readme" (text), "figures"}``."""
+    r = load_results()
+    for name, t in r["tables"].items():
+        write_frame(f"{L['tables']}/{name}.csv", t)
+        atomic_write_text(f"{L['tables']}/{name}.md", t.to_markdown(index=False, floatfmt=".4g") + "\n")
+        atomic_write_text(f"{L['tables']}/{name}.tex", t.to_latex(index=False, float_format="%.4g"))
+    out_dir = Path(L["readme"]).parent
+    figs = {}
+    for src in figures():
+        dst = Path(L["figures"]) / f"{src.parent.name}_{src.name}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+        if src.with_suffix(".svg").is_file():
+            shutil.copyfile(src.with_suffix(".svg"), dst.with_suffix(".svg"))
+        figs[dst.stem] = dst.relative_to(out_dir)
+    text = markdown(P["report"]["title"], P["profile"], r, figs)
+    atomic_write_text(L["readme"], text)
+    return {"readme": text, "figures": figs}
