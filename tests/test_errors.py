@@ -51,12 +51,17 @@ def test_launch_unknown_stage():
     assert "unknown stage 'report'; valid choices: baseline, basis, sensitivity, faithfulness" in run.stderr
 
 
-def test_basis_plan_refuses_unknown_variant_and_schedule():
+def test_unknown_variant_and_schedule_refused_before_the_basis_stage():
+    """The params rules live in validate, applied by params.resolve before a stage runs; the stage does not
+    re-check them."""
+    from basisconv.pipeline import params
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
     base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5}
-    with pytest.raises(ValueError, match="unknown basis.variants entry 'naive'; valid choices: baseline, baseline_fp32, all_layers"):
-        basis_stage.plan({**base, "variants": ["naive"]}, sel)
-    with pytest.raises(ValueError, match="unknown schedule 'skip'; valid choices: scratch, switch"):
-        basis_stage.plan({**base, "schedules": ["skip"]}, sel)
+    with pytest.raises(ValueError, match="basis.variants = \\['naive'\\]: must be a list of distinct values from "
+                                         "baseline, baseline_fp32, all_layers"):
+        params.resolve(basis={"variants": ["naive"]})
+    with pytest.raises(ValueError, match="basis.schedules = \\['skip'\\]: must be a non-empty list of distinct values "
+                                         "from scratch, switch"):
+        params.resolve(basis={"schedules": ["skip"]})
     plan = basis_stage.plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel)
     assert [p[:2] for p in plan] == [("baseline", "-"), ("all_layers", "switch"), ("selected", "switch")]

@@ -40,7 +40,7 @@ def _choices() -> dict:
     from basisconv.perf.peers import PEERS
     from basisconv.core.selection import OBJECTIVES
     from basisconv.core.sensitivity import PROXIES
-    from basisconv.pipeline.stages.basis import SCHEDULES as BASIS_SCHEDULES, VARIANTS
+    from basisconv.pipeline.variants import SCHEDULES as BASIS_SCHEDULES, VARIANTS
     from basisconv.experiment.train import SCHEDULES
     return {"coeff": COEFF_CHOICES, "init": INIT_CHOICES, "memory_formats": tuple(MEMORY_FORMATS),
             "arch": tuple(ARCHS), "objective": OBJECTIVES, "proxies": tuple(PROXIES), "schedule": SCHEDULES,

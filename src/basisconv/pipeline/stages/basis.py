@@ -17,7 +17,6 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from basisconv.core.checks import check_choice
 from basisconv.experiment.io import read_json, write_frame, write_json, write_metrics
 from basisconv.pipeline.keys import digest
 from basisconv.pipeline.layout import PREPARED, STAGES
@@ -26,20 +25,15 @@ from basisconv.pipeline.runs import run_training
 from basisconv.pipeline.stages import common, training
 
 L = STAGES["basis"]
-VARIANTS = ("baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral")
-SCHEDULES = ("scratch", "switch")
 
 
 def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
-    """``(variant, schedule, layers, ratio)`` for every basis-stage variant, validated before any training.
+    """``(variant, schedule, layers, ratio)`` for every basis-stage variant (``B`` is already valid: every params
+    rule lives in ``basisconv.pipeline.validate``, which ``params.resolve`` applies before a stage starts).
 
     ``amp``: the effective precision of the runs; ``baseline_fp32`` (the baseline in fp32, to check that bf16
     autocast leaves accuracy unchanged) is only planned when the others run in bf16, else it would be the baseline.
     """
-    for v in B["variants"]:
-        check_choice(v, VARIANTS, "basis.variants entry")
-    for s in list(B["schedules"]) + [B["comparison_schedule"]]:
-        check_choice(s, SCHEDULES, "schedule")
     out = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
     if "baseline_fp32" in B["variants"] and amp:
         out.append(("baseline_fp32", "-", None, None))

@@ -18,7 +18,6 @@ import torch
 import tempfile
 
 from basisconv.perf import bench, export, peers
-from basisconv.core.checks import check_choice
 from basisconv.experiment.io import read_json, write_frame, write_json, write_metrics
 from basisconv.pipeline.layout import STAGES
 from basisconv.experiment.data import CLASSES
@@ -70,10 +69,6 @@ def models_to_time(P: dict, net, sel: dict, device, K: dict, precision: str = "f
 def run(P: dict, progress=True) -> dict:
     """Time layers and models, record targets. Returns ``{"layers", "models", "forms", "targets", "hardware"}``."""
     K = P["benchmark"]
-    for f in K["memory_formats"]:
-        bench.check_memory_format(f)  # before any timing
-    for name in K["peers"]:
-        check_choice(name, tuple(peers.PEERS), "benchmark.peers entry")
     device = common.setup(P["train"], threads=K["threads"])
     sel = read_json(L["selection"])
     torch.manual_seed(0)

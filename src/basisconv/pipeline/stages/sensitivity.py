@@ -125,7 +125,6 @@ def comparisons(B: dict, net, layers: list[str], sel: dict, ratios) -> dict:
 def run(P: dict, progress=True) -> dict:
     """Sweep, select, match comparison subsets. Returns ``{"rows" (DataFrame), "selection", "layers"}``."""
     S = P["sensitivity"]
-    proxy_config(P)  # bad proxy settings fail here, before the baseline is loaded
     device = common.setup(P["train"])
     D, meta = common.load_splits()
     net = trained_baseline(P)
