@@ -22,8 +22,8 @@ def test_gpu_check_command_on_cpu(tmp_path):
     assert r["skipped"] == [] and not r.get("errors") and r["hardware"]["device"] == "cpu"
     layers = r["layers"]
     assert {x["dtype"] for x in layers} == {"float32", "bfloat16"} and {x["pass"] for x in layers} == {"fwd", "fwd+bwd"}
-    assert {x["variant"] for x in layers} == {"dense", "basis", "folded", "basis_kxk", "basis_mix"}
-    assert {x["pass"] for x in layers if x["variant"].startswith("basis_")} == {"fwd+bwd"}  # the kernel floor's pass
+    assert {x["variant"] for x in layers} == {"dense", "basis_reduced", "basis_full", "folded", "basis_kxk", "basis_mix"}
+    assert {x["pass"] for x in layers if x["variant"] in ("basis_kxk", "basis_mix")} == {"fwd+bwd"}  # the floor's pass
     assert {(x["precision"], x["dtype"]) for x in layers} == {("fp32", "float32"), ("bf16", "bfloat16")}
     assert all(x["median_ms"] > 0 and x["theoretical_speedup"] > 0 for x in layers)
     assert all(abs(x["theoretical_speedup"] - 1) < 1e-9 for x in layers if x["variant"] in ("dense", "folded"))

@@ -8,7 +8,8 @@ from basisconv.experiment.models import build_model
 from basisconv import convert
 from basisconv.core.basis import BasisConv2d
 from basisconv.core.counting import count_params
-from basisconv.perf.peers import PEERS, basis_budget, bench_peers, distinct_shapes, full_coeff_conv, summary
+from basisconv.perf.bench import distinct_shapes
+from basisconv.perf.peers import PEERS, basis_budget, bench_peers, full_coeff_conv, summary
 from basisconv.core.surgery import fold
 
 SHAPES = [(16, 16, 1, 8), (16, 32, 2, 8), (32, 32, 1, 4)]  # (C_in, C_out, stride, H)

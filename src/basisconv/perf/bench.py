@@ -98,6 +98,19 @@ def sgd_step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, amp: bool
     return step
 
 
+def distinct_shapes(model: nn.Module, input_shape, kernel_size: int = 3) -> list:
+    """One ``conv_layers`` record per distinct (C_in, C_out, k, stride, input size) among the ``k x k`` convs
+    with more than 3 input channels (the stem has too few filter dimensions for any budget to matter);
+    ``input_shape``: one example's ``(C, H, W)``."""
+    seen, out = set(), []
+    for rec in conv_layers(model, (1, *input_shape)):
+        key = (rec.in_channels, rec.out_channels, rec.kernel_size, rec.stride, rec.input_hw)
+        if rec.kernel_size[0] == kernel_size and rec.in_channels > 3 and key not in seen:
+            seen.add(key)
+            out.append(rec)
+    return out
+
+
 def layer_variants(conv: nn.Conv2d, ratio: float, init: str = "qr") -> dict[str, nn.Module]:
     reduced = BasisConv2d.from_conv(conv, ratio=ratio, coeff="reduced", init=init)
     return {"basis_reduced": reduced, "basis_full": BasisConv2d.from_conv(conv, ratio=ratio, coeff="full", init=init),
@@ -165,7 +178,8 @@ def bench_layers(model: nn.Module, ratios, *, input_shape, batch_sizes=(128,), m
                            "memory_format": fmt_name, "device": hw["device"], "device_name": hw["device_name"],
                            "threads": hw["threads"], "torch": hw["torch"], "precision": prec,
                            "dtype": dtype_name(prec), "in_channels": rec.in_channels,
-                           "out_channels": rec.out_channels, "rank": getattr(mod, "rank", None), "macs": macs,
+                           "out_channels": rec.out_channels, "input_hw": "x".join(map(str, rec.input_hw)),
+                           "rank": getattr(mod, "rank", None), "macs": macs,
                            "median_ms": med, "iqr_ms": iqr, "theoretical_speedup": dense_macs / macs,
                            "measured_speedup": dense_ms[p] / med}
                     rows.append(row)
@@ -230,8 +244,9 @@ def tune_forms(model: nn.Module, *, batch_size: int, input_shape, device="cpu", 
 
 def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int, batch_size: int = 128, device="cpu",
                  memory_format: str = "channels_last", min_run_time: float = 1.0, on_row=None,
-                 modes: dict[str, tuple] | None = None, precision: str = "fp32") -> list[dict]:
+                 modes: dict[str, tuple] | None = None, precision: str = "fp32", compile: bool = False) -> list[dict]:
     """Training-step (fwd+bwd+SGD step) and inference time per model in ``precision``; throughput in images/s.
+    ``compile``: each model runs through ``torch.compile`` (compiled in the warm-up calls, which are not timed).
 
     ``input_shape``: one example's ``(C, H, W)``; labels in ``[0, num_classes)``. Speedups are against the first
     model of ``models`` (the baseline). ``modes``: ``{name: ("train_step",)}`` to
@@ -247,11 +262,13 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
         model = copy.deepcopy(model).to(device, memory_format=fmt)
         guard_convs(model)  # oneDNN #6035
         x, y = synthetic_batch(batch_size, input_shape, num_classes, device=device, memory_format=fmt)
-        step = sgd_step_fn(model, x, y, amp=amp)
+        runner = torch.compile(model) if compile else model  # the plain module keeps the weights
+        step = sgd_step_fn(runner, x, y, amp=amp, optimizer=torch.optim.SGD(model.parameters(), lr=1e-3,
+                                                                              momentum=0.9))
 
         def infer():
             with torch.no_grad(), autocast(device, amp):
-                model(x)
+                runner(x)
 
         macs = count_macs(model, (1, *input_shape))
         base_macs = macs if base_macs is None else base_macs  # the first model is the reference
@@ -265,7 +282,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
             row = {"model": name, "mode": mode, "batch_size": batch_size, "memory_format": memory_format,
                    "device": hw["device"], "device_name": hw["device_name"], "threads": hw["threads"],
                    "torch": hw["torch"], "precision": precision, "dtype": dtype_name(precision),
-                   "params": sum(p.numel() for p in model.parameters()), "macs": macs, "median_ms": med,
+                   "compiled": compile, "params": sum(p.numel() for p in model.parameters()), "macs": macs,
+                   "median_ms": med,
                    "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
                    "theoretical_speedup": base_macs / macs, "measured_speedup": base_ms[mode] / med}
             rows.append(row)

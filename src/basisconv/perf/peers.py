@@ -27,13 +27,12 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from basisconv.core.basis import BasisConv2d, resolve_rank
-from basisconv.perf.bench import PASSES, _pass_fn, check_memory_format, time_call
+from basisconv.perf.bench import PASSES, _pass_fn, check_memory_format, distinct_shapes, time_call
 from basisconv.core.checks import check_choice
 from basisconv.core.counting import count_macs, count_params
 from basisconv.experiment.precision import PRECISIONS, bf16_supported
 from basisconv.experiment.provenance import hardware_info
 from basisconv.core.counting import basis_params_saved
-from basisconv.core.surgery import conv_layers
 
 
 def basis_budget(conv: nn.Conv2d, ratio: float, coeff: str = "reduced") -> int:
@@ -79,19 +78,6 @@ PEERS: dict[str, Callable[[nn.Conv2d, int], nn.Module]] = {
     "full_coeff": full_coeff_conv,
     "tucker": tucker_conv,
 }
-
-
-def distinct_shapes(model: nn.Module, input_shape, kernel_size: int = 3) -> list:
-    """One ``conv_layers`` record per distinct (C_in, C_out, k, stride, input size) among the ``k x k`` convs
-    with more than 3 input channels (the stem has too few filter dimensions for any budget to matter);
-    ``input_shape``: one example's ``(C, H, W)``."""
-    seen, out = set(), []
-    for rec in conv_layers(model, (1, *input_shape)):
-        key = (rec.in_channels, rec.out_channels, rec.kernel_size, rec.stride, rec.input_hw)
-        if rec.kernel_size[0] == kernel_size and rec.in_channels > 3 and key not in seen:
-            seen.add(key)
-            out.append(rec)
-    return out
 
 
 def bench_peers(model: nn.Module, ratios, *, input_shape, batch_size: int = 128, memory_format: str = "channels_last",

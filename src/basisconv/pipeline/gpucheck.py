@@ -7,11 +7,11 @@ Needs neither DVC, papermill, Jupyter nor network (a lent GPU machine cannot ins
 minutes on one H100/H200-class GPU (``--budget-s``, sections past the budget are recorded as skipped), and writes
 ``OUT_DIR/gpu_check.json`` and ``OUT_DIR/README.md``:
 
-1. per distinct conv shape of the paper-profile ResNet18 (width 64): dense vs basis (reduced, ``impl=auto``) vs the
-   folded conv, fp32 and bf16 autocast, channels_last, each batch size, fwd and fwd+bwd, measured vs theoretical
-   (MAC-ratio) speedup;
-2. whole models (baseline, all candidate layers at 0.5, a selection-like subset): train step and inference, fp32
-   and bf16, eager and ``torch.compile``;
+1. per distinct conv shape of the paper-profile ResNet18 (width 64), through ``bench.bench_layers``: dense vs basis
+   (reduced ``impl=auto``, and full) vs the folded conv, fp32 and bf16 autocast, channels_last, each batch size,
+   fwd and fwd+bwd, measured vs theoretical (MAC-ratio) speedup, and the kernel floor;
+2. whole models (baseline, all candidate layers at 0.5, a selection-like subset), through ``bench.bench_models``:
+   train step and inference, fp32 and bf16, eager and ``torch.compile``;
 3. a few epochs of real training of the paper-profile model with bf16 AMP and channels_last on synthetic
    CIFAR-shaped data (baseline, all layers, the subset): epoch time, images/s, and the projected wall time of the
    paper profile's ``dvc repro`` on this device (``basisconv.pipeline.estimate`` with the measured seconds per image);
@@ -30,16 +30,12 @@ from pathlib import Path
 
 import torch
 
-from basisconv.core.basis import BasisConv2d
-from basisconv.perf.bench import _pass_fn, kernel_floors, kernel_parts, sgd_step_fn, synthetic_batch, time_call
-from basisconv.core.conv_guard import guard_convs
-from basisconv.core.counting import count_macs
-from basisconv.experiment.data import synthetic_cifar
-from basisconv.experiment.data import CLASSES
+from basisconv.core.surgery import convert
+from basisconv.experiment.data import CLASSES, synthetic_cifar
 from basisconv.experiment.models import INPUT_SHAPE, build_model
-from basisconv.experiment.precision import PRECISIONS, autocast, dtype_name
+from basisconv.experiment.precision import PRECISIONS, dtype_name
 from basisconv.experiment.provenance import hardware_info
-from basisconv.core.surgery import conv_layers, convert
+from basisconv.perf.bench import bench_layers, bench_models, distinct_shapes, kernel_floors
 
 SIZES = {  # what each size measures; "full" is the GPU check, "tiny" its CPU test
     "full": {"width": 64, "batch_sizes": (256, 512), "ratios": (0.25, 0.5), "min_run_time": 0.2, "epochs": 2,
@@ -52,43 +48,13 @@ SUBSET = ("layer3.0.conv1", "layer3.0.conv2", "layer3.1.conv1", "layer3.1.conv2"
 
 
 def layer_rows(net, device, cfg: dict) -> list[dict]:
-    """Section 1: every distinct conv shape, dense / basis / folded, both precisions, batches and passes, and the
-    basis layer's two kernels alone in fwd+bwd (``bench.kernel_parts``: the kernel floor of the layer)."""
-    fmt = torch.channels_last
-    seen, rows = set(), []
-    for rec in conv_layers(net, (1, *INPUT_SHAPE)):
-        shape = (rec.in_channels, rec.out_channels, rec.kernel_size, rec.stride, rec.input_hw)
-        if shape in seen or rec.kernel_size[0] != 3:
-            continue
-        seen.add(shape)
-        conv = net.get_submodule(rec.name).to(device, memory_format=fmt)
-        dense_macs = count_macs(conv, (1, rec.in_channels, *rec.input_hw))
-        variants = [("dense", None, conv, None)]
-        for q in cfg["ratios"]:
-            b = BasisConv2d.from_conv(conv, ratio=q, init="qr").to(device, memory_format=fmt)
-            variants += [("basis", q, b, None), ("folded", q, b.to_conv().to(device, memory_format=fmt), None)]
-            variants += [(name, q, part.to(device, memory_format=fmt), name)
-                         for name, part in kernel_parts(b).items()]
-        for bs in cfg["batch_sizes"]:
-            x = torch.randn(bs, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
-            for prec in PRECISIONS:
-                for pass_ in ("fwd", "fwd+bwd"):
-                    base = None
-                    for name, q, mod, part in variants:
-                        if part is not None and pass_ != "fwd+bwd":
-                            continue  # the kernel floor is held in the target's pass only
-                        inp = x
-                        if part == "basis_mix":  # its input is Y' (N, r, H', W'), the kxk conv's output
-                            inp = torch.randn(bs, mod.in_channels, *rec.output_hw, device=device).contiguous(
-                                memory_format=fmt)
-                        ms = time_call(_pass_fn(mod, inp, pass_, prec), min_run_time=cfg["min_run_time"])[0]
-                        base = ms if name == "dense" else base
-                        macs = count_macs(mod, (1, *inp.shape[1:]))
-                        rows.append({"layer": rec.name, "c_in": rec.in_channels, "c_out": rec.out_channels,
-                                     "hw": rec.input_hw[0], "variant": name, "ratio": q, "batch_size": bs,
-                                     "precision": prec, "dtype": dtype_name(prec), "pass": pass_, "median_ms": ms,
-                                     "theoretical_speedup": dense_macs / macs, "measured_speedup": base / ms})
-    return rows
+    """Section 1: ``bench.bench_layers`` on one conv of every distinct 3x3 shape (``bench.distinct_shapes``): dense,
+    basis (reduced, full), folded, and the reduced layer's two kernels alone in fwd+bwd (its kernel floor), in both
+    precisions, each batch size, channels_last."""
+    layers = [r.name for r in distinct_shapes(net, INPUT_SHAPE)]
+    return bench_layers(net, cfg["ratios"], input_shape=INPUT_SHAPE, batch_sizes=cfg["batch_sizes"], device=device,
+                        min_run_time=cfg["min_run_time"], layers=layers, precisions=tuple(PRECISIONS),
+                        progress=False)
 
 
 def _models(net, candidates) -> dict:
@@ -97,35 +63,13 @@ def _models(net, candidates) -> dict:
 
 
 def model_rows(net, candidates, device, cfg: dict, compiled: bool = False) -> list[dict]:
-    """Section 2: train step and inference of the three models in both dtypes; ``compiled``: through
-    ``torch.compile``, bf16 train steps only (each compile costs tens of seconds)."""
-    rows, base = [], {}
-    bs = cfg["batch_sizes"][0]
-    x, y = synthetic_batch(bs, INPUT_SHAPE, len(CLASSES), device=device)
-    for name, model in _models(net, candidates).items():
-        macs = count_macs(model, (1, *INPUT_SHAPE))
-        # one runner per model (one compile per model)
-        m = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
-        guard_convs(m)  # oneDNN #6035 on a CPU run of the check
-        runner = torch.compile(m) if compiled else m
-        opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
-        for prec in (("bf16",) if compiled else PRECISIONS):
-            amp = prec == "bf16"
-            step = sgd_step_fn(runner, x, y, amp=amp, optimizer=opt)
-
-            def infer(amp=amp):
-                with torch.no_grad(), autocast(device, amp):
-                    runner(x)
-            for mode, fn in ((("train_step", step),) if compiled else (("train_step", step), ("inference", infer))):
-                m.train(mode == "train_step")
-                ms = time_call(fn, min_run_time=cfg["min_run_time"], warmup=3)[0]
-                key = (mode, prec, compiled)
-                base.setdefault(key, (ms, macs))
-                rows.append({"model": name, "mode": mode, "precision": prec, "dtype": dtype_name(prec),
-                             "compiled": compiled,
-                             "batch_size": bs, "median_ms": ms, "images_per_s": bs / ms * 1e3,
-                             "theoretical_speedup": base[key][1] / macs, "measured_speedup": base[key][0] / ms})
-    return rows
+    """Section 2: ``bench.bench_models`` of the three models, train step and inference in both precisions;
+    ``compiled``: through ``torch.compile``, bf16 train steps only (each compile costs tens of seconds)."""
+    models = _models(net, candidates)
+    modes = {name: ("train_step",) for name in models} if compiled else None
+    return [r for prec in (("bf16",) if compiled else PRECISIONS) for r in bench_models(
+        models, input_shape=INPUT_SHAPE, num_classes=len(CLASSES), batch_size=cfg["batch_sizes"][0], device=device,
+        min_run_time=cfg["min_run_time"], modes=modes, precision=prec, compile=compiled)]
 
 
 def training_rows(net, candidates, device, cfg: dict) -> list[dict]:
@@ -190,7 +134,8 @@ def markdown(r: dict) -> str:
     if r.get("skipped"):
         lines += [f"Skipped (time budget): {', '.join(r['skipped'])}.", ""]
     if r.get("layers"):
-        rows = pd.DataFrame(r["layers"])
+        rows = pd.DataFrame(r["layers"]).rename(columns={"in_channels": "c_in", "out_channels": "c_out",
+                                                           "input_hw": "hw"})
         idx = ["c_in", "c_out", "hw", "variant", "ratio"]
         kern = rows.variant.isin(["basis_kxk", "basis_mix"])
         t = rows[(rows.variant != "dense") & ~kern].pivot_table(index=idx, columns=["dtype", "pass"],
@@ -198,20 +143,22 @@ def markdown(r: dict) -> str:
         theo = rows.groupby(idx).theoretical_speedup.first()
         t.columns = [f"{d} {p}" for d, p in t.columns]
         t.insert(0, "theory", theo.reindex(t.index))
-        floors = pd.DataFrame(kernel_floors(r["layers"], basis_variant="basis"))
+        floors = pd.DataFrame(kernel_floors(r["layers"]))
         if len(floors):  # the kernel floor t_dense / (t_kxk + t_mix) of the basis rows, fwd+bwd; median over batches
             shape = rows.drop_duplicates("layer").set_index("layer")[["c_in", "c_out", "hw"]]
             floors = floors.join(shape, on="layer").assign(dtype=lambda f: f.precision.map(dtype_name))
             floor = floors.groupby(["c_in", "c_out", "hw", "ratio", "dtype"]).floor_speedup.median()
             for dt in floor.index.get_level_values("dtype").unique():
                 f = floor.xs(dt, level="dtype")
-                t[f"{dt} fwd+bwd kernel floor"] = [f.get((ci, co, h, q)) if v == "basis" else None
+                t[f"{dt} fwd+bwd kernel floor"] = [f.get((ci, co, h, q)) if v == "basis_reduced" else None
                                                    for ci, co, h, v, q in t.index]
         lines += [f"## Per layer: measured speedup over dense (batch {r['layers'][0]['batch_size']}+, "
                   "channels_last)", "", t.reset_index().to_markdown(index=False, floatfmt=".2f"), ""]
     for key, title in (("models", "Whole models (eager)"), ("models_compiled", "Whole models (torch.compile, bf16)")):
         if r.get(key):
-            lines += [f"## {title}", "", pd.DataFrame(r[key]).to_markdown(index=False, floatfmt=".3g"), ""]
+            cols = ["model", "mode", "precision", "batch_size", "median_ms", "iqr_ms", "images_per_s",
+                    "theoretical_speedup", "measured_speedup"]
+            lines += [f"## {title}", "", pd.DataFrame(r[key])[cols].to_markdown(index=False, floatfmt=".3g"), ""]
     if r.get("training"):
         lines += ["## Training (bf16 AMP, channels_last; last epoch)", "",
                   pd.DataFrame(r["training"]).to_markdown(index=False, floatfmt=".3g"), ""]
