@@ -17,12 +17,14 @@ from basisconv.core.basis import BasisConv2d
 from basisconv.core.surgery import convert
 
 
-def _group_of(name: str, groups: dict[str, int], replaced: list[str]) -> int:
-    """The parameter group of a new parameter: its own name's, else the group of the replaced conv's weight."""
+def _group_of(name: str, groups: dict[str, int], replaced: list[str]) -> int | None:
+    """The parameter group of a parameter of the converted model: its own name's, else (a basis layer's new
+    parameter) the group of the conv weight it replaces; ``None`` where that was not optimised (frozen stays
+    frozen)."""
     if name in groups:
         return groups[name]
     owner = next((l for l in replaced if name.startswith(l + ".")), None)
-    return groups.get(f"{owner}.weight", 0) if owner is not None else 0
+    return groups.get(f"{owner}.weight") if owner is not None else None
 
 
 def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=0.5, coeff: str = "reduced",
@@ -48,7 +50,9 @@ def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=
                 if isinstance(m, BasisConv2d) and not isinstance(old_modules.get(n), BasisConv2d)]
     members = [[] for _ in optimizer.param_groups]
     for name, p in new.named_parameters():
-        members[_group_of(name, groups, replaced)].append(p)
+        g = _group_of(name, groups, replaced)
+        if g is not None:
+            members[g].append(p)
     opt = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
                            for g, ps in zip(optimizer.param_groups, members)], **optimizer.defaults)
     for name, p in new.named_parameters():
