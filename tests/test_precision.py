@@ -11,7 +11,7 @@ from basisconv.experiment.data import synthetic_cifar
 from basisconv.experiment.train import train
 from basisconv.experiment import precision
 from basisconv.pipeline.stages import basis as basis_stage
-from basisconv.pipeline.stages import common, training
+from basisconv.pipeline.stages import training
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 import copy
 import dataclasses
 import itertools
-import math
 import re
 
 import pytest

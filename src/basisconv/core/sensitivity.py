@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio, resolve_rank
+from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, resolve_rank
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import basis_params_saved, count_macs
 from basisconv.core.evidence import paired_interval
@@ -41,6 +41,7 @@ from basisconv.core.surgery import conv_layers, convert, convertible_names
 
 Batches = Iterable | Callable[[], Iterable]  # training batches (x, y), or a factory of a fresh iterable per job
 Evaluate = Callable[[nn.Module], torch.Tensor]  # model -> bool (N,) per-example correctness, fixed order
+
 
 def _positive_int(v, name: str) -> None:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -35,7 +35,7 @@ def _row_key(r: dict) -> tuple:
 def plan(P: dict) -> dict:
     """Layers, pairs and retraining schedule (``P`` is valid: ``faithfulness.ratio`` is a swept ratio, checked by
     ``basisconv.pipeline.validate``)."""
-    S, F = P["sensitivity"], P["faithfulness"]
+    F = P["faithfulness"]
     sens_rows = pd.read_csv(L["sensitivity_rows"]).to_dict("records")
     layers = fa.sample_layers(list(dict.fromkeys(r["layer"] for r in sens_rows)), F["layers"])
     return {"sens_rows": sens_rows, "layers": layers, "pairs": fa.sample_pairs(layers, F["pairs"], seed=F["seed"]),
