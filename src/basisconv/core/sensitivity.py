@@ -199,7 +199,8 @@ def _correctness(evaluate: Evaluate, model: nn.Module) -> torch.Tensor:
     return c.detach().cpu().bool()
 
 
-def _acc(correct: torch.Tensor) -> float:
+def accuracy(correct: torch.Tensor) -> float:
+    """The share of correct examples in a per-example correctness vector."""
     return int(correct.sum()) / len(correct)
 
 
@@ -257,7 +258,7 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     _check_cfg(cfg)
     _check_callable(evaluate, "evaluate")
     model = copy.deepcopy(model).eval()
-    base = _acc(_correctness(evaluate, model))
+    base = accuracy(_correctness(evaluate, model))
     records = {r.name: r for r in conv_layers(model, example_input)}
     unknown = [l for l in layers if l not in records]
     if unknown:
@@ -277,11 +278,13 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
         rank = resolve_rank(rec.out_channels, ratio=ratio)
         lo, hi = paired_interval(ctrl, correct, confidence)
         row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
-               "baseline_val_acc": base, "control_val_acc": _acc(ctrl), "val_acc": _acc(correct),
-               "delta_acc": 100 * (_acc(ctrl) - _acc(correct)), "ci_low": lo, "ci_high": hi, "n_val": len(correct),
+               "baseline_val_acc": base, "control_val_acc": accuracy(ctrl), "val_acc": accuracy(correct),
+               "delta_acc": 100 * (accuracy(ctrl) - accuracy(correct)), "ci_low": lo, "ci_high": hi,
+               "n_val": len(correct),
                "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank,
                                                  cfg.coeff),
-               "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer), (1, rec.in_channels, *rec.input_hw)),
+               "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer),
+                                                   (1, rec.in_channels, *rec.input_hw)),
                "time_saved_ms": None}
         if time_layer is not None:
             row["time_saved_ms"] = time_layer(model.get_submodule(layer), conv_model.get_submodule(layer), rec)

@@ -30,21 +30,19 @@ def _group_of(name: str, groups: dict[str, int], replaced: list[str]) -> int | N
 def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=0.5, coeff: str = "reduced",
            init: str = "qr", memory_format=None) -> tuple[nn.Module, torch.optim.Optimizer]:
     """``(converted model, rebuilt optimizer)``: ``layers`` of ``model`` (``convert``'s ``layers``/``ratio``/
-    ``coeff``/``init``; a ``Selection`` brings its own ratios) replaced by basis layers, on the model's device (in ``memory_format`` if given), and an
-    optimiser of ``optimizer``'s class whose surviving parameters keep their state and group. The input model and
-    optimiser are not modified; use the returned pair from the next step on."""
+    ``coeff``/``init``; a ``Selection`` brings its own ratios) replaced by basis layers (``from_conv`` builds each
+    on its conv's device; the model is put in ``memory_format`` if given), and an optimiser of ``optimizer``'s
+    class whose surviving parameters keep their state and group. The input model and optimiser are not modified;
+    use the returned pair from the next step on."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    by_param = {id(p): n for n, p in model.named_parameters()}
-    groups, state = {}, {}
-    for gi, g in enumerate(optimizer.param_groups):
-        for p in g["params"]:
-            if id(p) in by_param:
-                groups[by_param[id(p)]] = gi
-                state[by_param[id(p)]] = (tuple(p.shape), optimizer.state.get(p, {}))
+    old = dict(model.named_parameters())
+    name_of = {id(p): n for n, p in old.items()}
+    groups = {name_of[id(p)]: gi for gi, g in enumerate(optimizer.param_groups) for p in g["params"]
+              if id(p) in name_of}
     new = convert(model, layers, ratio=ratio, coeff=coeff, init=init)
-    p0 = next(model.parameters(), None)
-    new = new.to(p0.device if p0 is not None else "cpu", **({"memory_format": memory_format} if memory_format else {}))
+    if memory_format is not None:
+        new = new.to(memory_format=memory_format)
     old_modules = dict(model.named_modules())
     replaced = [n for n, m in new.named_modules()
                 if isinstance(m, BasisConv2d) and not isinstance(old_modules.get(n), BasisConv2d)]
@@ -56,7 +54,7 @@ def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=
     opt = type(optimizer)([{**{k: v for k, v in g.items() if k != "params"}, "params": ps}
                            for g, ps in zip(optimizer.param_groups, members)], **optimizer.defaults)
     for name, p in new.named_parameters():
-        shape, st = state.get(name, (None, {}))
-        if st and shape == tuple(p.shape):
+        st = optimizer.state.get(old[name], {}) if name in old else {}
+        if st and old[name].shape == p.shape:
             opt.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
     return new, opt

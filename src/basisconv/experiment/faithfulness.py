@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from basisconv.experiment import search
 from basisconv.experiment.loader import TensorLoader
 from basisconv.core.evidence import bootstrap_spearman, paired_interval, spearman
-from basisconv.core.sensitivity import ProxyConfig, check_proxies, proxy_eval
+from basisconv.core.sensitivity import ProxyConfig, accuracy, check_proxies, proxy_eval
 from basisconv.core.surgery import convert
 from basisconv.experiment.train import TrainConfig, evaluate, train
 
@@ -94,14 +94,15 @@ def unpack_correct(hexstr: str, n: int) -> torch.Tensor:
 
 def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], ratio: float, train_data,
             val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_cfg: ProxyConfig | None = None,
-            proxy_batch_size: int = 256, device="cpu", done: set | None = None, on_row=None, progress: bool | dict = True,
-            shard: tuple[int, int] = (0, 1)) -> list[dict]:
+            proxy_batch_size: int = 256, device="cpu", done: set | None = None, on_row=None,
+            progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "correct",
     "seconds"}`` (``correct``: per-image correctness, ``pack_correct``).
 
     ``method="real"``: the control (no layers), each single layer and each pair, retrained with ``cfg`` and scored
     on ``val_data``. ``method=<proxy>``: each pair through ``sensitivity.proxy_eval`` on ``proxy_val_data`` (the
-    sweep's images and settings, ``proxy_cfg`` and ``proxy_batch_size``), since the single-layer proxy drops are the sweep's own rows.
+    sweep's images and settings, ``proxy_cfg`` and ``proxy_batch_size``), since the single-layer proxy drops are
+    the sweep's own rows.
     ``proxy_cfg`` (default ``ProxyConfig()``) also gives the ``init``/``coeff`` of the retrained conversions, so
     both methods convert the layers the same way.
     ``done`` holds ``(method, layers tuple)`` keys to skip (resume); ``on_row`` gets each row when measured.
@@ -135,7 +136,7 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
                               coeff=proxy_cfg.coeff, device=device)
         else:
             _, correct = proxy_eval(model, list(subset), ratio, method, proxy_batches, proxy_scores, proxy_cfg)
-            ev = {"acc": int(correct.sum()) / len(correct), "n": len(correct), "correct": correct}
+            ev = {"acc": accuracy(correct), "n": len(correct), "correct": correct}
         row = {"method": method, "layers": list(subset), "val_acc": ev["acc"], "n_val": ev["n"],
                "correct": pack_correct(ev["correct"]), "seconds": time.perf_counter() - t0}
         rows.append(row)

@@ -185,9 +185,9 @@ def _wrap(model: nn.Module, cfg: TrainConfig, device) -> nn.Module:
     return runner
 
 
-def _switch(model: nn.Module, opt: torch.optim.SGD, cfg: TrainConfig, init: str, device, memory_format):
+def _switch(model: nn.Module, opt: torch.optim.SGD, cfg: TrainConfig, init: str, memory_format):
     """The paper's switch (``core.switch``): convert the basis layers, keep the momentum of surviving parameters."""
-    return switch(model.to(device), opt, cfg.basis_layers, ratio=cfg.basis_ratio, coeff=cfg.basis_coeff, init=init,
+    return switch(model, opt, cfg.basis_layers, ratio=cfg.basis_ratio, coeff=cfg.basis_coeff, init=init,
                   memory_format=memory_format)
 
 
@@ -241,7 +241,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
                              "delete it or restore those values to resume")
         start_epoch = state["epoch"]
         if cfg.uses_basis and 0 < cfg.switch_epoch < start_epoch:  # the switch epoch itself has run
-            model, opt = _switch(model, opt, cfg, "random", device, memory_format)  # weights come from the file
+            model, opt = _switch(model, opt, cfg, "random", memory_format)  # weights come from the file
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
@@ -250,7 +250,7 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
     bar_kwargs = progress if isinstance(progress, dict) else {}
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.uses_basis and cfg.switch_epoch > 0 and epoch == cfg.switch_epoch:
-            model, opt = _switch(model, opt, cfg, cfg.basis_init, device, memory_format)
+            model, opt = _switch(model, opt, cfg, cfg.basis_init, memory_format)
             runner = _wrap(model, cfg, device)
         loader.set_epoch(epoch)
         model.train()

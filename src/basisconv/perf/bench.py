@@ -262,9 +262,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
         model = copy.deepcopy(model).to(device, memory_format=fmt)
         guard_convs(model)  # oneDNN #6035
         x, y = synthetic_batch(batch_size, input_shape, num_classes, device=device, memory_format=fmt)
-        runner = torch.compile(model) if compile else model  # the plain module keeps the weights
-        step = sgd_step_fn(runner, x, y, amp=amp, optimizer=torch.optim.SGD(model.parameters(), lr=1e-3,
-                                                                              momentum=0.9))
+        runner = torch.compile(model) if compile else model  # a compiled module's parameters are the model's
+        step = sgd_step_fn(runner, x, y, amp=amp)
 
         def infer():
             with torch.no_grad(), autocast(device, amp):

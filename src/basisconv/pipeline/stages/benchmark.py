@@ -75,15 +75,16 @@ def run(P: dict, progress=True) -> dict:
     net = build_model(P["model"]["arch"], width=P["model"]["width"])  # timing does not depend on trained weights
     precs = precisions(P)
     trained = precs[-1]  # the precision training runs in: targets, tuned forms and loader/trainer timings use it
-    rows = bench.bench_layers(net, K["ratios"], input_shape=INPUT_SHAPE, batch_sizes=K["batch_sizes"], memory_formats=K["memory_formats"],
-                              device=device, min_run_time=K["min_run_time"], precisions=precs, progress=progress)
+    rows = bench.bench_layers(net, K["ratios"], input_shape=INPUT_SHAPE, batch_sizes=K["batch_sizes"],
+                              memory_formats=K["memory_formats"], device=device, min_run_time=K["min_run_time"],
+                              precisions=precs, progress=progress)
     layers_df = pd.DataFrame(rows)
     write_frame(L["layers"], layers_df)
     models, modes, forms = models_to_time(P, net, sel, device, K, precision=trained)
     write_frame(L["forms"], pd.DataFrame(forms, columns=None if forms else ["layer", "train_impl", "inference_form"]))
     mrows = [r for prec in precs for r in bench.bench_models(
-        models, input_shape=INPUT_SHAPE, num_classes=len(CLASSES), batch_size=K["model_batch_size"], device=device, memory_format=K["memory_formats"][0],
-        min_run_time=K["model_min_run_time"], modes=modes, precision=prec)]
+        models, input_shape=INPUT_SHAPE, num_classes=len(CLASSES), batch_size=K["model_batch_size"], device=device,
+        memory_format=K["memory_formats"][0], min_run_time=K["model_min_run_time"], modes=modes, precision=prec)]
     models_df = pd.DataFrame(mrows)
     write_frame(L["models"], models_df)
     # data loading alone and the trainer's overhead over a bare forward/backward/step loop
@@ -111,7 +112,8 @@ def run(P: dict, progress=True) -> dict:
         if "selected_switched" in models:
             deploy.update(selected_basis=models["selected_switched"], selected_folded=fold(models["selected_switched"]))
         with tempfile.TemporaryDirectory() as tmp:
-            onnx_rows = export.bench_onnx(deploy, tmp, input_shape=INPUT_SHAPE, batch_size=K["model_batch_size"], min_run_time=K["min_run_time"])
+            onnx_rows = export.bench_onnx(deploy, tmp, input_shape=INPUT_SHAPE, batch_size=K["model_batch_size"],
+                                          min_run_time=K["min_run_time"])
     write_frame(L["onnx"], pd.DataFrame(onnx_rows, columns=None if onnx_rows else ["model"]))
     hw = hardware_info(device)
     step = {r["model"]: r["measured_speedup"] for r in mrows if r["mode"] == "train_step"

@@ -89,9 +89,9 @@ def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, sh
     """Run (this worker's part of) the sweep into the resume log of ``key``; returns every row measured so far."""
     S = P["sensitivity"]
     rows, keep_row = resume_log(L["runs"], key, shard, _row_key)
+    cfg = proxy_config(P)
     # time saved in the precision the proxies (and the training) run in, the one the saving is claimed for
-    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1,
-                             precision=precision_name(proxy_config(P).amp))
+    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1, precision=precision_name(cfg.amp))
     cache = {}
 
     def time_saved(conv, basis_layer, rec):  # measured once per (layer, rank), shared by both proxies
@@ -100,7 +100,6 @@ def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, sh
             cache[ck] = timer(conv, basis_layer, rec)
         return cache[ck]
 
-    cfg = proxy_config(P)
     layer_sensitivity(net.to(device), layers, S["ratios"], S["proxies"],
                       search.train_batches(D["train"], S["batch_size"], seed=cfg.seed, device=device),
                       search.correctness(val, device=device, amp=cfg.amp), (1, *INPUT_SHAPE), cfg,
