@@ -17,8 +17,8 @@ def test_plan_counts_the_paper_profile():
     P = compose("paper", profile_dir=ROOT / "profiles")
     pl = est.plan(P)
     assert pl["sensitivity"]["what"].startswith("96 proxy jobs (16 layers x 3 ratios x 2 proxies)")
-    # 5 variants with two schedules each for all_layers/selected, 3 random + largest: 8 per seed, and 2 more baselines
-    assert pl["basis"]["what"] == "29 trainings (9 variants x 3 seeds)"  # 2x2 + 3 random + largest + spectral
+    # per seed: all_layers and selected with two schedules each, 3 random + largest + spectral: 9; 2 more baselines
+    assert pl["basis"]["what"] == "29 trainings (3 seeds x 9 basis runs + 2 more baseline seeds)"
     assert pl["faithfulness"]["what"] == "25 retrainings x 10 epochs"  # control + 16 layers + 8 pairs
     assert pl["baseline"]["images"] > 40 * 45_000
 

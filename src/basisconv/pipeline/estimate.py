@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from basisconv.pipeline.variants import trainings_per_seed
+
 CIFAR_TRAIN = 50_000
 MAX_HOURS = 3.0
 
@@ -98,14 +100,16 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
                                "images": retrain * (F_["epochs"] * n + val / 3 * F_["epochs"])}
     if "basis" in stages:
         B, seeds = P["basis"], len(T["seeds"])
-        variants = (("all_layers" in B["variants"]) + ("selected" in B["variants"])) * len(B["schedules"]) \
-            + (B["random_subsets"] if "random" in B["variants"] else 0) + ("largest" in B["variants"]) \
-            + ("spectral" in B["variants"])
+        per_seed = trainings_per_seed(B) - ("baseline" in B["variants"])  # basis and comparison runs per seed
+        extra_baselines = (seeds - 1) * ("baseline" in B["variants"])  # the first seed's is the baseline stage's
         # baseline_fp32 is costed at twice a bf16 run (measured 1.8-2.4x on 2 cores) when amp is on, else not run
-        fp32 = 2 * seeds * ("baseline_fp32" in B["variants"] and bool(T["amp"]))
-        runs = seeds * variants + (seeds - 1) * ("baseline" in B["variants"]) + fp32
-        out["basis"] = {"what": f"{runs} trainings ({variants} variants x {seeds} seeds)",
-                        "images": runs * _one_training(T, n, val)}
+        fp32 = seeds * ("baseline_fp32" in B["variants"] and bool(T["amp"]))
+        runs = seeds * per_seed + extra_baselines + fp32
+        what = [f"{seeds} seeds x {per_seed} basis run{'s' * (per_seed != 1)}"]
+        what += [f"{extra_baselines} more baseline seed{'s' * (extra_baselines != 1)}"] if extra_baselines else []
+        what += [f"{fp32} fp32 baseline{'s' * (fp32 != 1)}"] if fp32 else []
+        out["basis"] = {"what": f"{runs} trainings ({' + '.join(what)})",
+                        "images": (runs + fp32) * _one_training(T, n, val)}
     return out
 
 

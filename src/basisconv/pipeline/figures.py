@@ -11,12 +11,10 @@ import re
 
 import matplotlib as mpl
 
+from basisconv.pipeline import variants
+
 STAGE_COLORS = {"conv1": "0.3", "layer1": "tab:blue", "layer2": "tab:orange", "layer3": "tab:green",
                 "layer4": "tab:red"}
-_VARIANT_BASE = {"baseline": ("k", "s"), "all_layers": ("tab:gray", "v"), "selected": ("tab:red", "*"),
-                 "largest": ("tab:purple", "D"), "spectral": ("tab:brown", "P"),
-                 "baseline_fp32": ("0.45", "X")}
-_RANDOM_COLORS = ("tab:blue", "tab:cyan", "tab:olive", "tab:pink", "tab:green")
 _LAYER_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">")
 
 
@@ -30,17 +28,9 @@ def style() -> None:
 
 
 def variant_style(variant: str) -> dict:
-    """``{"color", "marker", "label"}`` of a main-table variant such as ``selected@switch`` or ``random2@switch``."""
-    name, _, schedule = variant.partition("@")
-    base = name.rstrip("0123456789")
-    if base == "random":
-        k = int(name[len("random"):] or 0)
-        color, marker = _RANDOM_COLORS[k % len(_RANDOM_COLORS)], "o"
-    else:
-        color, marker = _VARIANT_BASE.get(base, ("0.5", "o"))
-    if schedule == "scratch":
-        marker = {"*": "p", "v": "^"}.get(marker, marker)
-    return {"color": color, "marker": marker, "label": variant}
+    """``{"color", "marker", "label"}`` of a main-table variant such as ``selected@switch`` or ``random2@switch``
+    (the registry's, ``basisconv.pipeline.variants.style``)."""
+    return variants.style(variant)
 
 
 def show_figure(path):

@@ -12,11 +12,20 @@ import math
 import pandas as pd
 
 from basisconv.core import evidence
+from basisconv.pipeline import variants
 
 # the selection "does not hurt accuracy" when it loses at most this many points against the baseline (non-inferiority)
 NONINFERIORITY_MARGIN = 1.0
-# the variants the selection is compared with (besides the baseline), by name prefix
-COMPARISON_PREFIXES = ("all_layers", "random", "largest", "spectral")
+
+
+def _kind(run: str) -> str:
+    return variants.variant_of(run).kind
+
+
+def _is_comparison(run: str) -> bool:
+    """Is ``run`` a variant the selection is compared with: all layers or a matched comparison subset?"""
+    v = variants.variant_of(run)
+    return v.kind == "comparison" or v.name == "all_layers"
 
 
 def fmt_acc(mt: pd.DataFrame, v: str) -> str:
@@ -38,8 +47,7 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str
         return (f"No `{sel}` run (the selection was empty or the variant was not trained), so the selection "
                 "cannot be compared with the other subsets.")
     a = mt.loc[sel, "test_acc_mean"]
-    others = [v for v in mt.index if v != sel and v.endswith(f"@{schedule}")
-              and v.startswith(COMPARISON_PREFIXES)]
+    others = [v for v in mt.index if v.endswith(f"@{schedule}") and _is_comparison(v)]
     parts, wins = [], 0
     for v in others:
         d = a - mt.loc[v, "test_acc_mean"]
@@ -166,7 +174,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
-         f"{', '.join(acc(v) for v in mt.index if v.startswith('random')) or 'n/a'}; largest-first "
+         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random') or 'n/a'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("Selected vs. naive and random subsets at equal savings.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
@@ -286,8 +294,8 @@ def verdicts(runs: pd.DataFrame, schedule: str = "switch", confidence: float = 0
               (f"the selection does not hurt accuracy (within {margin:g} point)", sel, "baseline", "non-inferiority"),
               ("the selection beats all layers", sel, allv, "superiority")]
     claims += [(f"the selection beats `{v}` at equal savings" + (" (the data-free spectral criterion)"
-                if v.startswith("spectral") else ""), sel, v, "superiority") for v in sorted(acc)
-               if v.endswith(f"@{schedule}") and v.startswith(COMPARISON_PREFIXES[1:])]
+                if variants.variant_of(v).name == "spectral" else ""), sel, v, "superiority") for v in sorted(acc)
+               if v.endswith(f"@{schedule}") and _kind(v) == "comparison"]
     claims.append((f"bf16 autocast leaves accuracy unchanged (within {margin:g} point)", "baseline", "baseline_fp32",
                    "equivalence"))
     rows = []

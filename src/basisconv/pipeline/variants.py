@@ -1,9 +1,123 @@
 """The basis stage's variants and schedules by name (arXiv 2408.06024's comparison): what ``basis.variants`` and
-``basis.schedules`` may hold. Its own module, so that ``validate`` reads them without importing a stage.
+``basis.schedules`` may hold, how each variant looks in figures, which runs it trains and, for the comparison
+subsets, how its subset is built. Its own module, so that ``validate``, the estimate, the report and the figures
+read one registry without importing a stage.
 
-``random<k>`` rows come from the variant ``random`` (``basis.random_subsets`` seeds of it).
+Variants are of three kinds:
+
+- ``reference``: the baseline (and ``baseline_fp32``, the baseline in fp32 when the others train under bf16);
+- ``basis``: basis layers on all candidate layers (the naive use) or on the selected layers, trained with every
+  schedule of ``basis.schedules``;
+- ``comparison``: a subset matched to the selection's parameter saving (``basisconv.core.selection.matched_subset``,
+  ``basisconv.core.spectral``), trained with ``basis.comparison_schedule``. A comparison may train several runs
+  (``random`` trains ``random0`` ... ``random<k-1>``, one per ``basis.random_subsets`` seed); a run's name maps back
+  to its variant with ``variant_of``.
 """
 from __future__ import annotations
 
-VARIANTS = ("baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral")
+from dataclasses import dataclass
+from typing import Callable
+
 SCHEDULES = ("scratch", "switch")  # basis layers from step 0, or the paper's switch after basis.switch_epoch epochs
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a comparison subset is matched with: the candidate layers and their cost records, the selection's
+    parameter saving, the ratios it may use, the coefficient form, and the trained baseline (for data-free criteria)."""
+    records: list
+    layers: list[str]
+    target_params: int
+    ratios: list[float]
+    coeff: str
+    net: object
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str  # "reference", "basis" or "comparison"
+    describe: str  # a few words for tables and the report
+    color: str
+    marker: str
+    runs: Callable[[dict], list[str]] | None = None  # comparison: the run names it trains, from the basis section
+    build: Callable[[Match, str], dict] | None = None  # comparison: the subset of one run name
+
+    def run_names(self, B: dict) -> list[str]:
+        return self.runs(B) if self.runs is not None else [self.name]
+
+
+def _random_subset(m: Match, run: str) -> dict:
+    from basisconv.core.selection import matched_subset
+    return matched_subset(m.records, m.layers, m.target_params, m.ratios, order="random",
+                          seed=int(run[len("random"):]), coeff=m.coeff)
+
+
+def _largest_subset(m: Match, run: str) -> dict:
+    from basisconv.core.selection import matched_subset
+    return matched_subset(m.records, m.layers, m.target_params, m.ratios, order="largest", coeff=m.coeff)
+
+
+def _spectral_subset(m: Match, run: str) -> dict:
+    from basisconv.core.spectral import spectral_subset
+    return spectral_subset(m.net, m.layers, m.target_params, m.ratios, coeff=m.coeff)
+
+
+# Random subsets take one colour each (cycled), so several of them stay apart in a legend.
+RANDOM_COLORS = ("tab:blue", "tab:cyan", "tab:olive", "tab:pink", "tab:green")
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("baseline", "reference", "the full-rank model", "k", "s"),
+    Variant("baseline_fp32", "reference", "the baseline in fp32", "0.45", "X"),
+    Variant("all_layers", "basis", "basis layers on every candidate layer", "tab:gray", "v"),
+    Variant("selected", "basis", "basis layers on the sensitivity-selected layers", "tab:red", "*"),
+    Variant("random", "comparison", "random layers at equal parameter saving", RANDOM_COLORS[0], "o",
+            runs=lambda B: [f"random{k}" for k in range(B["random_subsets"])], build=_random_subset),
+    Variant("largest", "comparison", "largest layers first at equal parameter saving", "tab:purple", "D",
+            build=_largest_subset),
+    Variant("spectral", "comparison", "singular-value energy threshold at equal parameter saving", "tab:brown", "P",
+            build=_spectral_subset),
+)}
+COMPARISONS = tuple(n for n, v in VARIANTS.items() if v.kind == "comparison")
+
+
+def variant_of(run: str) -> Variant:
+    """The variant of a run name such as ``selected@switch``, ``random2@switch`` or ``baseline``."""
+    name = run.partition("@")[0]
+    for v in VARIANTS.values():
+        if name == v.name or (v.runs is not None and name.startswith(v.name) and name[len(v.name):].isdigit()):
+            return v
+    raise ValueError(f"unknown variant in run name {run!r}; valid variants: {', '.join(VARIANTS)}")
+
+
+def style(run: str) -> dict:
+    """``{"color", "marker", "label"}`` of a run such as ``selected@switch`` or ``random2@switch``: each variant
+    its own colour and marker, each random subset its own colour, scratch runs a different marker."""
+    name, _, schedule = run.partition("@")
+    v = variant_of(run)
+    color = v.color
+    if v.name == "random":
+        color = RANDOM_COLORS[int(name[len("random"):]) % len(RANDOM_COLORS)]
+    marker = {"*": "p", "v": "^"}.get(v.marker, v.marker) if schedule == "scratch" else v.marker
+    return {"color": color, "marker": marker, "label": run}
+
+
+def comparison_runs(B: dict, match: Match) -> dict[str, dict]:
+    """Every comparison run of the basis section ``B`` with its subset, ``{run name: subset}``, in registry order
+    (all comparisons are built, cheap as they are, whether or not ``basis.variants`` trains them)."""
+    return {run: VARIANTS[c].build(match, run) for c in COMPARISONS for run in VARIANTS[c].run_names(B)}
+
+
+def trainings_per_seed(B: dict) -> int:
+    """Runs one seed of the basis stage trains (the estimate's count; ``baseline_fp32`` is costed by the estimate,
+    which knows the precision)."""
+    n = 0
+    for name in B["variants"]:
+        v = VARIANTS[name]
+        if v.kind == "basis":
+            n += len(B["schedules"])
+        elif v.kind == "comparison":
+            n += len(v.run_names(B))
+        elif name == "baseline":
+            n += 1
+    return n

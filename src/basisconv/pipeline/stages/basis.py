@@ -23,6 +23,7 @@ from basisconv.pipeline.layout import PREPARED, STAGES
 from basisconv.experiment.models import build_model
 from basisconv.pipeline.runs import run_training
 from basisconv.pipeline.stages import common, training
+from basisconv.pipeline.variants import variant_of
 
 L = STAGES["basis"]
 
@@ -43,7 +44,7 @@ def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
         layers, ratio = (sel["candidates"], B["ratio"]) if v == "all_layers" else (sel["layers"], sel["ratios"])
         out += [(v, s, layers, ratio) for s in B["schedules"]]
     for name, c in sel["comparisons"].items():
-        if name.rstrip("0123456789") in B["variants"]:
+        if variant_of(name).name in B["variants"]:
             out.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
     return out
 

@@ -25,10 +25,10 @@ from basisconv.pipeline.layout import STAGES
 from basisconv.experiment import search
 from basisconv.experiment.models import INPUT_SHAPE, build_model
 from basisconv.pipeline.resume import resume_log
-from basisconv.core.selection import matched_subset, select_layers
+from basisconv.core.selection import select_layers
 from basisconv.core.sensitivity import ProxyConfig, candidate_layers, layer_sensitivity
-from basisconv.core.spectral import spectral_subset
 from basisconv.core.surgery import conv_layers
+from basisconv.pipeline import variants
 from basisconv.pipeline.stages import common
 
 L = STAGES["sensitivity"]
@@ -109,16 +109,12 @@ def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, sh
 
 
 def comparisons(B: dict, net, layers: list[str], sel: dict, ratios) -> dict:
-    """The comparison subsets at the selection's parameter savings: ``random<k>``, ``largest`` and ``spectral``
-    (ranks from the trained baseline's singular-value energy, ``basisconv.core.spectral``)."""
+    """The comparison subsets at the selection's parameter savings, one per comparison run of the registry
+    (``basisconv.pipeline.variants``: ``random<k>``, ``largest``, ``spectral``)."""
     if not sel["layers"]:
         return {}
-    records = conv_layers(net, (1, *INPUT_SHAPE))
-    out = {f"random{k}": matched_subset(records, layers, sel["params_saved"], ratios, order="random", seed=k,
-                                        coeff=B["coeff"]) for k in range(B["random_subsets"])}
-    out["largest"] = matched_subset(records, layers, sel["params_saved"], ratios, order="largest", coeff=B["coeff"])
-    out["spectral"] = spectral_subset(net, layers, sel["params_saved"], ratios, coeff=B["coeff"])
-    return out
+    match = variants.Match(conv_layers(net, (1, *INPUT_SHAPE)), layers, sel["params_saved"], ratios, B["coeff"], net)
+    return variants.comparison_runs(B, match)
 
 
 def run(P: dict, progress=True) -> dict:
