@@ -12,7 +12,8 @@ from basisconv.experiment.loader import TensorLoader
 from basisconv.core.counting import basis_params_saved
 from basisconv.core.evidence import paired_interval
 from basisconv.core.selection import Selection, matched_subset, select_layers
-from basisconv.core.sensitivity import PROXIES, ProxyConfig, candidate_layers, layer_sensitivity, proxy_eval, recalibrate_bn
+from basisconv.core.sensitivity import (PROXIES, ProxyConfig, candidate_layers, finetune, layer_sensitivity, proxy_eval,
+                                        recalibrate_bn)
 from basisconv.experiment import search
 
 X32 = (1, 3, 32, 32)  # one CIFAR example: the shape the tests' models are counted on
@@ -224,11 +225,41 @@ def test_proxy_config_defaults_and_frozen():
         cfg.seed = 1
 
 
+def test_finetune_control_is_the_zero_shot_control(tiny):
+    """``finetune`` trains only basis layers: with nothing converted its control equals ``zero_shot``'s exactly
+    (issue 21: the all-parameter fine-tune moved the control 9 points away from the baseline)."""
+    m, tr, va = tiny
+    cfg = ProxyConfig(bn_batches=2, finetune_steps=3, finetune_lr=0.5, seed=2)
+    nets = {p: proxy_eval(m, [], 1.0, p, search.train_batches(tr, 20, seed=2), search.correctness(va), cfg)
+            for p in ("zero_shot", "finetune", "finetune_all")}
+    z, f, a = (nets[p][0].state_dict() for p in ("zero_shot", "finetune", "finetune_all"))
+    assert all(torch.equal(z[k], f[k]) for k in z)
+    assert torch.equal(nets["zero_shot"][1], nets["finetune"][1])
+    assert not all(torch.equal(z[k], a[k]) for k in z)  # the all-parameter steps did move it
+
+
+def test_finetune_trains_only_the_converted_layer(tiny):
+    m, tr, va = tiny
+    cfg = ProxyConfig(bn_batches=1, finetune_steps=3, finetune_lr=0.1, seed=0)
+    net, _ = proxy_eval(m, ["layer2.0.conv1"], 0.5, "finetune", search.train_batches(tr, 20, seed=0),
+                        search.correctness(va), cfg)
+    ref = dict(m.named_parameters())
+    moved = {n for n, p in net.named_parameters() if n not in ref or not torch.equal(p, ref[n])}
+    assert moved and all(n.startswith("layer2.0.conv1.") for n in moved), moved
+    assert all(p.requires_grad for p in net.parameters())  # flags restored after the steps
+
+
+def test_finetune_without_parameters_is_refused(tiny):
+    m, tr, _ = tiny
+    with pytest.raises(ValueError, match="finetune: no parameters to train"):
+        finetune(copy.deepcopy(m), TensorLoader(*tr, 20, train=True, seed=0), 1, 0.1, params=[])
+
+
 def test_unknown_proxy_fails_before_compute():
     def never(*a, **k):
         pytest.fail("computed before validating")
     m = build_model("resnet18", width=4)
-    match = "unknown proxy 'x'; valid choices: zero_shot, finetune"
+    match = "unknown proxy 'x'; valid choices: zero_shot, finetune, finetune_all"
     with pytest.raises(ValueError, match=match):
         layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot", "x"], never, never, X32, ProxyConfig())
     with pytest.raises(ValueError, match=match):

@@ -33,7 +33,8 @@ def test_loss_decreases_and_history(data):
 
 
 @pytest.mark.parametrize("stop_at", [1, 2])  # 1: the checkpoint is the last one before the switch
-@pytest.mark.parametrize("basis", [None, dict(basis_layers=["layer1.0.conv1", "layer3.0.conv2"], switch_epoch=1)])
+@pytest.mark.parametrize("basis", [None, dict(basis_layers=["layer1.0.conv1", "layer3.0.conv2"], switch_epoch=1),
+                                   dict(basis_layers=["layer1.0.conv1"], switch_epoch=1, ema_decay=0.9, tta=True)])
 def test_resume_gives_identical_weights(tmp_path, data, basis, stop_at):
     extra = basis or {}
     cfg = TrainConfig(epochs=3, **SMALL, **extra)
@@ -105,6 +106,8 @@ def test_unknown_basis_layer_fails_before_training(data):
     (dict(basis_coeff="x"), "unknown basis_coeff 'x'"),
     (dict(basis_layers=[]), "empty list"),
     (dict(label_smoothing=1.0), "label_smoothing must be in"),
+    (dict(ema_decay=1.0), r"ema_decay must be a number in \[0, 1\) \(0: no EMA\), got 1.0"),
+    (dict(tta="yes"), "tta must be true or false, got 'yes'"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -128,3 +131,75 @@ def test_compiled_training_matches_eager(data):
     assert compiled.model.state_dict().keys() == eager.model.state_dict().keys()  # no _orig_mod. prefixes
     for a, b in zip(eager.history, compiled.history):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_switch_run_from_its_baseline_snapshot_is_bit_identical(tmp_path, data, ema):
+    """A switch run continued from its baseline's checkpoint at the switch epoch equals the same run trained from
+    step 0: weights, optimiser-dependent history and (with EMA) the averaged weights, bit for bit on CPU."""
+    from basisconv.experiment.train import snapshot_path
+    base_cfg = TrainConfig(epochs=3, ema_decay=ema, **SMALL)
+    sw = dict(basis_layers=["layer1.0.conv1", "layer3.0.conv2"], basis_ratio=0.5, switch_epoch=2)
+    cfg = TrainConfig(epochs=3, ema_decay=ema, **SMALL, **sw)
+    train(_model(), *data, base_cfg, progress=False, checkpoint=tmp_path / "base.ckpt", snapshot_epochs=(2,))
+    snap = snapshot_path(tmp_path / "base.ckpt", 2)
+    assert snap.name == "base.e2.ckpt" and torch.load(snap, weights_only=True)["epoch"] == 2
+    full = train(_model(), *data, cfg, progress=False)
+    cont = train(_model(seed=99), *data, cfg, progress=False, checkpoint=tmp_path / "v.ckpt", start_from=snap)
+    a, b = full.model.state_dict(), cont.model.state_dict()
+    assert a.keys() == b.keys() and any(isinstance(m, BasisConv2d) for m in cont.model.modules())
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    strip = [{k: v for k, v in r.items() if k not in ("epoch_time", "images_per_s", "eval_time")} for r in full.history]
+    assert strip == [{k: v for k, v in r.items() if k not in ("epoch_time", "images_per_s", "eval_time")}
+                     for r in cont.history]
+
+
+def test_start_from_refuses_another_run(tmp_path, data):
+    from basisconv.experiment.train import snapshot_path
+    train(_model(), *data, TrainConfig(epochs=3, **SMALL), progress=False, checkpoint=tmp_path / "b.ckpt",
+          snapshot_epochs=(1, 2))
+    sw = dict(basis_layers=["layer1.0.conv1"], switch_epoch=1)
+    with pytest.raises(ValueError, match=r"different training config \(keys \['lr'\]\); only basis_layers"):
+        train(_model(), *data, TrainConfig(epochs=3, **{**SMALL, "lr": 0.01}, **sw), progress=False,
+              start_from=snapshot_path(tmp_path / "b.ckpt", 1))
+    with pytest.raises(ValueError, match="is of epoch 2, but a run that switches at epoch 1 can only start from"):
+        train(_model(), *data, TrainConfig(epochs=3, **SMALL, **sw), progress=False,
+              start_from=snapshot_path(tmp_path / "b.ckpt", 2))
+
+
+def test_weight_ema_known_answer():
+    from basisconv.experiment.train import WeightEma
+    m = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        m[0].weight.fill_(1.0)
+    ema = WeightEma(m, 0.5)
+    with torch.no_grad():
+        m[0].weight.fill_(3.0)
+    m[1].num_batches_tracked += 7
+    ema.update(m)  # step 1: decay min(0.5, 2/11) = 2/11, so 1 + (9/11) * (3 - 1)
+    assert ema.module[0].weight.flatten().tolist() == pytest.approx([1 + 9 / 11 * 2] * 2)
+    assert int(ema.module[1].num_batches_tracked) == 7  # integer buffers are copied
+    for _ in range(50):
+        ema.update(m)
+    assert ema.module[0].weight.flatten().tolist() == pytest.approx([3.0, 3.0], abs=1e-6)
+    assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_flip_tta_averages_the_mirror_image():
+    """A model that sees only the left half of the image: TTA averages it with the right half (mirrored)."""
+    from basisconv.experiment.loader import TensorLoader
+    from basisconv.experiment.train import evaluate
+
+    class LeftHalf(torch.nn.Module):
+        def forward(self, x):  # (B, 3, H, W) -> 2 logits: mean of the left half vs 0
+            left = x[..., : x.shape[-1] // 2].mean((1, 2, 3))
+            return torch.stack([left, torch.zeros_like(left)], 1) * 100
+    x = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    x[:2, :, :, :4] = 255  # bright left half: class 0 without TTA
+    x[:2, :, :, 4:] = 0
+    x[2:, :, :, 4:] = 255  # bright right half: class 1 without TTA, class 0 with it (the mirror is bright left)
+    y = torch.tensor([0, 0, 0, 0])
+    loader = TensorLoader(x, y, 4, train=False)
+    plain, tta = evaluate(LeftHalf(), loader), evaluate(LeftHalf(), loader, tta=True)
+    assert plain["acc"] == 0.5 and tta["acc"] == 1.0

@@ -34,6 +34,7 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("train", "seeds", [-1], "ints >= 0"), ("train", "device", "tpu", "auto, cpu, cuda or cuda:N"),
     ("train", "amp", 1, "true or false"), ("train", "channels_last", None, "true or false"),
     ("train", "threads", -1, "an int >= 0"), ("train", "compile", "no", "true or false"),
+    ("train", "tta", "on", "true or false"), ("train", "ema_decay", 1.0, "[0, 1)"),
     ("train", "processes", 0, "an int >= 1"),
     ("sensitivity", "include", [], "non-empty list of fnmatch"), ("sensitivity", "exclude", "conv1", "list of strings"),
     ("sensitivity", "kernel_sizes", [0], "ints >= 1"), ("sensitivity", "ratios", [2.0], "numbers in (0, 1]"),

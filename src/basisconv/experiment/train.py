@@ -19,8 +19,10 @@ weights and checkpoints stay those of the plain module).
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,6 +81,8 @@ class TrainConfig:
     basis_coeff: str = "reduced"
     basis_init: str = "qr"  # used at the switch; from scratch is always "random"
     switch_epoch: int = 0
+    tta: bool = False  # evaluation averages the softmax of each image and of its mirror image (flip TTA)
+    ema_decay: float = 0.0  # > 0: an EMA of the weights is what is evaluated and returned (see WeightEma); 0: off
     compile: bool = False  # torch.compile the training forward/backward (pays off on GPU; minutes of compile on CPU)
 
     def __post_init__(self):
@@ -89,6 +93,11 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         for name in ("momentum", "weight_decay", "label_smoothing", "warmup_epochs"):
             _non_negative(getattr(self, name), name)
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
+                or not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be a number in [0, 1) (0: no EMA), got {self.ema_decay!r}")
+        if not isinstance(self.tta, bool):
+            raise ValueError(f"tta must be true or false, got {self.tta!r}")
         if self.label_smoothing >= 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.warmup_epochs > self.epochs:
@@ -114,6 +123,46 @@ class TrainConfig:
         return self.basis_layers is not None
 
 
+# The fields that make a basis run differ from its baseline; every other field equal means the two train the same
+# model up to the switch epoch (``train(start_from=...)``).
+BASIS_FIELDS = ("basis_layers", "basis_ratio", "basis_coeff", "basis_init", "switch_epoch")
+
+
+class WeightEma:
+    """An exponential moving average of a model's weights: parameters and floating buffers (BatchNorm statistics)
+    are averaged after every optimiser step, integer buffers (BN's batch count) copied. The decay warms up as
+    ``min(decay, (1 + t) / (10 + t))`` over the first ``t`` steps, so the average does not cling to the initial
+    weights. The average is a separate module (eval mode, no gradients) with the model's structure and layout."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.steps = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        mine, theirs = self.module.state_dict(), model.state_dict()
+        floats = [k for k, v in mine.items() if v.dtype.is_floating_point]
+        torch._foreach_lerp_([mine[k] for k in floats], [theirs[k] for k in floats], 1 - d)  # e += (1-d)(m-e)
+        for k, v in mine.items():
+            if not v.dtype.is_floating_point:
+                v.copy_(theirs[k])
+
+    def state_dict(self) -> dict:
+        return {"module": self.module.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.steps = state["steps"]
+
+
+def snapshot_path(checkpoint, epoch: int) -> Path:
+    """Where ``train(snapshot_epochs=...)`` keeps the checkpoint of ``epoch`` next to ``checkpoint``."""
+    ckpt = Path(checkpoint)
+    return ckpt.with_name(f"{ckpt.stem}.e{epoch}{ckpt.suffix}")
+
+
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
     """Multiplier of the peak lr at ``step``: linear warm-up, then linear (onecycle) or cosine decay to 0."""
     if step < warmup_steps:
@@ -133,11 +182,14 @@ class TrainResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_sample: bool = False) -> dict:
+def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_sample: bool = False,
+             tta: bool = False) -> dict:
     """Mean cross-entropy and accuracy over every sample of ``loader`` (eval mode; the mode is restored).
 
-    Under torchrun each rank evaluates its shard of ``loader`` and the sums are added over ranks.
-    ``per_sample=True`` (single process) adds ``"correct"``: a bool tensor (N,) in loader order, for paired tests.
+    ``tta``: flip test-time augmentation, the prediction is the mean of the softmax of each image and of its
+    horizontal mirror (the loss is the negative log of that mean). Under torchrun each rank evaluates its shard of
+    ``loader`` and the sums are added over ranks. ``per_sample=True`` (single process) adds ``"correct"``: a bool
+    tensor (N,) in loader order, for paired tests.
     """
     if per_sample and dist_.world_size() > 1:
         raise ValueError("per_sample evaluation is single-process only (each rank sees only its shard)")
@@ -150,7 +202,12 @@ def evaluate(model: nn.Module, loader: TensorLoader, amp: bool = False, per_samp
     with autocast(loader.device, effective_amp(amp, loader.device, warn=False)):
         for x, y in loader:
             out = model(x).float()
-            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            if tta:  # (B, classes) probabilities of the image and its mirror (W is the last dim), averaged
+                prob = (out.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
+                loss_sum += F.nll_loss(prob.clamp_min(1e-12).log(), y, reduction="sum")
+                out = prob
+            else:
+                loss_sum += F.cross_entropy(out, y, reduction="sum")
             hit = out.argmax(1) == y
             correct += hit.sum()
             if per_sample:
@@ -200,13 +257,20 @@ def _check_finite(loss: torch.Tensor, distributed: bool, device) -> bool:
 def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
           val_data: tuple[torch.Tensor, torch.Tensor] | None, cfg: TrainConfig, *, device=None,
           checkpoint: str | os.PathLike | None = None, progress: bool | dict = True,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[dict], None] | None = None, snapshot_epochs: tuple[int, ...] = (),
+          start_from: str | os.PathLike | None = None) -> TrainResult:
     """Train ``model`` on uint8 ``train_data=(images, labels)``; validate on ``val_data`` after each epoch.
 
     ``checkpoint``: a file written after every epoch; if it exists and was written with the same config, training
-    resumes after its last epoch. ``progress``: tqdm on/off, or a dict of tqdm kwargs (e.g. ``mininterval``).
-    ``on_epoch`` gets each history row as soon as it exists (for writing metrics as training goes).
-    Returns the trained model (a new object if basis layers were introduced) and the per-epoch history.
+    resumes after its last epoch. ``snapshot_epochs``: the checkpoints of these epochs are also kept, at
+    ``snapshot_path(checkpoint, epoch)``. ``start_from``: a snapshot of a run whose config differs from ``cfg`` only
+    in ``BASIS_FIELDS`` and which had no basis layers yet, taken at or before ``cfg.switch_epoch``: a switch run
+    continues from it instead of training those epochs again. Up to the switch such a run is the same computation
+    as its baseline (same seed, same batches, same model), so the result is bit-identical on CPU to training from
+    step 0 (tested); it is used only when ``checkpoint`` holds nothing to resume. ``progress``: tqdm on/off, or a
+    dict of tqdm kwargs (e.g. ``mininterval``). ``on_epoch`` gets each history row as soon as it exists.
+    Returns the trained model (a new object if basis layers were introduced; the weight average if
+    ``cfg.ema_decay > 0``) and the per-epoch history.
     """
     device = resolve_device(device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -229,16 +293,22 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
         model = convert(model, cfg.basis_layers, ratio=cfg.basis_ratio, coeff=cfg.basis_coeff, init="random")
         model = model.to(device, memory_format=memory_format)
     opt = _make_optimizer(model, cfg)
+    ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     history: list[dict] = []
     start_epoch = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
     cfg_dict = asdict(cfg)
+    state = None
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
         if state["config"] != cfg_dict:
             diff = sorted(k for k in cfg_dict if state["config"].get(k) != cfg_dict[k])
             raise ValueError(f"checkpoint {ckpt} was written with a different config (keys {diff}); "
                              "delete it or restore those values to resume")
+    elif start_from is not None:
+        state = torch.load(start_from, map_location=device, weights_only=True)
+        _check_start(state, cfg_dict, start_from)
+    if state is not None:
         start_epoch = state["epoch"]
         if cfg.uses_basis and 0 < cfg.switch_epoch < start_epoch:  # the switch epoch itself has run
             model, opt = _switch(model, opt, cfg, "random", memory_format)  # weights come from the file
@@ -246,12 +316,17 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         history = list(state["history"])
+        if ema is not None:
+            ema = WeightEma(model, cfg.ema_decay)
+            ema.load_state_dict(state["ema"])
     runner = _wrap(model, cfg, device)
     bar_kwargs = progress if isinstance(progress, dict) else {}
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.uses_basis and cfg.switch_epoch > 0 and epoch == cfg.switch_epoch:
             model, opt = _switch(model, opt, cfg, cfg.basis_init, memory_format)
             runner = _wrap(model, cfg, device)
+            if ema is not None:  # the average starts afresh on the new parameters (warm-up included)
+                ema = WeightEma(model, cfg.ema_decay)
         loader.set_epoch(epoch)
         model.train()
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -278,6 +353,8 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             loss_sum += loss.detach() * len(y)
             correct += (out.detach().argmax(1) == y).sum()
             seen += len(y)
@@ -291,15 +368,34 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
                "epoch_time": epoch_time, "images": seen, "images_per_s": seen / epoch_time, "processes": world,
                "basis": cfg.uses_basis and (epoch >= cfg.switch_epoch)}
         if val_loader is not None:
-            ev = evaluate(model, val_loader, amp=amp)
-            row.update(val_loss=ev["loss"], val_acc=ev["acc"])
+            t1 = time.perf_counter()
+            ev = evaluate(model if ema is None else ema.module, val_loader, amp=amp, tta=cfg.tta)
+            row.update(val_loss=ev["loss"], val_acc=ev["acc"], eval_time=time.perf_counter() - t1)
         history.append(row)
         if ckpt is not None and main:  # one writer; the other ranks wait at the barrier below
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             save_torch({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": {"step": (epoch + 1) * steps_per_epoch, "total_steps": total_steps},
-                          "rng": {"torch": torch.get_rng_state()}, "history": history, "config": cfg_dict}, ckpt)
+                        "scheduler": {"step": (epoch + 1) * steps_per_epoch, "total_steps": total_steps},
+                        "rng": {"torch": torch.get_rng_state()}, "history": history, "config": cfg_dict,
+                        "ema": None if ema is None else ema.state_dict()}, ckpt)
+            if epoch + 1 in snapshot_epochs:
+                shutil.copyfile(ckpt, snapshot_path(ckpt, epoch + 1))
         dist_.barrier()
         if on_epoch is not None:
             on_epoch(row)
-    return TrainResult(model=model, history=history)
+    return TrainResult(model=model if ema is None else ema.module, history=history)
+
+
+def _check_start(state: dict, cfg_dict: dict, path) -> None:
+    """``train(start_from=path)``: the snapshot must be of this run's baseline, before this run's switch."""
+    other = state["config"]
+    diff = sorted(k for k in cfg_dict if k not in BASIS_FIELDS and other.get(k) != cfg_dict[k])
+    if diff:
+        raise ValueError(f"start_from {path} was written with a different training config (keys {diff}); only "
+                         f"{', '.join(BASIS_FIELDS)} may differ")
+    if other.get("basis_layers") is not None and other.get("switch_epoch", 0) < state["epoch"]:
+        raise ValueError(f"start_from {path} already has basis layers (switched at epoch {other['switch_epoch']})")
+    if cfg_dict["basis_layers"] is not None and not 0 < state["epoch"] <= cfg_dict["switch_epoch"]:
+        raise ValueError(f"start_from {path} is of epoch {state['epoch']}, but a run that switches at epoch "
+                         f"{cfg_dict['switch_epoch']} can only start from epochs 1..{cfg_dict['switch_epoch']} "
+                         "(a scratch run, switch_epoch 0, has basis layers from step 0)")

@@ -83,7 +83,7 @@ _STAGES = [
           outs={"prepared": PREPARED, "summary": "results/data"},
           state={"raw": "data/cifar10"},
           results={"provenance": PROVENANCE.format(stage="data")}),
-    Stage("baseline", "notebooks/02_baseline.ipynb", ("profile", "model", "train"),
+    Stage("baseline", "notebooks/02_baseline.ipynb", ("profile", "model", "train", "basis"),  # basis: switch_epoch
           deps={"prepared": PREPARED},
           outs={"model": BASELINE_MODEL}, figures={"learning_curve": "results/baseline/learning_curve.png"},
           state={"runs": "models/runs/baseline"},

@@ -33,9 +33,11 @@ from basisconv.experiment.train import TrainConfig, evaluate, train
 KEY_LEN = 16
 
 
-def run_key(cfg: TrainConfig, model_spec: dict, inputs: str, processes: int = 1) -> str:
-    """The key of one run; ``inputs`` is the digest of its data content and code (see the module docstring)."""
-    return digest({"config": asdict(cfg), "model": model_spec, "processes": processes, "inputs": inputs}, n=KEY_LEN)
+def run_key(cfg: TrainConfig, model_spec: dict, inputs: str, processes: int = 1, start: str | None = None) -> str:
+    """The key of one run; ``inputs`` is the digest of its data content and code (see the module docstring);
+    ``start``: the key of the baseline run a switch run continues from (``run_training(start=...)``)."""
+    spec = {"config": asdict(cfg), "model": model_spec, "processes": processes, "inputs": inputs}
+    return digest(spec if start is None else {**spec, "start": start}, n=KEY_LEN)
 
 
 def run_files(run_dir, name: str, key: str) -> dict[str, Path]:
@@ -62,14 +64,18 @@ def _publish_weights(src: Path, dst) -> None:
 
 def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, run_dir, model_spec: dict,
                  data_meta: dict, inputs: str, device=None, progress: bool | dict = True,
-                 save_model: str | Path | None = None, extra: dict | None = None) -> dict:
+                 save_model: str | Path | None = None, extra: dict | None = None,
+                 snapshot_epochs: tuple[int, ...] = (), start: dict | None = None) -> dict:
     """Train ``model`` (``data``: ``{"train", "val", "test"}`` uint8 tuples) and return its metrics dict.
 
     ``inputs``: digest of everything outside ``cfg`` and ``model_spec`` that determines the run (data content and
     code). Files: ``run_dir/<name>-<key>.{json,ckpt}``; ``save_model``: the final weights also go to
-    ``<name>-<key>.pt`` and are copied to ``save_model``.
+    ``<name>-<key>.pt`` and are copied to ``save_model``. ``snapshot_epochs``: checkpoints kept as
+    ``<name>-<key>.e<epoch>.ckpt`` (a baseline's switch epoch, for its switch runs). ``start``: ``{"key", "file"}``
+    of the baseline run a switch run continues from (``train(start_from=...)``); its key is part of this run's key,
+    and when its snapshot file is missing the run trains from step 0 instead, to the same result.
     """
-    key = run_key(cfg, model_spec, inputs, dist_.world_size())
+    key = run_key(cfg, model_spec, inputs, dist_.world_size(), None if start is None else start["key"])
     files = run_files(run_dir, name, key)
     if files["json"].is_file() and (save_model is None or files["weights"].is_file()):
         if save_model is not None and dist_.is_main():
@@ -80,10 +86,12 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         _drop_stale_checkpoints(run_dir, name, key)
     dist_.barrier()  # no rank may look at the checkpoint before rank 0 has cleaned up
     device = dist_.resolve_device(device)
-    res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=files["ckpt"], progress=progress)
+    start_file = None if start is None or not Path(start["file"]).is_file() else start["file"]
+    res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=files["ckpt"], progress=progress,
+                snapshot_epochs=snapshot_epochs, start_from=start_file)
     test = evaluate(res.model, TensorLoader(*data["test"], cfg.eval_batch_size, train=False, device=device,
                                             channels_last=cfg.channels_last,
-                                            shard=(dist_.rank(), dist_.world_size())))
+                                            shard=(dist_.rank(), dist_.world_size())), tta=cfg.tta)
     last = res.history[-1]
     metrics = {
         "name": name, "key": key, "inputs": inputs, "data": data_meta.get("label"), "seed": cfg.seed,
@@ -92,7 +100,8 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         "train_time": res.train_time, "epoch_time_mean": res.train_time / len(res.history),
         "epoch_times": [h["epoch_time"] for h in res.history], "epochs": cfg.epochs,
         "hardware": hardware_info(device), "processes": dist_.world_size(), "config": asdict(cfg),
-        "model": model_spec, "history": res.history, **(extra or {}),
+        "model": model_spec, "history": res.history, "started_from": None if start_file is None else start["key"],
+        **(extra or {}),
     }
     if not dist_.is_main():
         dist_.barrier()  # rank 0 writes; return once the files exist, so every rank can read them

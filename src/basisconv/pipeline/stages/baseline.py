@@ -30,9 +30,11 @@ def train_run(P: dict, D: dict, meta: dict, inputs: dict, device, progress=True)
     cfg = training.train_config(P["train"], seed=seed)
     torch.manual_seed(seed)
     net = build_model(P["model"]["arch"], width=P["model"]["width"])
+    # the basis stage's switch runs of this seed continue from its checkpoint at the switch epoch
+    s = P["basis"]["switch_epoch"]
     return run_training(f"baseline_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"], data_meta=meta,
                         inputs=digest(inputs["inputs"], inputs["code"]), device=device, progress=progress,
-                        save_model=L["model"])
+                        save_model=L["model"], snapshot_epochs=(s,) if s > 0 else ())
 
 
 def run(P: dict, progress=True) -> dict:

@@ -21,7 +21,8 @@ from basisconv.experiment.io import read_json, write_frame, write_json, write_me
 from basisconv.pipeline.keys import digest
 from basisconv.pipeline.layout import PREPARED, STAGES
 from basisconv.experiment.models import build_model
-from basisconv.pipeline.runs import run_training
+from basisconv.experiment.train import snapshot_path
+from basisconv.pipeline.runs import run_files, run_training
 from basisconv.pipeline.stages import common, training
 from basisconv.pipeline.variants import variant_of
 
@@ -51,16 +52,22 @@ def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
 
 def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict | None,
                progress=True, on_run=None) -> list[dict]:
-    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run)."""
+    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run).
+
+    A switch run continues from its seed's baseline at the switch epoch (``runs.run_training(start=...)``): up to
+    there the two are the same computation, so those epochs are trained once per seed, not once per variant."""
     B, runs = P["basis"], []
     amp = common.resolved_train(P["train"])["amp"]  # the precision every run but baseline_fp32 trains in
+    s = B["switch_epoch"]
     for seed in P["train"]["seeds"]:
+        start = None  # this seed's baseline at the switch epoch, once the plan has reached the baseline
         for variant, schedule, layers, ratio in pl:
             name = variant if schedule == "-" else f"{variant}@{schedule}"
             if variant == "baseline" and seed == P["train"]["seeds"][0]:
                 if baseline is None:
                     continue  # under torchrun only the runs to train are wanted
                 m = dict(baseline, name="baseline")  # same config as the baseline stage: not trained twice
+                start = baseline_start(STAGES["baseline"]["runs"], f"baseline_s{seed}", m["key"], s)
             else:
                 basis_kw = {} if layers is None else dict(
                     basis_layers=list(layers), basis_ratio=ratio, basis_coeff=B["coeff"], basis_init=B["init"],
@@ -70,8 +77,13 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                     cfg = replace(cfg, amp=False)
                 torch.manual_seed(seed)
                 net = build_model(P["model"]["arch"], width=P["model"]["width"])
+                switch_run = layers is not None and schedule == "switch" and s > 0
                 m = run_training(f"{name}_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"],
-                                 data_meta=meta, inputs=run_inputs, device=device, progress=progress)
+                                 data_meta=meta, inputs=run_inputs, device=device, progress=progress,
+                                 snapshot_epochs=(s,) if variant == "baseline" and s > 0 else (),
+                                 start=start if switch_run else None)
+                if variant == "baseline":
+                    start = baseline_start(L["runs"], f"{name}_s{seed}", m["key"], s)
             row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
                    "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
                    "train_time": m["train_time"], "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
@@ -79,6 +91,12 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
             if on_run is not None:
                 on_run(row)
     return runs
+
+
+def baseline_start(run_dir, name: str, key: str, epoch: int) -> dict:
+    """``run_training``'s ``start`` for the switch runs of a baseline run: its key (and the epoch) for their keys,
+    and the snapshot file it keeps at the switch epoch (``train(snapshot_epochs=...)``)."""
+    return {"key": f"{key}@{epoch}", "file": snapshot_path(run_files(run_dir, name, key)["ckpt"], epoch)}
 
 
 def main_table(runs: pd.DataFrame, label: str) -> pd.DataFrame:
