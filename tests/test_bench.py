@@ -1,7 +1,11 @@
+import math
+import re
+
 import pytest
 import torch
 
 from basisconv import BasisConv2d, convert
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, t_quantile
 from basisconv.experiment.models import build_model
 from basisconv.perf import bench
 
@@ -48,6 +52,70 @@ def test_bench_models_modes_and_reference(switched):
     assert rows[2]["theoretical_speedup"] > 1.0  # fewer MACs than the dense model
     for r in rows:
         assert r["median_ms"] > 0 and r["device"] == "cpu" and r["torch"] == torch.__version__
+        # interleaved rounds (default 3): the row's median is the median of its round medians
+        assert r["repeats"] == 3 and len(r["round_ms"]) == 3 and all(t > 0 for t in r["round_ms"])
+        assert r["median_ms"] == sorted(r["round_ms"])[1]
+        assert math.isfinite(r["speedup_low"]) and math.isfinite(r["speedup_high"])
+        assert 0 < r["speedup_low"] <= r["speedup_high"]
+        assert r["speedup_verdict"] in (SUPPORTED, CONTRADICTED, UNDECIDED)
+    for base in rows[:2]:  # the baseline against itself: s_r = 1 in every round
+        assert base["speedup_low"] == base["speedup_high"] == 1.0 and base["speedup_verdict"] == UNDECIDED
+
+
+def test_bench_models_on_row_and_one_round(switched):
+    net, model = switched
+    seen = []
+    rows = bench.bench_models({"baseline": net, "basis": model}, **CIFAR, batch_size=2, memory_format="contiguous",
+                              min_run_time=0.01, repeats=1, on_row=seen.append)
+    assert [(r["model"], r["mode"]) for r in rows] == [("baseline", "train_step"), ("baseline", "inference"),
+                                                       ("basis", "train_step"), ("basis", "inference")]
+    assert sorted(id(r) for r in seen) == sorted(id(r) for r in rows)  # every row once
+    for r in rows:  # one round: a median, no interval
+        assert r["repeats"] == 1 and r["round_ms"] == [r["median_ms"]]
+        assert math.isnan(r["speedup_low"]) and math.isnan(r["speedup_high"]) and r["speedup_verdict"] == UNDECIDED
+
+
+@pytest.mark.parametrize("repeats", [0, -2, True, 2.0, "3"])
+def test_bench_models_refuses_bad_repeats_before_timing(switched, monkeypatch, repeats):
+    net, _ = switched
+
+    def no_timing(*a, **k):
+        raise AssertionError("timed before checking repeats")
+    monkeypatch.setattr(bench, "time_call", no_timing)
+    monkeypatch.setattr(bench, "synthetic_batch", no_timing)
+    with pytest.raises(ValueError, match=f"repeats.*{re.escape(repr(repeats))}"):
+        bench.bench_models({"baseline": net}, **CIFAR, batch_size=2, min_run_time=0.01, repeats=repeats)
+
+
+def test_speedup_interval_known_answers():
+    assert bench.speedup_interval([2, 2, 2], [1, 1, 1]) == (2.0, 2.0, 2.0)  # no spread: a point
+    assert bench.speedup_interval([1.0, 1.0], [1.0, 1.0]) == (1.0, 1.0, 1.0)
+    base, rounds = [10.0, 12.0, 11.0, 10.5], [8.0, 9.0, 9.5, 8.0]
+    logs = [math.log(b / t) for b, t in zip(base, rounds)]  # by hand: log-scale paired t-interval
+    m = sum(logs) / 4
+    sd = math.sqrt(sum((v - m) ** 2 for v in logs) / 3)
+    half = t_quantile(0.975, 3) * sd / 2
+    mean, low, high = bench.speedup_interval(base, rounds)
+    assert mean == pytest.approx(math.exp(m)) and low == pytest.approx(math.exp(m - half))
+    assert high == pytest.approx(math.exp(m + half)) and low < mean < high
+    assert t_quantile(0.975, 3) == pytest.approx(3.182446, abs=1e-5)  # the table value the interval uses
+    _, low90, high90 = bench.speedup_interval(base, rounds, confidence=0.9)
+    assert low < low90 < high90 < high  # a narrower interval at lower confidence
+    # slower than the baseline: the interval lies below 1; swapping the roles inverts it
+    _, slo, shi = bench.speedup_interval(rounds, base)
+    assert slo == pytest.approx(1 / high) and shi == pytest.approx(1 / low) and shi < 1
+    mean1, low1, high1 = bench.speedup_interval([3.0], [1.5])  # one round: the ratio, no interval
+    assert mean1 == pytest.approx(2.0) and math.isnan(low1) and math.isnan(high1)
+    with pytest.raises(ValueError, match="as many"):
+        bench.speedup_interval([1.0, 2.0], [1.0])
+
+
+def test_speedup_verdict():
+    assert bench.speedup_verdict(1.02, 1.3) == SUPPORTED
+    assert bench.speedup_verdict(0.7, 0.98) == CONTRADICTED
+    assert bench.speedup_verdict(0.95, 1.05) == UNDECIDED
+    assert bench.speedup_verdict(1.0, 1.0) == UNDECIDED  # the baseline against itself
+    assert bench.speedup_verdict(math.nan, math.nan) == UNDECIDED  # one round: no interval
 
 
 def _layer_row(t, m, variant="basis_reduced", layer="l", ratio=0.5, ms=1.0, precision="fp32"):
@@ -158,5 +226,6 @@ def test_bench_models_precision(switched):
     rows = bench.bench_models({"baseline": net, "basis": model}, **CIFAR, batch_size=2, memory_format="contiguous",
                               min_run_time=0.01, precision="bf16")
     assert {(r["precision"], r["dtype"]) for r in rows} == {("bf16", "bfloat16")}
+    assert all(len(r["round_ms"]) == r["repeats"] == 3 and r["speedup_low"] <= r["speedup_high"] for r in rows)
     with pytest.raises(ValueError, match="precision 'half'"):
         bench.bench_models({"baseline": net}, **CIFAR, precision="half")

@@ -34,7 +34,7 @@ def test_profile_sizes():
 
 
 def test_unknown_profile_and_key(tmp_path):
-    with pytest.raises(ValueError, match="unknown profile 'gpu'; valid choices: cpu, cpu-long, mirror, paper, smoke"):
+    with pytest.raises(ValueError, match="unknown profile 'gpu'; valid choices: cpu, cpu-full, cpu-long, mirror, paper, smoke"):
         compose("gpu", profile_dir=PROFILES)
     (tmp_path / "paper.yaml").write_text((PROFILES / "paper.yaml").read_text())
     (tmp_path / "bad.yaml").write_text("train:\n  epoch: 3\n")

@@ -95,7 +95,7 @@ def unpack_correct(hexstr: str, n: int) -> torch.Tensor:
 def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], ratio: float, train_data,
             val_data, cfg: TrainConfig, *, proxies=(), proxy_val_data=None, proxy_cfg: ProxyConfig | None = None,
             proxy_batch_size: int = 256, device="cpu", done: set | None = None, on_row=None,
-            progress: bool | dict = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+            progress: bool | dict = True, shard: tuple[int, int] = (0, 1), retrain_data=None) -> list[dict]:
     """Every measurement the checks need, one row each: ``{"method", "layers", "val_acc", "n_val", "correct",
     "seconds"}`` (``correct``: per-image correctness, ``pack_correct``).
 
@@ -105,6 +105,9 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
     the sweep's own rows.
     ``proxy_cfg`` (default ``ProxyConfig()``) also gives the ``init``/``coeff`` of the retrained conversions, so
     both methods convert the layers the same way.
+    ``retrain_data``: the training images of the retraining runs (default ``train_data``; e.g. a stratified subset,
+    to retrain every candidate layer within a budget); the proxy's batches always come from ``train_data``, as the
+    sweep's do.
     ``done`` holds ``(method, layers tuple)`` keys to skip (resume); ``on_row`` gets each row when measured.
     ``shard=(k, n)``: only every n-th job from the k-th (one worker of a split run; jobs are independent).
     """
@@ -132,7 +135,8 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
             continue
         t0 = time.perf_counter()
         if method == "real":
-            ev = retrain_eval(model, subset, ratio, train_data, val_data, cfg, init=proxy_cfg.init,
+            ev = retrain_eval(model, subset, ratio, train_data if retrain_data is None else retrain_data, val_data,
+                              cfg, init=proxy_cfg.init,
                               coeff=proxy_cfg.coeff, device=device)
         else:
             _, correct = proxy_eval(model, list(subset), ratio, method, proxy_batches, proxy_scores, proxy_cfg)

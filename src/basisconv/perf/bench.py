@@ -4,7 +4,8 @@ Theory (per output pixel): dense ``C_out C_in k^2`` MACs vs basis ``r C_in k^2 +
 theoretical speedup of a layer is the MAC ratio (from ``count_macs``). Measured times use
 ``torch.utils.benchmark.Timer.blocked_autorange`` (it synchronises CUDA), after warm-up calls that are not timed;
 every row carries the device, thread count, torch version, precision, batch size and memory format it was taken
-with. Every timing runs in fp32 or in bf16 autocast (``precision``), so the claim can be checked in the dtype a run
+with. Whole models are timed in interleaved rounds (every model once per round), so a model's speedup
+comes with a paired interval over the rounds (``speedup_interval``) and a verdict (``speedup_verdict``). Every timing runs in fp32 or in bf16 autocast (``precision``), so the claim can be checked in the dtype a run
 actually trains in: under bf16 the convs get much cheaper per MAC while the memory-bound work does not.
 
 Why a layer falls short of its MAC ratio: every execution form of a reduced layer runs the same two kernels, the
@@ -16,6 +17,9 @@ the kernel whose time exceeds its MAC share the most), and a miss above it is fo
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+import statistics
 
 import torch
 import torch.nn as nn
@@ -27,6 +31,7 @@ from basisconv.core.basis import BasisConv2d
 from basisconv.core.checks import check_choice
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, t_quantile
 from basisconv.experiment.precision import PRECISIONS, autocast, dtype_name
 from basisconv.experiment.provenance import hardware_info
 from basisconv.core.surgery import conv_layers
@@ -242,53 +247,115 @@ def tune_forms(model: nn.Module, *, batch_size: int, input_shape, device="cpu", 
     return train_model, inference_model, rows
 
 
+def speedup_interval(base_rounds, rounds, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean_ratio, low, high)``: the paired speedup of a model over the baseline from interleaved timing rounds.
+
+    Round ``r`` timed the baseline (``base_rounds[r]``, ms) and the model (``rounds[r]``) back to back, so the per-round
+    ratio ``s_r = base_rounds[r] / rounds[r]`` is paired: drift of the machine between rounds cancels in it. Ratios
+    are averaged on the log scale (a speedup of 2 and one of 0.5 cancel): ``mean_ratio`` is the geometric mean, and
+    ``(low, high)`` is the t-interval of the mean log ratio mapped back; NaN with fewer than two rounds. The geometric
+    mean need not equal the ratio of medians (``measured_speedup``), so that need not lie inside the interval.
+    """
+    base_rounds, rounds = list(base_rounds), list(rounds)
+    if not rounds or len(base_rounds) != len(rounds):
+        raise ValueError(f"need as many baseline rounds as model rounds (>= 1), got {len(base_rounds)} and "
+                         f"{len(rounds)}")
+    # log s_r = log(base_r / t_r); n rounds:
+    #   [low, high] = exp( mean(log s) -/+ t_{(1+c)/2, n-1} * sd(log s) / sqrt(n) )      (sd with n-1)
+    logs = [math.log(b / t) for b, t in zip(base_rounds, rounds)]
+    n = len(logs)
+    mean = sum(logs) / n
+    if n < 2:
+        return math.exp(mean), math.nan, math.nan
+    half = t_quantile((1 + confidence) / 2, n - 1) * statistics.stdev(logs) / math.sqrt(n)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def speedup_verdict(low: float, high: float) -> str:
+    """``SUPPORTED`` if the whole speedup interval is above 1 (faster than the baseline), ``CONTRADICTED`` if it is
+    below 1 (slower), otherwise (and for a NaN interval) ``UNDECIDED`` (``basisconv.core.evidence``)."""
+    if low > 1:
+        return SUPPORTED
+    if high < 1:
+        return CONTRADICTED
+    return UNDECIDED
+
+
+def _infer_fn(runner, x: torch.Tensor, device, amp: bool):
+    def infer():
+        with torch.no_grad(), autocast(device, amp):
+            runner(x)
+    return infer
+
+
 def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int, batch_size: int = 128, device="cpu",
                  memory_format: str = "channels_last", min_run_time: float = 1.0, on_row=None,
-                 modes: dict[str, tuple] | None = None, precision: str = "fp32", compile: bool = False) -> list[dict]:
+                 modes: dict[str, tuple] | None = None, precision: str = "fp32", compile: bool = False,
+                 repeats: int = 3) -> list[dict]:
     """Training-step (fwd+bwd+SGD step) and inference time per model in ``precision``; throughput in images/s.
     ``compile``: each model runs through ``torch.compile`` (compiled in the warm-up calls, which are not timed).
 
     ``input_shape``: one example's ``(C, H, W)``; labels in ``[0, num_classes)``. Speedups are against the first
-    model of ``models`` (the baseline). ``modes``: ``{name: ("train_step",)}`` to
-    time only some modes of a model (e.g. an inference-only folded model); default both.
+    model of ``models`` (the baseline; per mode, the first model timed in it). ``modes``: ``{name: ("train_step",)}``
+    to time only some modes of a model (e.g. an inference-only folded model); default both.
+
+    Each mode is timed in ``repeats`` interleaved rounds: round ``r`` times every model in order, each for
+    ``min_run_time / repeats`` seconds (warm-up calls only before the first round). Interleaving makes slow drift of
+    the machine (clocks, thermals, other load) hit all models alike instead of whichever model happened to be timed
+    last, and the per-round ratios against the baseline give a paired interval (``speedup_interval``). A row's
+    ``median_ms`` / ``iqr_ms`` are the medians of the round medians / IQRs, ``round_ms`` the round medians;
+    ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round) and ``speedup_verdict``
+    where it lies (the baseline's own row: interval exactly 1, ``UNDECIDED``). ``on_row`` gets each row once every
+    round of its mode is done; the returned rows are model-major (a model's train step, then its inference).
     """
+    if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int (timing rounds per mode), got {repeats!r}")
+    repeats = int(repeats)
     device = torch.device(device)
     fmt = check_memory_format(memory_format)
     amp = check_choice(precision, PRECISIONS, "precision") == "bf16"
     hw = hardware_info(device)
-    rows = []
-    base_ms, base_macs = {}, None
+    prepared, base_macs = [], None  # (name, model, macs, {mode: fn}) of every model, built once
     for name, model in models.items():
         model = copy.deepcopy(model).to(device, memory_format=fmt)
         guard_convs(model)  # oneDNN #6035
         x, y = synthetic_batch(batch_size, input_shape, num_classes, device=device, memory_format=fmt)
         runner = torch.compile(model) if compile else model  # a compiled module's parameters are the model's
-        step = sgd_step_fn(runner, x, y, amp=amp)
-
-        def infer():
-            with torch.no_grad(), autocast(device, amp):
-                runner(x)
-
+        fns = {"train_step": sgd_step_fn(runner, x, y, amp=amp), "inference": _infer_fn(runner, x, device, amp)}
         macs = count_macs(model, (1, *input_shape))
         base_macs = macs if base_macs is None else base_macs  # the first model is the reference
         wanted = (modes or {}).get(name, ("train_step", "inference"))
-        for mode, fn in (("train_step", step), ("inference", infer)):
-            if mode not in wanted:
-                continue
-            model.train(mode == "train_step")
-            med, iqr = time_call(fn, min_run_time=min_run_time)
-            base_ms.setdefault(mode, med)
+        prepared.append((name, model, macs, {m: f for m, f in fns.items() if m in wanted}))
+    out = {}  # (model index, mode) -> row
+    for mode in ("train_step", "inference"):
+        timed = [i for i, (_, _, _, fns) in enumerate(prepared) if mode in fns]
+        rounds = {i: [] for i in timed}  # per model: (median ms, IQR ms) of each round
+        for r in range(repeats):
+            for i in timed:
+                _, model, _, fns = prepared[i]
+                model.train(mode == "train_step")
+                warm = {} if r == 0 else {"warmup": 0}  # warm-up (and compilation) once, before the first round
+                rounds[i].append(time_call(fns[mode], min_run_time=min_run_time / repeats, **warm))
+        base = timed[0] if timed else None  # the first model timed in this mode is its baseline
+        for i in timed:
+            name, model, macs, _ = prepared[i]
+            round_ms = [m for m, _ in rounds[i]]
+            med, iqr = statistics.median(round_ms), statistics.median(q for _, q in rounds[i])
+            base_rounds = [m for m, _ in rounds[base]]
+            _, low, high = speedup_interval(base_rounds, round_ms)
             row = {"model": name, "mode": mode, "batch_size": batch_size, "memory_format": memory_format,
                    "device": hw["device"], "device_name": hw["device_name"], "threads": hw["threads"],
                    "torch": hw["torch"], "precision": precision, "dtype": dtype_name(precision),
                    "compiled": compile, "params": sum(p.numel() for p in model.parameters()), "macs": macs,
                    "median_ms": med,
                    "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
-                   "theoretical_speedup": base_macs / macs, "measured_speedup": base_ms[mode] / med}
-            rows.append(row)
+                   "theoretical_speedup": base_macs / macs, "measured_speedup": statistics.median(base_rounds) / med,
+                   "repeats": repeats, "round_ms": round_ms, "speedup_low": low, "speedup_high": high,
+                   "speedup_verdict": UNDECIDED if i == base else speedup_verdict(low, high)}
+            out[i, mode] = row
             if on_row is not None:
                 on_row(row)
-    return rows
+    return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] != "train_step"))]
 
 
 def bench_loader(images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, device="cpu",

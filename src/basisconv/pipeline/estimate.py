@@ -71,8 +71,24 @@ def _sizes(P: dict, sizes: dict | None) -> tuple[int, int]:
     return train_images(D), (D["val_size"] if D["source"] != "synthetic" else 10 * max(1, D["val_size"] // 10))
 
 
-def _one_training(T: dict, n: int, val: int) -> float:
-    return T["epochs"] * n + (val + 10_000) / 3 * T["epochs"]  # val every epoch (+ test once, rounded in)
+def _one_training(T: dict, n: int, val: int, epochs: int | None = None) -> float:
+    """One training of ``epochs`` (default all) epochs: val every epoch and the test set once; flip TTA
+    evaluates every image twice."""
+    epochs = T["epochs"] if epochs is None else epochs
+    return epochs * n + (val * epochs + 10_000) / 3 * (2 if T.get("tta") else 1)
+
+
+def _switch_runs_per_seed(B: dict) -> int:
+    """Basis-stage runs per seed that switch after ``basis.switch_epoch`` epochs: they start from their seed's
+    baseline snapshot at that epoch, so they train only the epochs after it."""
+    if B["switch_epoch"] <= 0 or "baseline" not in B["variants"]:
+        return 0
+    n = sum(v in B["variants"] for v in ("all_layers", "selected")) * ("switch" in B["schedules"])
+    if B["comparison_schedule"] == "switch":
+        n += trainings_per_seed({**B, "variants": [v for v in B["variants"]
+                                                   if v not in ("baseline", "baseline_fp32", "all_layers",
+                                                                "selected")]})
+    return n
 
 
 def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", "faithfulness", "basis")) -> dict:
@@ -96,8 +112,9 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
     if "faithfulness" in stages:
         F_ = P["faithfulness"]
         retrain = 1 + (cands if F_["layers"] <= 0 else min(F_["layers"], cands)) + F_["pairs"]
-        out["faithfulness"] = {"what": f"{retrain} retrainings x {F_['epochs']} epochs",
-                               "images": retrain * (F_["epochs"] * n + val / 3 * F_["epochs"])}
+        n_re = min(F_.get("train_subset") or n, n)
+        out["faithfulness"] = {"what": f"{retrain} retrainings x {F_['epochs']} epochs x {n_re:,} images",
+                               "images": retrain * (F_["epochs"] * n_re + val / 3 * F_["epochs"])}
     if "basis" in stages:
         B, seeds = P["basis"], len(T["seeds"])
         per_seed = trainings_per_seed(B) - ("baseline" in B["variants"])  # basis and comparison runs per seed
@@ -108,8 +125,12 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
         what = [f"{seeds} seeds x {per_seed} basis run{'s' * (per_seed != 1)}"]
         what += [f"{extra_baselines} more baseline seed{'s' * (extra_baselines != 1)}"] if extra_baselines else []
         what += [f"{fp32} fp32 baseline{'s' * (fp32 != 1)}"] if fp32 else []
+        # switch runs train only the epochs after the switch (they start from their baseline's snapshot)
+        sw = seeds * min(_switch_runs_per_seed(B), per_seed)
+        late = max(T["epochs"] - B["switch_epoch"], 0)
+        what += [f"{sw} of them switch runs of {late} epoch{'s' * (late != 1)} each"] if sw else []
         out["basis"] = {"what": f"{runs} trainings ({' + '.join(what)})",
-                        "images": (runs + fp32) * _one_training(T, n, val)}
+                        "images": (runs + fp32 - sw) * _one_training(T, n, val) + sw * _one_training(T, n, val, late)}
     return out
 
 

@@ -69,7 +69,7 @@ def model_rows(net, candidates, device, cfg: dict, compiled: bool = False) -> li
     modes = {name: ("train_step",) for name in models} if compiled else None
     return [r for prec in (("bf16",) if compiled else PRECISIONS) for r in bench_models(
         models, input_shape=INPUT_SHAPE, num_classes=len(CLASSES), batch_size=cfg["batch_sizes"][0], device=device,
-        min_run_time=cfg["min_run_time"], modes=modes, precision=prec, compile=compiled)]
+        min_run_time=cfg["min_run_time"], modes=modes, precision=prec, compile=compiled, repeats=3)]
 
 
 def training_rows(net, candidates, device, cfg: dict) -> list[dict]:
@@ -157,7 +157,7 @@ def markdown(r: dict) -> str:
     for key, title in (("models", "Whole models (eager)"), ("models_compiled", "Whole models (torch.compile, bf16)")):
         if r.get(key):
             cols = ["model", "mode", "precision", "batch_size", "median_ms", "iqr_ms", "images_per_s",
-                    "theoretical_speedup", "measured_speedup"]
+                    "theoretical_speedup", "measured_speedup", "speedup_low", "speedup_high"]  # 95 % CI, 3 rounds
             lines += [f"## {title}", "", pd.DataFrame(r[key])[cols].to_markdown(index=False, floatfmt=".3g"), ""]
     if r.get("training"):
         lines += ["## Training (bf16 AMP, channels_last; last epoch)", "",

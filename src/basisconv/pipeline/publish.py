@@ -3,8 +3,8 @@
 ``python -m basisconv.pipeline.publish`` copies ``reports/`` (README, Markdown tables, figures) to ``docs/results/<profile>/``
 and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``README.md`` (or another
 named block, ``--block results-cpu-long``) with the
-run's main table, data label, hardware, versions, wall time and the claim paragraphs of ``basisconv.pipeline.report`` (the
-same ones the report stage writes). Every number comes from the run's files; the wall time is the sum of
+run's data label, code commit, hardware, versions, wall time and the verdict table of ``basisconv.pipeline.claims``
+(the same one the report stage writes), with a one-line reading of it and a link to the full report. Every number comes from the run's files; the wall time is the sum of
 papermill's recorded durations of the executed notebooks.
 """
 from __future__ import annotations
@@ -13,9 +13,11 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
-from basisconv.pipeline import report
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
+from basisconv.pipeline import claims, report
 from basisconv.experiment.io import atomic_write_text
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
@@ -26,6 +28,18 @@ def markers(block: str = "results") -> tuple[str, str]:
 
 
 START, END = markers()
+
+
+def code_commit() -> str:
+    """The repository's HEAD (short), with ``+changes`` when the work tree differs from it; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
@@ -39,7 +53,7 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
 
 def results_block(docs_dir="docs/results") -> tuple[str, Path]:
     r = load_results()
-    base, bench, sel, faith = r["baseline"], r["benchmark"], r["selection"], r["faithfulness"]
+    base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", profile)
     hw = base["hardware"]
@@ -47,45 +61,30 @@ def results_block(docs_dir="docs/results") -> tuple[str, Path]:
     runs = r["tables"]["runs"]
     # the first seed's baseline row is the baseline stage's run, already counted above
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
-    models = r["tables"]["benchmark_models"]
-    # a run from before timings had a precision timed in fp32 only
-    models = models if "precision" in models else models.assign(precision="fp32")
-    models = models[["model", "mode", "precision", "batch_size", "median_ms", "images_per_s", "theoretical_speedup",
-                     "measured_speedup"]]
+    t = claims.verdict_table(r)
+    counts = t.verdict.value_counts()
+    reading = (f"Of {len(t)} claims, {counts.get(SUPPORTED, 0)} hold here, {counts.get(CONTRADICTED, 0)} do not hold "
+               f"here and {counts.get(UNDECIDED, 0)} are not decided at this scale.")
+    mt = r["main_table"].set_index("variant")
+    n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
+    base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} over {n} seed{'s' * (n != 1)}."
+                if n else "")
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
-        f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.pipeline.publish`).",
-        f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}, "
-        f"torchvision {hw['torchvision']}, Python {hw['python']}; training in {base.get('precision', 'fp32')}. "
-        f"Notebook wall time of the last `dvc repro` "
-        f"{sum(secs.values()) / 60:.1f} min (" + ", ".join(f"{k} {v / 60:.1f}" for k, v in secs.items()) + " min). "
-        f"Compute recorded in the results (a resumed stage reuses finished work, so its notebook can take less): "
-        f"baseline training {base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, "
-        f"faithfulness checks {faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.",
+        f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.pipeline.publish`) "
+        f"from the code at commit `{code_commit()}`.",
+        f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
+        f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
+        f"{sum(secs.values()) / 60:.1f} min; compute recorded in the results: baseline training "
+        f"{base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
+        f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
         "",
-        "Test accuracy in %, mean ± std over seeds (`seeds` column); `delta_vs_baseline` in points; times in seconds.",
+        claims.verdict_markdown(r),
         "",
-        r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"),
+        reading,
         "",
-        report.selection_line(sel),
-        "",
-        "Verdicts of the paper's accuracy claims (`basisconv.core.evidence`):",
-        "",
-        report.verdicts_markdown(r["tables"]["runs"]),
-        "",
-        *[f"- **{claim}** {text}" for claim, text in report.claims(r)],
-        "",
-        f"Whole-model timing ({bench['hardware']['device_name']}, {bench['hardware']['threads']} threads):",
-        "",
-        models.to_markdown(index=False, floatfmt=".4g"),
-        "",
+        f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md).",
     ]
-    if "targets" in bench:
-        prec = bench.get("precision", "fp32")
-        lines += ["", f"Performance targets in {prec}, the precision training runs in (measured by the benchmark "
-                  "stage, never asserted by a test; fp32 and the per-layer misses are in the full report):", "",
-                  report.targets_markdown(bench["targets"])]
-    lines += ["", f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md)."]
     return "\n".join(lines), dest
 
 

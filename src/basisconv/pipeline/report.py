@@ -1,7 +1,9 @@
-"""Sentences of the report that compare this run with the claims of arXiv 2408.06024.
+"""Paragraphs of the report on what this run measured, topic by topic (arXiv 2408.06024's experiments).
 
 Each function turns result files (already read into dicts and DataFrames) into one Markdown paragraph; every number
-in it comes from those results. ``claims`` is the whole list of claim paragraphs and ``targets_markdown`` the
+in it comes from those results. The paragraphs describe measurements; what they decide about the paper's claims is
+``basisconv.pipeline.claims`` (the verdict table and its sentences), so no paragraph here states a claim as fact.
+``claims`` is the whole list of topic paragraphs and ``targets_markdown`` the
 table of performance targets: the report stage (``reports/README.md``) and ``basisconv.pipeline.publish`` (the README's
 results block) both render these, so the prose lives here and nowhere else.
 """
@@ -11,11 +13,8 @@ import math
 
 import pandas as pd
 
-from basisconv.core import evidence
 from basisconv.pipeline import variants
 
-# the selection "does not hurt accuracy" when it loses at most this many points against the baseline (non-inferiority)
-NONINFERIORITY_MARGIN = 1.0
 
 
 def _kind(run: str) -> str:
@@ -55,8 +54,8 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str
         parts.append(f"`{v}` {fmt_acc(mt, v)} with {int(mt.loc[v, 'params']):,} parameters "
                      f"({'+' if d >= 0 else ''}{d:.2f} points for the selection)")
     seeds = int(mt.loc[sel, "seeds"])
-    verdict = (f"The selection beats {wins} of {len(others)} comparison variants" if others
-               else "There are no comparison variants")
+    verdict = (f"The selection has the higher mean against {wins} of {len(others)} comparison variants (which "
+               "differences the seeds decide: the verdict table)" if others else "There are no comparison variants")
     return (f"`{sel}`: {fmt_acc(mt, sel)} with {int(mt.loc[sel, 'params']):,} parameters; " + "; ".join(parts)
             + f". {verdict} on mean test accuracy ({seeds} seed{'s' if seeds != 1 else ''}"
             + ("; one seed cannot separate differences smaller than the seed-to-seed spread" if seeds == 1 else "")
@@ -156,12 +155,12 @@ def claims(r: dict) -> list[tuple[str, str]]:
         return fmt_acc(mt, v)
     base_params = f"{int(mt.loc['baseline', 'params']):,}" if "baseline" in mt.index else "n/a"
     return [
-        ("Basis layers shrink the model.",
+        ("Model size.",
          "The paper: only `rank` filters and a reduced coefficient matrix are trained. Measured: baseline "
          f"{base_params} parameters; " + ", ".join(f"{v} {int(x.params):,} ({x.compression:.2f}x)"
                                                    for v, x in mt.iterrows() if v != "baseline") + "."),
-        ("Basis layers speed up forward and backward passes.",
-         "The paper analyses the cost and reports speedups. Measured whole-model training step "
+        ("Speed of the forward and backward passes.",
+         "Measured whole-model training step "
          f"({bench.get('precision', 'fp32')}, the precision training runs in; fp32 and per layer in the tables): "
          "all layers "
          f"{_speed(bench, 'all_layers.train_step')}; selected {_speed(bench, 'selected.train_step')}; selected as "
@@ -170,19 +169,19 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"{_speed(bench, 'all_layers.inference')}, selected {_speed(bench, 'selected.inference')}, tuned (folded "
          f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
          "`tables/benchmark_layers.md`."),
-        ("Applying basis convolutions to every layer costs accuracy; sensitivity-selected layers do not.",
+        ("Accuracy of every variant.",
          f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
          f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random') or 'n/a'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
-        ("Selected vs. naive and random subsets at equal savings.", selection_verdict(r["main_table"])),
+        ("The selection against the other subsets.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
          f"predicted loss {sel['predicted_loss']:.2f} points."),
         ("Faithfulness of the fast proxy.",
          faithfulness(r["faithfulness"], r["faithfulness"]["params_resolved"]["sensitivity"]["proxies"])),
-        ("Where the measured speed falls short of the MAC count.", limits_text(bench)),
-        ("Against factorized peers at equal parameters.", peers_text(bench)),
+        ("Measured speed against the MAC count.", limits_text(bench)),
+        ("Factorized peers at equal parameters.", peers_text(bench)),
         ("Deployment: ONNX export of the basis and folded forms.", onnx_text(bench)),
     ]
 
@@ -278,42 +277,3 @@ def limits_text(bench: dict) -> str:
     return (" ".join(parts) + " The kernel floor is `t_dense / (t_kxk + t_mix)` over the MAC ratio; a kernel's "
             "excess is its time beyond its MAC share of the dense conv's time. Per layer: the misses table of "
             "the report.")
-
-
-
-def verdicts(runs: pd.DataFrame, schedule: str = "switch", confidence: float = 0.95,
-             margin: float = NONINFERIORITY_MARGIN) -> pd.DataFrame:
-    """One row per claim: the paired difference over seeds (points) with its t-interval and the verdict.
-
-    ``runs``: the basis stage's per-seed rows (``variant``, ``seed``, ``test_acc`` in [0, 1]). Comparisons use the
-    variants trained with ``schedule`` (the comparison subsets' schedule).
-    """
-    acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
-    sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
-    claims = [(f"applying basis layers to all layers costs accuracy", "baseline", allv, "superiority"),
-              (f"the selection does not hurt accuracy (within {margin:g} point)", sel, "baseline", "non-inferiority"),
-              ("the selection beats all layers", sel, allv, "superiority")]
-    claims += [(f"the selection beats `{v}` at equal savings" + (" (the data-free spectral criterion)"
-                if variants.variant_of(v).name == "spectral" else ""), sel, v, "superiority") for v in sorted(acc)
-               if v.endswith(f"@{schedule}") and _kind(v) == "comparison"]
-    claims.append((f"bf16 autocast leaves accuracy unchanged (within {margin:g} point)", "baseline", "baseline_fp32",
-                   "equivalence"))
-    rows = []
-    for claim, a, b, kind in claims:
-        if a not in acc or b not in acc:
-            continue
-        p = evidence.paired_difference(acc[a], acc[b], confidence)
-        rows.append({"claim": claim, "comparison": f"{a} - {b}", "difference": p.text(),
-                     "verdict": evidence.verdict(p, kind, margin)})
-    return pd.DataFrame(rows, columns=["claim", "comparison", "difference", "verdict"])
-
-
-def verdicts_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
-    t = verdicts(runs, schedule)
-    if not len(t):
-        return "No paired comparisons (the basis stage trained too few variants)."
-    n = int(runs.groupby("variant").seed.nunique().min())
-    note = ("" if n >= 2 else " With one seed no interval exists, so no claim can be decided; the paper profile "
-            "trains three seeds.")
-    return (t.to_markdown(index=False) + f"\n\nPaired over seeds (same seed, same batch order), "
-            f"{int(100 * 0.95)} % t-intervals; test accuracy in points." + note)

@@ -86,11 +86,20 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                     start = baseline_start(L["runs"], f"{name}_s{seed}", m["key"], s)
             row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
                    "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
-                   "train_time": m["train_time"], "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
+                   "train_time": m["train_time"], "basis_epoch_time": late_epoch_time(m["epoch_times"], s),
+                   "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
             runs.append(row)
             if on_run is not None:
                 on_run(row)
     return runs
+
+
+def late_epoch_time(epoch_times: list[float], switch_epoch: int) -> float:
+    """Mean time of the epochs from ``switch_epoch`` on: the epochs in which a switch run trains its basis layers,
+    the same epochs for every variant (NaN if the run has none), so a baseline and a switch run of one seed compare
+    the same stretch of the schedule. A switch run's earlier epochs are its baseline's (started from its snapshot)."""
+    late = epoch_times[switch_epoch:]
+    return sum(late) / len(late) if late else float("nan")
 
 
 def baseline_start(run_dir, name: str, key: str, epoch: int) -> dict:

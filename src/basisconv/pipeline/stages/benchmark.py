@@ -28,6 +28,10 @@ from basisconv.core.surgery import convert, fold
 from basisconv.pipeline.stages import common
 
 L = STAGES["benchmark"]
+# a whole-model row's numbers in the summary: the speedup with its interval over the interleaved timing rounds
+# (what the speed claim is decided on, ``pipeline.claims.speed_claims``)
+MODEL_SUMMARY_KEYS = ("median_ms", "measured_speedup", "theoretical_speedup", "images_per_s", "repeats",
+                      "speedup_low", "speedup_high", "speedup_verdict")
 
 
 def precisions(P: dict) -> list[str]:
@@ -84,7 +88,8 @@ def run(P: dict, progress=True) -> dict:
     write_frame(L["forms"], pd.DataFrame(forms, columns=None if forms else ["layer", "train_impl", "inference_form"]))
     mrows = [r for prec in precs for r in bench.bench_models(
         models, input_shape=INPUT_SHAPE, num_classes=len(CLASSES), batch_size=K["model_batch_size"], device=device,
-        memory_format=K["memory_formats"][0], min_run_time=K["model_min_run_time"], modes=modes, precision=prec)]
+        memory_format=K["memory_formats"][0], min_run_time=K["model_min_run_time"], modes=modes, precision=prec,
+        repeats=K["model_repeats"])]
     models_df = pd.DataFrame(mrows)
     write_frame(L["models"], models_df)
     # data loading alone and the trainer's overhead over a bare forward/backward/step loop
@@ -125,11 +130,10 @@ def run(P: dict, progress=True) -> dict:
         "precision": trained, "profile": P["profile"], "hardware": hw,
         "peers": peers.summary(peer_rows) if peer_rows else [], "onnx": onnx_rows,
         "params_resolved": P,
-        "models": {f"{r['model']}.{r['mode']}": {k: r[k] for k in ("median_ms", "measured_speedup",
-                                                                    "theoretical_speedup", "images_per_s")}
+        "models": {f"{r['model']}.{r['mode']}": {k: r[k] for k in MODEL_SUMMARY_KEYS}
                    for r in mrows if r["precision"] == trained},
         "models_by_precision": {prec: {f"{r['model']}.{r['mode']}": {
-            k: r[k] for k in ("median_ms", "measured_speedup", "theoretical_speedup", "images_per_s")}
+            k: r[k] for k in MODEL_SUMMARY_KEYS}
             for r in mrows if r["precision"] == prec} for prec in precs}})
     common.write_provenance("benchmark", common.inputs("benchmark", P))
     return {"layers": layers_df, "models": models_df, "forms": forms, "targets": tg, "targets_by_precision": by_prec,

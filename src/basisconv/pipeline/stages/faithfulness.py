@@ -18,6 +18,7 @@ from dataclasses import asdict
 import pandas as pd
 
 from basisconv.experiment import faithfulness as fa
+from basisconv.experiment.data import stratified_subset
 from basisconv.experiment.io import read_json, write_frame, write_json, write_metrics
 from basisconv.pipeline.keys import key_of
 from basisconv.pipeline.layout import STAGES
@@ -42,12 +43,22 @@ def plan(P: dict) -> dict:
             "cfg": fa.retrain_config(common.resolved_train(P["train"]), epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
 
 
+def retrain_data(train_data: tuple, F: dict) -> tuple:
+    """The training images the retraining runs see: a stratified ``faithfulness.train_subset`` of them (seeded by
+    ``faithfulness.seed``), so that retraining every candidate layer fits a budget on the full training split.
+    The proxy's batches still come from the whole split, as the sweep's do."""
+    images, labels = train_data
+    keep = stratified_subset(labels, F["train_subset"], F["seed"])
+    return images[keep], labels[keep]
+
+
 def measure(P: dict, pl: dict, D: dict, device, key: str, *, shard=(0, 1), progress=True) -> list[dict]:
     """Run (this worker's part of) the measurements into the resume log of ``key``; returns all rows so far."""
     S, F = P["sensitivity"], P["faithfulness"]
     rows, keep_row = resume_log(L["runs"], key, shard, _row_key)
     # proxy pairs are scored on the sweep's own images and settings, so they compare with its single-layer rows
     fa.measure(trained_baseline(P), pl["layers"], pl["pairs"], F["ratio"], D["train"], D["val"], pl["cfg"],
+               retrain_data=retrain_data(D["train"], F),
                proxies=S["proxies"], proxy_val_data=sweep_val(S, D), proxy_cfg=proxy_config(P),
                proxy_batch_size=S["batch_size"], device=device,
                done={_row_key(r) for r in rows}, on_row=keep_row, progress=progress, shard=shard)

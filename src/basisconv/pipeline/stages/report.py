@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from basisconv.pipeline import report
+from basisconv.pipeline import claims, report
 from basisconv.experiment.io import atomic_write_text, read_json, write_frame
 from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
 
@@ -53,10 +53,11 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"{base.get('precision', 'fp32')}. Baseline training: "
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
-             report.selection_line(r["selection"]), "", "## Verdicts", "",
-             report.verdicts_markdown(r["tables"]["runs"]), "", "## Claims", ""]
-    for claim, text in report.claims(r):
-        lines += [f"**{claim}** {text}", ""]
+             report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
+             claims.verdict_markdown(r), ""]
+    lines += [f"- {s}" for s in claims.verdict_table(r).sentence] + ["", "## Measurements by topic", ""]
+    for topic, text in report.claims(r):
+        lines += [f"**{topic}** {text}", ""]
     bench = r["benchmark"]
     for prec, tg in report.targets_by_precision(bench).items():
         trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""

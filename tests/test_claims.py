@@ -1,0 +1,114 @@
+"""Known-answer tests of the claim sentences and the verdict table (issue 20: no sentence stronger than its
+verdict): supporting, undecided and contradicting data, and the words each may use."""
+import math
+
+import pandas as pd
+import pytest
+
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
+from basisconv.pipeline import claims
+
+
+@pytest.mark.parametrize("verdict,must,must_not", [
+    (SUPPORTED, "This holds here", ["does not hold", "not decided"]),
+    (UNDECIDED, "This is not decided here", ["This holds here", "does not hold"]),
+    (CONTRADICTED, "This does not hold here", ["This holds here", "not decided"]),
+])
+def test_sentence_uses_only_the_words_its_verdict_allows(verdict, must, must_not):
+    s = claims.sentence("all layers cost accuracy", "+1.00 points", verdict)
+    assert s.startswith("The paper claims that all layers cost accuracy.") and must in s
+    assert not any(w in s for w in must_not), s
+    assert s.endswith(": +1.00 points.")
+
+
+def test_sentence_refuses_unknown_verdict_and_source():
+    with pytest.raises(ValueError, match="unknown verdict 'maybe'; valid choices: supported, not decided"):
+        claims.sentence("x", "y", "maybe")
+    with pytest.raises(ValueError, match="unknown source 'blog'; valid choices: paper, package"):
+        claims.sentence("x", "y", SUPPORTED, source="blog")
+    assert claims.sentence("x", "y", SUPPORTED, source="package").startswith("The search assumes that x.")
+
+
+def _runs(spec, seeds=(0, 1, 2), shifts=(0.0, 3.0, -2.0)):
+    """``spec``: {variant: (accuracy %, per-seed extra or None, params, macs, train_time, basis_epoch_time)}."""
+    rows = []
+    for s, sh in zip(seeds, shifts):
+        for v, (acc, extra, params, macs, tt, et) in spec.items():
+            rows.append({"variant": v, "seed": s, "test_acc": (acc + sh + (extra[s] if extra else 0)) / 100,
+                         "params": params, "macs": macs, "train_time": tt + s, "basis_epoch_time": et + 0.1 * s})
+    return pd.DataFrame(rows)
+
+
+SPEC = {"baseline": (90.0, None, 1000, 5e6, 100.0, 10.0),
+        "all_layers@switch": (85.0, None, 500, 2e6, 90.0, 8.0),
+        "selected@switch": (89.8, None, 800, 4e6, 95.0, 9.0),
+        "selected@scratch": (89.7, {0: 0.1, 1: -0.1, 2: 0.0}, 800, 4e6, 120.0, 9.0),
+        "random0@switch": (88.0, {0: 0.0, 1: 0.5, 2: 0.0}, 800, 3e6, 95.0, 9.0),
+        "spectral@switch": (89.8, {0: 0.4, 1: -0.5, 2: 0.1}, 800, 4.5e6, 95.0, 9.0)}
+
+
+def test_accuracy_claims_known_answers():
+    t = {d.comparison.split(" (")[0]: d for d in claims.accuracy_claims(_runs(SPEC))}
+    assert t["baseline - all_layers@switch"].verdict == SUPPORTED  # +5 every seed
+    assert t["selected@switch - baseline"].verdict == SUPPORTED  # -0.2, within the 1-point margin
+    assert t["selected@switch - random0@switch"].verdict == SUPPORTED
+    assert t["selected@switch - spectral@switch"].verdict == UNDECIDED  # 0 on average, spread over seeds
+    assert "800 params, 4.0 M MACs vs 800 params, 3.0 M MACs" in t["selected@switch - random0@switch"].comparison
+    assert t["selected@switch - selected@scratch"].verdict == SUPPORTED  # equivalence within 1 point
+    assert t["selected@scratch - selected@switch"].verdict == SUPPORTED  # scratch trains 25 s longer every seed
+    assert "baseline - baseline_fp32" not in t  # no fp32 runs, no bf16 claim
+    worse = dict(SPEC, **{"selected@switch": (86.0, None, 800, 4e6, 95.0, 9.0)})
+    t2 = {d.comparison.split(" (")[0]: d for d in claims.accuracy_claims(_runs(worse))}
+    assert t2["selected@switch - baseline"].verdict == CONTRADICTED  # -4 points every seed
+    assert "does not hold here" in t2["selected@switch - baseline"].row()["sentence"]
+    one = claims.accuracy_claims(_runs(SPEC, seeds=(0,), shifts=(0.0,)))
+    assert one and {d.verdict for d in one} == {UNDECIDED}
+    assert all("not decided here" in d.row()["sentence"] for d in one)
+
+
+def test_training_time_claim():
+    d, = claims.training_time_claim(_runs(SPEC))
+    assert d.comparison == "baseline - selected@switch" and d.verdict == SUPPORTED and "+1.00 s" in d.measured
+    slower = dict(SPEC, **{"selected@switch": (89.8, None, 800, 4e6, 95.0, 11.0)})
+    assert claims.training_time_claim(_runs(slower))[0].verdict == CONTRADICTED
+
+
+@pytest.mark.parametrize("low,high,verdict", [(1.02, 1.10, SUPPORTED), (0.95, 1.04, UNDECIDED),
+                                              (0.80, 0.97, CONTRADICTED), (math.nan, math.nan, UNDECIDED)])
+def test_speed_claims_read_the_interval(low, high, verdict):
+    bench = {"precision": "bf16", "models": {"all_layers.train_step": {
+        "measured_speedup": (low + high) / 2 if not math.isnan(low) else 1.0, "theoretical_speedup": 1.86,
+        "speedup_low": low, "speedup_high": high, "repeats": 3}}}
+    d, = claims.speed_claims(bench)
+    assert d.verdict == verdict and d.comparison == "baseline / all_layers, bf16"
+    assert ("no interval" in d.measured) == math.isnan(low)
+
+
+@pytest.mark.parametrize("seconds,verdict", [(10.0, SUPPORTED), (50.0, CONTRADICTED)])
+def test_search_claim_threshold(seconds, verdict):
+    d, = claims.search_claim({"search_seconds": seconds}, {"train_time": 200.0})
+    assert d.verdict == verdict and f"{100 * seconds / 200:.1f} %" in d.measured
+
+
+@pytest.mark.parametrize("low,high,verdict", [(0.2, 0.9, SUPPORTED), (-0.3, 0.8, UNDECIDED), (-0.9, -0.1, CONTRADICTED)])
+def test_proxy_claim(low, high, verdict):
+    f = {"spearman_zero_shot": 0.5, "spearman_zero_shot_ci_low": low, "spearman_zero_shot_ci_high": high,
+         "n_layers": 16}
+    d, = claims.proxy_claim(f, "zero_shot")
+    assert d.verdict == verdict and d.source == "package" and "over 16 layers" in d.measured
+    assert claims.proxy_claim({}, "zero_shot") == []
+
+
+def test_verdict_table_and_markdown():
+    r = {"tables": {"runs": _runs(SPEC)}, "benchmark": {}, "baseline": {"train_time": 100.0},
+         "selection": {"search_seconds": 5.0, "params_resolved": {"sensitivity": {"selection_proxy": "zero_shot"}}},
+         "faithfulness": {"spearman_zero_shot": 0.5, "spearman_zero_shot_ci_low": 0.1,
+                          "spearman_zero_shot_ci_high": 0.8, "n_layers": 4}}
+    t = claims.verdict_table(r)
+    assert list(t.columns) == claims.COLUMNS and len(t) == 10
+    assert all(s.startswith(("The paper claims that", "The search assumes that")) for s in t.sentence)
+    md = claims.verdict_markdown(r)
+    assert "(package) the `zero_shot` proxy ranks layers" in md and "| verdict" in md
+    empty = {"tables": {"runs": pd.DataFrame(columns=["variant", "seed", "test_acc", "params", "macs",
+                                                      "train_time"])}}
+    assert "No claim can be decided" in claims.verdict_markdown(empty)
