@@ -55,7 +55,12 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "on 2 process(es)" in run.stdout
     run_dir = ws / "models" / "runs" / "baseline"
-    files = sorted(p.name for p in run_dir.iterdir())
+    names = sorted(p.name for p in run_dir.iterdir())
+    # the snapshot at the switch epoch the switch variants start from (``<stem>.e<epoch>.ckpt``), and the rest
+    s = yaml.safe_load((ws / "params.yaml").read_text())["basis"]["switch_epoch"]
+    snaps = [f for f in names if f.endswith(f".e{s}.ckpt")]
+    files = [f for f in names if f not in snaps]
+    assert len(snaps) == 1 and snaps[0].startswith("baseline_s0-")
     assert [f.split("-")[0] for f in files] == ["baseline_s0"] * 3 and [f.rsplit(".")[-1] for f in files] == \
         ["ckpt", "json", "pt"]  # one run, one key: checkpoint, metrics, weights
     assert (ws / "models" / "baseline.pt").is_file()
