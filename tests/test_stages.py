@@ -4,6 +4,7 @@ A result is reused only under the same key (params read, content of the input fi
 stage imports); a changed param, a retrained baseline or an edited module computes afresh, and a killed sweep
 resumes with the rows it had.
 """
+import re
 import shutil
 from pathlib import Path
 
@@ -75,7 +76,11 @@ def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
     edited_package("experiment/train.py")  # the trainer's code changed: the stored run is not returned
     assert baseline.run(ws, progress=False)["metrics"]["key"] not in (k1, m2["key"])
     assert len(_json_files("baseline")) == 3
-    assert len(list(Path(STAGES["baseline"]["runs"]).glob("*.ckpt"))) == 1  # stale checkpoints are dropped
+    ckpts = sorted(Path(STAGES["baseline"]["runs"]).glob("*.ckpt"))
+    resume = [p for p in ckpts if not re.search(r"\.e\d+\.ckpt$", p.name)]
+    assert len(resume) == 1  # stale resume checkpoints are dropped
+    # each run keeps its switch-epoch snapshot (the switch variants of its key start from it), like its weights
+    assert len(ckpts) - len(resume) == len(_json_files("baseline")) == 3
 
 
 def _rows(out):
