@@ -173,7 +173,8 @@ def main() -> int:
                 if o.get("output_type") == "error":
                     problems.append(f"{nb.name}: error cell {o.get('ename')}: {o.get('evalue')}")
     readme = ROOT / "reports" / "README.md"
-    if readme.is_file() and "## Verdicts" not in readme.read_text():
+    if readme.is_file() and ("## The paper's claims and what this run decides" not in readme.read_text()
+                             or "| verdict" not in readme.read_text()):
         problems.append("reports/README.md has no verdict table")
     n_nbs = len(list((ROOT / "notebooks").glob("*.ipynb")))
     n_exec = len(list((ROOT / "reports" / "notebooks").glob("*.ipynb")))

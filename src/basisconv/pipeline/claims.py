@@ -193,6 +193,11 @@ def verdict_table(r: dict, schedule: str = "switch") -> pd.DataFrame:
     return pd.DataFrame([d.row() for d in decided], columns=COLUMNS)
 
 
+def accuracy_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
+    """The accuracy claims alone (what the basis stage can decide by itself), as a verdict table."""
+    return verdict_markdown({"tables": {"runs": runs}}, schedule)
+
+
 def verdict_markdown(r: dict, schedule: str = "switch") -> str:
     """The verdict table for people: claim, evidence, verdict (the sentences are the report's prose)."""
     t = verdict_table(r, schedule)
