@@ -52,3 +52,12 @@ def test_errors():
         ev.paired_difference({0: 1.0}, {1: 1.0})
     with pytest.raises(ValueError, match="unknown kind 'better'; valid choices: superiority, non-inferiority, equivalence"):
         ev.verdict(ev.Paired(0, 0, 0, 2, 0.95), "better")
+
+
+@pytest.mark.parametrize("low,high,bound,want", [
+    (0.1, 0.5, 0.0, ev.SUPPORTED), (-0.5, -0.1, 0.0, ev.CONTRADICTED), (-0.1, 0.1, 0.0, ev.UNDECIDED),
+    (1.02, 1.3, 1.0, ev.SUPPORTED), (0.7, 0.98, 1.0, ev.CONTRADICTED), (1.0, 1.0, 1.0, ev.UNDECIDED),
+    (math.nan, math.nan, 0.0, ev.UNDECIDED), (0.2, math.nan, 0.0, ev.UNDECIDED)])
+def test_interval_verdict_is_the_one_rule(low, high, bound, want):
+    """The interval-against-a-bound rule every verdict uses (paired seeds, speedups, Spearman intervals)."""
+    assert ev.interval_verdict(low, high, bound) == want

@@ -12,7 +12,7 @@ from basisconv.pipeline import variants
 from basisconv.pipeline.stages import basis as basis_stage
 from basisconv.pipeline.variants import COMPARISONS, VARIANTS, Match, variant_of
 
-B = {"variants": list(VARIANTS), "schedules": ["scratch", "switch"], "comparison_schedule": "switch",
+B = {"variants": list(VARIANTS), "schedules": ["scratch", "switch"], "comparison_schedule": "switch", "switch_epoch": 2,
      "random_subsets": 3, "ratio": 0.5, "coeff": "reduced"}
 
 
@@ -77,3 +77,9 @@ def test_the_estimates_count_is_what_the_stage_plans(chosen):
     plan = basis_stage.plan(Bc, sel)
     assert len(plan) == variants.trainings_per_seed(Bc)
     assert {variant_of(p[0]).name for p in plan} == set(chosen)
+    # the switch runs (costed from the switch epoch on) are the planned basis runs of the switch schedule, and
+    # only where a baseline of the seed gives them their start
+    switch = [p for p in plan if p[1] == "switch" and p[2] is not None]
+    assert variants.switch_runs_per_seed(Bc) == (len(switch) if "baseline" in chosen and Bc["switch_epoch"] > 0
+                                                 else 0)
+    assert variants.switch_runs_per_seed({**Bc, "switch_epoch": 0}) == 0

@@ -111,6 +111,19 @@ def paired_difference(a: dict, b: dict, confidence: float = 0.95) -> Paired:
     return Paired(mean, mean - half, mean + half, n, confidence)
 
 
+def interval_verdict(low: float, high: float, bound: float) -> str:
+    """The one rule for a one-sided claim "the quantity exceeds ``bound``" from its interval ``[low, high]``:
+    ``supported`` if the whole interval is above ``bound``, ``contradicted`` if it is wholly below, otherwise (and for
+    a NaN interval) ``not decided at this scale``."""
+    if math.isnan(low) or math.isnan(high):
+        return UNDECIDED
+    if low > bound:
+        return SUPPORTED
+    if high < bound:
+        return CONTRADICTED
+    return UNDECIDED
+
+
 def verdict(p: Paired, kind: str = "superiority", margin: float = 0.0) -> str:
     """``supported`` / ``contradicted`` / ``not decided at this scale`` for the claim ``A > B`` (superiority),
     ``A >= B - margin`` (non-inferiority) or ``|A - B| < margin`` (equivalence); see the module docstring."""
@@ -122,12 +135,7 @@ def verdict(p: Paired, kind: str = "superiority", margin: float = 0.0) -> str:
         if -margin < p.low and p.high < margin:
             return SUPPORTED
         return CONTRADICTED if p.low >= margin or p.high <= -margin else UNDECIDED
-    bound = 0.0 if kind == "superiority" else -margin
-    if p.low > bound:
-        return SUPPORTED
-    if p.high < bound:
-        return CONTRADICTED
-    return UNDECIDED
+    return interval_verdict(p.low, p.high, 0.0 if kind == "superiority" else -margin)
 
 
 def paired_interval(control: torch.Tensor, converted: torch.Tensor, confidence: float = 0.95) -> tuple[float, float]:

@@ -31,7 +31,7 @@ from basisconv.core.basis import BasisConv2d
 from basisconv.core.checks import check_choice
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
-from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, t_quantile
+from basisconv.core.evidence import UNDECIDED, interval_verdict, t_quantile
 from basisconv.experiment.precision import PRECISIONS, autocast, dtype_name
 from basisconv.experiment.provenance import hardware_info
 from basisconv.core.surgery import conv_layers
@@ -273,12 +273,8 @@ def speedup_interval(base_rounds, rounds, confidence: float = 0.95) -> tuple[flo
 
 def speedup_verdict(low: float, high: float) -> str:
     """``SUPPORTED`` if the whole speedup interval is above 1 (faster than the baseline), ``CONTRADICTED`` if it is
-    below 1 (slower), otherwise (and for a NaN interval) ``UNDECIDED`` (``basisconv.core.evidence``)."""
-    if low > 1:
-        return SUPPORTED
-    if high < 1:
-        return CONTRADICTED
-    return UNDECIDED
+    below 1 (slower), otherwise (and for a NaN interval) ``UNDECIDED`` (``evidence.interval_verdict``, bound 1)."""
+    return interval_verdict(low, high, 1.0)
 
 
 def _infer_fn(runner, x: torch.Tensor, device, amp: bool):

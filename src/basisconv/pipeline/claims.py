@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from basisconv.core import evidence
-from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, interval_verdict
 from basisconv.pipeline import variants
 
 # the selection "keeps accuracy" when it loses at most this many points against the baseline (non-inferiority), and
@@ -148,7 +148,7 @@ def speed_claims(bench: dict) -> list[Decided]:
                 rounds = m.get("repeats", "?")
                 measured = (f"{m['measured_speedup']:.2f}x, 95 % CI [{lo:.2f}x, {hi:.2f}x] over {rounds} "
                             f"interleaved timing rounds; {m['theoretical_speedup']:.2f}x by MACs")
-                v = SUPPORTED if lo > 1 else CONTRADICTED if hi < 1 else UNDECIDED
+                v = interval_verdict(lo, hi, 1.0)  # faster than the baseline: the speedup exceeds 1
             out.append(Decided(f"{words} speed up the {what}", "paper", f"baseline / {model}, {prec}", measured, v))
     return out
 
@@ -174,7 +174,7 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
         measured, verdict = f"Spearman {v:.2f} over {n} layers (no bootstrap interval)", UNDECIDED
     else:
         measured = f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers"
-        verdict = SUPPORTED if lo > 0 else CONTRADICTED if hi < 0 else UNDECIDED
+        verdict = interval_verdict(lo, hi, 0.0)
     return [Decided(f"the `{proxy}` proxy ranks layers as retraining them does", "package",
                     f"{proxy} drop vs retrained drop", measured, verdict)]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from basisconv.pipeline.variants import trainings_per_seed
+from basisconv.pipeline.variants import switch_runs_per_seed, trainings_per_seed
 
 CIFAR_TRAIN = 50_000
 MAX_HOURS = 3.0
@@ -78,19 +78,6 @@ def _one_training(T: dict, n: int, val: int, epochs: int | None = None) -> float
     return epochs * n + (val * epochs + 10_000) / 3 * (2 if T.get("tta") else 1)
 
 
-def _switch_runs_per_seed(B: dict) -> int:
-    """Basis-stage runs per seed that switch after ``basis.switch_epoch`` epochs: they start from their seed's
-    baseline snapshot at that epoch, so they train only the epochs after it."""
-    if B["switch_epoch"] <= 0 or "baseline" not in B["variants"]:
-        return 0
-    n = sum(v in B["variants"] for v in ("all_layers", "selected")) * ("switch" in B["schedules"])
-    if B["comparison_schedule"] == "switch":
-        n += trainings_per_seed({**B, "variants": [v for v in B["variants"]
-                                                   if v not in ("baseline", "baseline_fp32", "all_layers",
-                                                                "selected")]})
-    return n
-
-
 def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", "faithfulness", "basis")) -> dict:
     """Per stage: what it runs and its cost in training-image equivalents. ``sizes``: the prepared splits'
     ``{"train", "val"}`` (a stage knows them; ``make repro`` derives them from the data section)."""
@@ -126,7 +113,7 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
         what += [f"{extra_baselines} more baseline seed{'s' * (extra_baselines != 1)}"] if extra_baselines else []
         what += [f"{fp32} fp32 baseline{'s' * (fp32 != 1)}"] if fp32 else []
         # switch runs train only the epochs after the switch (they start from their baseline's snapshot)
-        sw = seeds * min(_switch_runs_per_seed(B), per_seed)
+        sw = seeds * switch_runs_per_seed(B)
         late = max(T["epochs"] - B["switch_epoch"], 0)
         what += [f"{sw} of them switch runs of {late} epoch{'s' * (late != 1)} each"] if sw else []
         out["basis"] = {"what": f"{runs} trainings ({' + '.join(what)})",

@@ -121,3 +121,18 @@ def trainings_per_seed(B: dict) -> int:
         elif name == "baseline":
             n += 1
     return n
+
+
+def switch_runs_per_seed(B: dict) -> int:
+    """Of ``trainings_per_seed``, the runs that switch after ``basis.switch_epoch`` epochs and so start from their
+    seed's baseline snapshot (training only the epochs after it): none without a switch epoch or a baseline."""
+    if B["switch_epoch"] <= 0 or "baseline" not in B["variants"]:
+        return 0
+    n = 0
+    for name in B["variants"]:
+        v = VARIANTS[name]
+        if v.kind == "basis":
+            n += "switch" in B["schedules"]
+        elif v.kind == "comparison" and B["comparison_schedule"] == "switch":
+            n += len(v.run_names(B))
+    return n

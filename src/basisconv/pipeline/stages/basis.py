@@ -50,7 +50,7 @@ def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
     return out
 
 
-def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict | None,
+def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict,
                progress=True, on_run=None) -> list[dict]:
     """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run).
 
@@ -64,8 +64,8 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
         for variant, schedule, layers, ratio in pl:
             name = variant if schedule == "-" else f"{variant}@{schedule}"
             if variant == "baseline" and seed == P["train"]["seeds"][0]:
-                if baseline is None:
-                    continue  # under torchrun only the runs to train are wanted
+                # the baseline stage's summary is read under torchrun as well: the first seed's switch runs start
+                # from its snapshot, so their keys must be the ones the main process looks up afterwards
                 m = dict(baseline, name="baseline")  # same config as the baseline stage: not trained twice
                 start = baseline_start(STAGES["baseline"]["runs"], f"baseline_s{seed}", m["key"], s)
             else:
@@ -144,7 +144,7 @@ def run(P: dict, progress=True, on_run=None) -> dict:
         common.launch("basis", P["train"]["processes"], P)  # data-parallel; the runs are then found finished
     D, meta = common.load_splits()
     inputs = common.inputs("basis", P)
-    baseline = None if common.under_torchrun() else read_json(L["baseline"])
+    baseline = read_json(L["baseline"])
     run_inputs = digest(inputs["inputs"][PREPARED], inputs["code"])  # data content and code: what every run shares
     runs = train_runs(P, pl, D, meta, run_inputs, device, baseline, progress=progress, on_run=on_run)
     if common.under_torchrun():
