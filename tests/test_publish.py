@@ -61,9 +61,12 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
                      "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % | supported |",
-                     "Of 2 claims, 1 hold here, 0 do not hold here and 1 are not decided at this scale."):
+                     "Of 2 claims, 1 holds here, 0 do not hold here and 1 is not decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
+    page = (dest / "README.md").read_text()  # the published report says which code and precision produced it
+    assert page.startswith("# report\n\n> **Provenance.** Profile `cpu+mirror`") and "from the code at commit `" in page
+    assert "training in " in page and "timings in " in page
     publish()  # idempotent: the block is replaced again, not duplicated
     assert Path("README.md").read_text().count(START) == 1
     # a second, named block (another profile) is filled without touching the main one

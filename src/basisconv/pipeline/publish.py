@@ -51,6 +51,25 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
     return out
 
 
+def reading_line(n: int, held: int, failed: int, open_: int) -> str:
+    """The one-line reading of a verdict table, singular and plural right."""
+    def k(i, one, many):
+        return f"{i} {one if i == 1 else many}"
+    return (f"Of {k(n, 'claim', 'claims')}, {k(held, 'holds', 'hold')} here, {k(failed, 'does', 'do')} not hold here "
+            f"and {k(open_, 'is', 'are')} not decided at this scale.")
+
+
+def provenance() -> str:
+    """The published report's first paragraph: which profile, command, code and precision produced it."""
+    r = load_results()
+    base, bench = r["baseline"], r["benchmark"]
+    profile = base["profile"]
+    timed = ", ".join(report.targets_by_precision(bench)) or bench.get("precision", "fp32")
+    return (f"> **Provenance.** Profile `{profile}`, made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` "
+            f"from the code at commit `{code_commit()}` and published by `python -m basisconv.pipeline.publish`; "
+            f"training in {base.get('precision', 'fp32')}, timings in {timed}.\n")
+
+
 def results_block(docs_dir="docs/results") -> tuple[str, Path]:
     r = load_results()
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
@@ -63,8 +82,7 @@ def results_block(docs_dir="docs/results") -> tuple[str, Path]:
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
     t = claims.verdict_table(r)
     counts = t.verdict.value_counts()
-    reading = (f"Of {len(t)} claims, {counts.get(SUPPORTED, 0)} hold here, {counts.get(CONTRADICTED, 0)} do not hold "
-               f"here and {counts.get(UNDECIDED, 0)} are not decided at this scale.")
+    reading = reading_line(len(t), counts.get(SUPPORTED, 0), counts.get(CONTRADICTED, 0), counts.get(UNDECIDED, 0))
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
     base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} over {n} seed{'s' * (n != 1)}."
@@ -102,7 +120,8 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     shutil.copytree(STAGES["report"]["figures"], dest / "figures")
     for t in Path(STAGES["report"]["tables"]).glob("*.md"):
         shutil.copyfile(t, dest / "tables" / t.name)
-    shutil.copyfile(reports / "README.md", dest / "README.md")
+    title, body = (reports / "README.md").read_text().split("\n", 1)
+    atomic_write_text(dest / "README.md", f"{title}\n\n{provenance()}\n{body}")
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
         shutil.copyfile(html, dest / "notebooks" / html.name)
