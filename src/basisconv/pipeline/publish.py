@@ -118,8 +118,9 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
         shutil.rmtree(dest)
     (dest / "tables").mkdir(parents=True)
     shutil.copytree(STAGES["report"]["figures"], dest / "figures")
-    for t in Path(STAGES["report"]["tables"]).glob("*.md"):
-        shutil.copyfile(t, dest / "tables" / t.name)
+    for t in Path(STAGES["report"]["tables"]).iterdir():  # Markdown for people, CSV (full precision) beside it
+        if t.suffix in (".md", ".csv"):
+            shutil.copyfile(t, dest / "tables" / t.name)
     title, body = (reports / "README.md").read_text().split("\n", 1)
     atomic_write_text(dest / "README.md", f"{title}\n\n{provenance()}\n{body}")
     (dest / "notebooks").mkdir()

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from basisconv.pipeline import variants
+from basisconv.pipeline import tables, variants
 
 
 
@@ -103,7 +103,7 @@ def faithfulness(metrics: dict, proxies) -> str:
         return "n/a" if v is None else f"{v:.2f}"
 
     return (f"On {metrics['n_layers']} layers at ratio {metrics['ratio']}, each retrained alone for "
-            f"{metrics.get('retrain_epochs', '?')} epoch(s) against an unconverted control, the Spearman rank "
+            f"{tables.plural(metrics['retrain_epochs'], 'epoch') if 'retrain_epochs' in metrics else '? epochs'} against an unconverted control, the Spearman rank "
             "correlation between proxy drop and real drop is " + "; ".join(spearman_text(metrics, p) for p in proxies)
             + f". Additivity over {metrics['n_pairs']} layer pairs: the mean |drop(a, b) - drop(a) - drop(b)| is "
             + ", ".join(f"{inter(m)} points ({m})" for m in ["real", *proxies])
@@ -129,7 +129,7 @@ def peers_text(bench: dict) -> str:
     return ("At the basis layer's parameter budget on every distinct 3x3 shape, median speedup over the dense conv "
             "(share of each form's own MAC ratio): " + "; ".join(parts) + ". `tucker` is tensorly-torch's "
             "FactorizedConv (factorized implementation), `full_coeff` a k x k conv to a rank then 1 x 1 (Composer's "
-            "Factorize). Per shape: `tables/benchmark_peers.md`.")
+            "Factorize). Per shape: [tables/benchmark_peers.md](tables/benchmark_peers.md).")
 
 
 def onnx_text(bench: dict) -> str:
@@ -168,7 +168,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"forms tuned by measurement {_speed(bench, 'selected_tuned.train_step')}; inference: all layers "
          f"{_speed(bench, 'all_layers.inference')}, selected {_speed(bench, 'selected.inference')}, tuned (folded "
          f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
-         "`tables/benchmark_layers.md`."),
+         "[tables/benchmark_layers.md](tables/benchmark_layers.md)."),
         ("Accuracy of every variant.",
          f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from basisconv.pipeline import claims, report
+from basisconv.pipeline import claims, report, tables
 from basisconv.experiment.io import atomic_write_text, read_json, write_frame
 from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
 
@@ -52,7 +52,8 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
              f"{base.get('precision', 'fp32')}. Baseline training: "
              f"{base['train_time']:.0f} s.", "",
-             "## Main table", "", r["main_table"].drop(columns=["data"]).to_markdown(index=False, floatfmt=".4g"), "",
+             "## Main table", "", "Test accuracy in %, mean and std over seeds; differences in points; the per-run "
+             "rows: [tables/runs.csv](tables/runs.csv).", "", tables.markdown(r["main_table"], name="main_table"), "",
              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
              claims.verdict_markdown(r), ""]
     lines += [f"- {s}" for s in claims.verdict_table(r).sentence] + ["", "## Measurements by topic", ""]
@@ -75,7 +76,7 @@ def run(P: dict, progress=True) -> dict:
     r = load_results()
     for name, t in r["tables"].items():
         write_frame(f"{L['tables']}/{name}.csv", t)
-        atomic_write_text(f"{L['tables']}/{name}.md", t.to_markdown(index=False, floatfmt=".4g") + "\n")
+        atomic_write_text(f"{L['tables']}/{name}.md", tables.markdown(t, name=name, csv=f"{name}.csv"))
         atomic_write_text(f"{L['tables']}/{name}.tex", t.to_latex(index=False, float_format="%.4g"))
     out_dir = Path(L["readme"]).parent
     figs = {}
