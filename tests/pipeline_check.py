@@ -4,6 +4,7 @@ model.width changed, data.val_size changed) reach every downstream result: the b
 sensitivity row is measured on the new baseline, the selection is made from those rows and the basis runs are the
 ones of the new inputs. Run by `make smoke` (and so by CI). Exits non-zero with the list of problems."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,6 +177,18 @@ def main() -> int:
     if readme.is_file() and ("## The paper's claims and what this run decides" not in readme.read_text()
                              or "| verdict" not in readme.read_text()):
         problems.append("reports/README.md has no verdict table")
+    if readme.is_file():  # every figure the report shows comes with its caption, and no page shows warnings
+        text = readme.read_text()
+        for m in re.finditer(r"!\[([^\]]*)\]\(([^)]*)\)", text):
+            if f"`{m.group(1)}`.**" not in text:
+                problems.append(f"reports/README.md shows figure {m.group(1)} without a caption")
+    for nb in sorted((ROOT / "reports" / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(nb.read_text())["cells"]:
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("text", "")) if o.get("output_type") == "stream" else ""
+                if re.search(r"Warning: |^W\d{4} |\d+%\|", text, re.M):
+                    problems.append(f"{nb.name}: a cell's output holds a warning or a progress bar: "
+                                    f"{text.strip().splitlines()[0][:120]}")
     n_nbs = len(list((ROOT / "notebooks").glob("*.ipynb")))
     n_exec = len(list((ROOT / "reports" / "notebooks").glob("*.ipynb")))
     if n_exec != n_nbs:

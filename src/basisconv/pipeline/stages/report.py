@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from basisconv.pipeline import claims, report, tables
+from basisconv.pipeline import claims, figures, report, tables
 from basisconv.experiment.io import atomic_write_text, read_json, write_frame
 from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
 
@@ -65,7 +65,12 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
         lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
                   report.targets_markdown(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
                   "limits them:", "", report.misses_markdown(tg), ""]
-    lines += ["## Figures", ""] + [f"![{k}]({v})" for k, v in sorted(figs.items())]
+    lines += ["## Figures", ""]
+    # in the pipeline's order (the captions' registry), each with what it shows and what to read from it; a figure
+    # without a caption fails here (figures.caption names the known ones)
+    order = [n for n in figures.CAPTIONS if n in figs] + sorted(set(figs) - set(figures.CAPTIONS))
+    for i, name in enumerate(order, 1):
+        lines += [f"**Figure {i}: `{name}`.** {figures.caption(name)}", "", f"![{name}]({figs[name]})", ""]
     lines += ["", "## Executed notebooks", "", "Every stage's notebook as it ran (HTML, no Jupyter needed): "
               + ", ".join(f"[{Path(s.html).stem}](notebooks/{Path(s.html).name})" for s in STAGES.values()) + "."]
     return "\n".join(lines) + "\n"
