@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from basisconv.pipeline import claims
+from basisconv.pipeline import claims, tables
 from basisconv.pipeline import report as report_text
 
 # CIFAR-10 as the paper trains and tests on it (arXiv 2408.06024, Experiments): the paper's numbers, not this run's
@@ -38,9 +38,8 @@ def _pct(frac) -> str:
 
 
 def _n(count: int, word: str, many: str | None = None) -> str:
-    """``1 seed``, ``3 seeds``, ``10,000 images``: the count with separators and the right number of the noun."""
-    count = int(count)
-    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+    """``1 seed``, ``3 seeds``, ``10,000 images`` (``tables.plural``)."""
+    return tables.plural(int(count), word, many)
 
 
 def _verb(count: int, one: str, many: str) -> str:
