@@ -71,6 +71,14 @@ def test_training_time_claim():
     assert d.comparison == "baseline - selected@switch" and d.verdict == SUPPORTED and "+1.00 s" in d.measured
     slower = dict(SPEC, **{"selected@switch": (89.8, None, 800, 4e6, 95.0, 11.0)})
     assert claims.training_time_claim(_runs(slower))[0].verdict == CONTRADICTED
+    # epoch times pair only runs of one machine: a seed whose selected run finished elsewhere is left out
+    runs = _runs(SPEC).assign(machine="a")
+    runs.loc[(runs.variant == "selected@switch") & (runs.seed == 2), "machine"] = "b"
+    d, = claims.training_time_claim(runs)
+    assert "1 of the seeds left out" in d.comparison and "over 2 seeds" in d.measured
+    runs.loc[runs.variant == "selected@switch", "machine"] = "b"
+    d, = claims.training_time_claim(runs)
+    assert d.verdict == UNDECIDED and d.measured == "no seed with both runs on one machine"
 
 
 @pytest.mark.parametrize("low,high,verdict", [(1.02, 1.10, SUPPORTED), (0.95, 1.04, UNDECIDED),

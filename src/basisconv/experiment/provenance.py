@@ -7,8 +7,21 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 
 import torch
+
+
+def machine_id() -> str:
+    """This machine in this boot: host name and the kernel's boot id. Timings compare only between runs of one
+    machine: two machines with the same CPU model can differ about 2x in speed, and a run that resumes after a session
+    ends may continue on another one."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()[:8]
+    except OSError:
+        boot = "?"
+    return f"{socket.gethostname()}/{boot}"
 
 
 def hardware_info(device="cpu") -> dict:
@@ -25,4 +38,5 @@ def hardware_info(device="cpu") -> dict:
     import torchvision
     return {"device": device.type, "device_name": name, "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "python": platform.python_version(), "cuda": torch.version.cuda if device.type == "cuda" else None}
+            "python": platform.python_version(), "cuda": torch.version.cuda if device.type == "cuda" else None,
+            "machine": machine_id()}

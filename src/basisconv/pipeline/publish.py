@@ -65,9 +65,13 @@ def provenance() -> str:
     base, bench = r["baseline"], r["benchmark"]
     profile = base["profile"]
     timed = ", ".join(report.targets_by_precision(bench)) or bench.get("precision", "fp32")
+    runs = r["tables"]["runs"]
+    n_machines = runs.machine.nunique() if "machine" in runs else 1
+    spread = (f" The basis-stage runs ran on {n_machines} machines (the pipeline resumed after a session ended): "
+              "epoch times are compared only between runs of one machine." if n_machines > 1 else "")
     return (f"> **Provenance.** Profile `{profile}`, made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` "
             f"from the code at commit `{code_commit()}` and published by `python -m basisconv.pipeline.publish`; "
-            f"training in {base.get('precision', 'fp32')}, timings in {timed}.\n")
+            f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
 def results_block(docs_dir="docs/results") -> tuple[str, Path]:

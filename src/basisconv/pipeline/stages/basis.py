@@ -87,7 +87,8 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
             row = {"variant": name, "seed": seed, "key": m["key"], "test_acc": m["test_acc"], "val_acc": m["val_acc"],
                    "params": m["params"], "macs": m["macs"], "epoch_time_mean": m["epoch_time_mean"],
                    "train_time": m["train_time"], "basis_epoch_time": late_epoch_time(m["epoch_times"], s),
-                   "amp": amp and variant != "baseline_fp32", "data": meta["label"]}
+                   "amp": amp and variant != "baseline_fp32", "data": meta["label"],
+                   "machine": m.get("hardware", {}).get("machine")}  # timings pair only runs of one machine
             runs.append(row)
             if on_run is not None:
                 on_run(row)
