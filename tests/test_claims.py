@@ -120,3 +120,14 @@ def test_verdict_table_and_markdown():
     empty = {"tables": {"runs": pd.DataFrame(columns=["variant", "seed", "test_acc", "params", "macs",
                                                       "train_time"])}}
     assert "No claim can be decided" in claims.verdict_markdown(empty)
+
+
+@pytest.mark.timeout(60)
+def test_front_points_compare_within_their_budget():
+    """A front's comparison subset is matched to the selection at its own budget, so it is compared with that one."""
+    spec = dict(SPEC, **{"selected~ml2@switch": (88.0, None, 600, 3e6, 95.0, 9.0),
+                         "random0~ml2@switch": (85.0, None, 600, 2e6, 95.0, 9.0)})
+    t = {d.comparison.split(" (")[0]: d for d in claims.accuracy_claims(_runs(spec))}
+    d = t["selected~ml2@switch - random0~ml2@switch"]
+    assert d.verdict == SUPPORTED and d.claim.startswith("the selection at the ml2 budget beats")
+    assert "selected@switch - random0~ml2@switch" not in t

@@ -56,7 +56,8 @@ def test_unknown_variant_and_schedule_refused_before_the_basis_stage():
     re-check them."""
     from basisconv.pipeline import params
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
-    base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5}
+    base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5,
+            "front_budgets": [], "front_ratios": []}
     with pytest.raises(ValueError, match="basis.variants = \\['naive'\\]: must be a list of distinct values from "
                                          "baseline, baseline_fp32, all_layers"):
         params.resolve(basis={"variants": ["naive"]})

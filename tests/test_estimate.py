@@ -18,8 +18,10 @@ def test_plan_counts_the_paper_profile():
     pl = est.plan(P)
     assert pl["sensitivity"]["what"].startswith("96 proxy jobs (16 layers x 3 ratios x 2 proxies)")
     # per seed: all_layers and selected with two schedules each, 3 random + largest + spectral: 9; 2 more baselines
-    # 7 of them per seed switch (all_layers, selected, 3 random, largest, spectral) and start from the snapshot
-    assert pl["basis"]["what"] == ("29 trainings (3 seeds x 9 basis runs + 2 more baseline seeds + 21 of them "
+    # 7 of them per seed switch (all_layers, selected, 3 random, largest, spectral) and start from the snapshot;
+    # the fronts add per seed all layers at 2 more ratios and, at each of 2 more budgets, selected + 5 comparisons:
+    # 14 more switch runs per seed
+    assert pl["basis"]["what"] == ("71 trainings (3 seeds x 23 basis runs + 2 more baseline seeds + 63 of them "
                                    "switch runs of 30 epochs each)")
     assert pl["faithfulness"]["what"] == "25 retrainings x 10 epochs x 45,000 images"  # control + 16 layers + 8 pairs
     assert pl["baseline"]["images"] > 40 * 45_000
@@ -30,17 +32,18 @@ def test_switch_runs_cost_only_their_epochs_after_the_switch():
     pl = est.plan(P)
     one = est._one_training(P["train"], 45_000, 5000)
     late = est._one_training(P["train"], 45_000, 5000, epochs=1)
-    # 2 more baselines at full cost, 15 switch runs (5 per seed) of the last of 10 epochs
-    assert pl["basis"]["images"] == pytest.approx(2 * one + 15 * late)
+    # 2 more baselines at full cost, 30 switch runs (5 main and 5 front points per seed) of the last of 10 epochs
+    assert pl["basis"]["images"] == pytest.approx(2 * one + 30 * late)
     assert pl["faithfulness"]["what"] == "19 retrainings x 1 epochs x 10,000 images"  # its train_subset
-    assert "15 of them switch runs of 1 epoch each" in pl["basis"]["what"]
+    assert "30 of them switch runs of 1 epoch each" in pl["basis"]["what"]
 
 
 def test_cpu_full_fits_its_budget_at_the_measured_speed():
     """The realistic profile's planned work at the slowest per-image cost measured for its recipe (4.41 ms, bf16,
-    batch 512, docs/results/recipe) leaves room for the benchmark within 4 hours: a sizing check of the plan."""
+    batch 512, docs/results/recipe) leaves room for the benchmark within 5 hours: a sizing check of the plan (it
+    spans a session end, resumed by content; a run's timings pair only within one machine)."""
     P = compose("cpu-full", "mirror", profile_dir=ROOT / "profiles")
-    assert est.estimate(P, sec_per_image=4.41e-3)["total_seconds"] < 3.8 * 3600
+    assert est.estimate(P, sec_per_image=4.41e-3)["total_seconds"] < 4.5 * 3600
 
 
 def test_estimate_scales_with_measured_speed():

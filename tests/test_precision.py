@@ -72,7 +72,7 @@ def test_bf16_training_on_cpu_learns_like_fp32():
 def test_baseline_fp32_variant_only_under_bf16(amp):
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
     B = {"variants": ["baseline", "baseline_fp32", "selected"], "schedules": ["switch"],
-         "comparison_schedule": "switch", "ratio": 0.5}
+         "comparison_schedule": "switch", "ratio": 0.5, "front_budgets": [], "front_ratios": []}
     names = [p[0] for p in basis_stage.plan(B, sel, amp=amp)]
     assert names == (["baseline", "baseline_fp32", "selected"] if amp else ["baseline", "selected"])
 

@@ -48,7 +48,8 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("basis", "ratio", 0, "(0, 1]"), ("basis", "coeff", "x", "reduced"), ("basis", "init", "x", "qr"),
     ("basis", "switch_epoch", 0, "an int >= 1"), ("basis", "schedules", ["skip"], "scratch, switch"),
     ("basis", "variants", ["naive"], "baseline, baseline_fp32, all_layers"), ("basis", "comparison_schedule", "skip", "scratch"),
-    ("basis", "random_subsets", -1, ">= 0"),
+    ("basis", "random_subsets", -1, ">= 0"), ("basis", "front_budgets", [1.0, 1.0], "distinct numbers > 0"),
+    ("basis", "front_ratios", [0.0], "distinct numbers in (0, 1]"),
     ("faithfulness", "layers", -1, ">= 0"), ("faithfulness", "pairs", 1.5, ">= 0"), ("faithfulness", "ratio", 1.5, "(0, 1]"),
     ("faithfulness", "epochs", 0, ">= 1"), ("faithfulness", "lr", -0.1, "> 0"), ("faithfulness", "seed", -1, ">= 0"),
     ("faithfulness", "train_subset", -1, ">= 0"),
@@ -90,6 +91,9 @@ CROSS = [
     ({"data": {"source": "official", "train_subset": 46000}},
      "data.train_subset = 46000: must be <= 45,000 (the training images left after data.val_size = 5,000)"),
     ({"data": {"source": "official", "val_size": 50000}}, "data.val_size = 50000: must be < 50,000"),
+    ({"basis": {"front_budgets": [0.5, 2.0]}},
+     "basis.front_budgets = [0.5, 2.0]: must not hold sensitivity.max_loss = 0.5"),
+    ({"basis": {"front_ratios": [0.5]}}, "basis.front_ratios = [0.5]: must not hold basis.ratio = 0.5"),
 ]
 
 

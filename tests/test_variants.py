@@ -13,7 +13,7 @@ from basisconv.pipeline.stages import basis as basis_stage
 from basisconv.pipeline.variants import COMPARISONS, VARIANTS, Match, variant_of
 
 B = {"variants": list(VARIANTS), "schedules": ["scratch", "switch"], "comparison_schedule": "switch", "switch_epoch": 2,
-     "random_subsets": 3, "ratio": 0.5, "coeff": "reduced"}
+     "random_subsets": 3, "ratio": 0.5, "coeff": "reduced", "front_budgets": [], "front_ratios": []}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -83,3 +83,30 @@ def test_the_estimates_count_is_what_the_stage_plans(chosen):
     assert variants.switch_runs_per_seed(Bc) == (len(switch) if "baseline" in chosen and Bc["switch_epoch"] > 0
                                                  else 0)
     assert variants.switch_runs_per_seed({**Bc, "switch_epoch": 0}) == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("chosen", [["baseline", "all_layers", "selected"],
+                                    ["baseline", "all_layers", "selected", "random", "largest", "spectral"]])
+def test_front_points_are_planned_counted_and_named(chosen):
+    """Extra budgets and ratios: the stage plans each front point once, the estimate counts them, and every point's
+    run name maps back to its variant and its point."""
+    sub = {"layers": ["b"], "ratios": {"b": 0.25}}
+    sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"],
+           "comparisons": {r: sub for c in COMPARISONS for r in VARIANTS[c].run_names(B)},
+           "fronts": {variants.budget_point(2.0): {"layers": ["a", "b"], "ratios": {"a": 0.5, "b": 0.5},
+                                                   "comparisons": {r: sub for c in COMPARISONS
+                                                                   for r in VARIANTS[c].run_names(B)}}}}
+    Bc = {**B, "variants": chosen, "front_budgets": [2.0], "front_ratios": [0.25]}
+    plan = basis_stage.plan(Bc, sel)
+    assert len(plan) == variants.trainings_per_seed(Bc)
+    front = [p for p in plan if variants.POINT in p[0]]
+    assert len(front) == variants.front_runs_per_seed(Bc) > 0
+    assert ("all_layers~r0.25", "switch", ["a", "b"], 0.25) in front
+    assert ("selected~ml2", "switch", ["a", "b"], {"a": 0.5, "b": 0.5}) in front
+    for name, *_ in front:
+        assert variant_of(name).name in chosen and variants.point_of(f"{name}@switch") in ("ml2", "r0.25")
+        assert variants.style(f"{name}@switch")["color"] == variants.style(
+            f"{name.partition(variants.POINT)[0]}@switch")["color"]  # a front keeps its variant's colour
+    switch = [p for p in plan if p[1] == "switch" and p[2] is not None]
+    assert variants.switch_runs_per_seed(Bc) == len(switch)

@@ -102,10 +102,13 @@ def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float 
            _paired(f"the sensitivity-selected layers keep accuracy (within {margin:g} point of the baseline)", sel,
                    "baseline", "non-inferiority", acc, margin=margin),
            _paired("the selection beats basis layers on every layer", sel, allv, "superiority", acc)]
-    for v in sorted(acc):
-        if v.endswith(f"@{schedule}") and variants.variant_of(v).kind == "comparison" and sel in mt.index:
-            out.append(_paired(f"the selection beats {variants.variant_of(v).describe} (`{v}`)", sel, v, "superiority", acc,
-                               note=f" ({_size(mt, sel)} vs {_size(mt, v)})"))
+    for v in sorted(acc, key=lambda r: (variants.point_of(r), r)):  # the main point first, then each front's
+        point = variants.point_of(v)
+        s = f"selected{variants.POINT}{point}@{schedule}" if point else sel
+        if v.endswith(f"@{schedule}") and variants.variant_of(v).kind == "comparison" and s in mt.index:
+            at = f" at the {point} budget" if point else ""
+            out.append(_paired(f"the selection{at} beats {variants.variant_of(v).describe} (`{v}`)", s, v,
+                               "superiority", acc, note=f" ({_size(mt, s)} vs {_size(mt, v)})"))
     for v in ("selected", "all_layers"):  # the schedules compared on the selection if it was trained both ways
         sw, sc = f"{v}@switch", f"{v}@scratch"
         if sw in acc and sc in acc and "train_time" in runs:

@@ -46,7 +46,7 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch") -> str
         return (f"No `{sel}` run (the selection was empty or the variant was not trained), so the selection "
                 "cannot be compared with the other subsets.")
     a = mt.loc[sel, "test_acc_mean"]
-    others = [v for v in mt.index if v.endswith(f"@{schedule}") and _is_comparison(v)]
+    others = [v for v in mt.index if v.endswith(f"@{schedule}") and _is_comparison(v) and not variants.point_of(v)]
     parts, wins = [], 0
     for v in others:
         d = a - mt.loc[v, "test_acc_mean"]
@@ -173,7 +173,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
-         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random') or 'n/a'}; largest-first "
+         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'n/a'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("The selection against the other subsets.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "

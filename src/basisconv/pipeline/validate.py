@@ -96,7 +96,12 @@ def _rules(C: dict) -> dict:
                   "schedules": some_of("basis_schedules"),
                   "variants": (lambda v: _list(v, lambda x: x in C["variants"], nonempty=False, distinct=True),
                                f"a list of distinct values from {', '.join(C['variants'])}"),
-                  "comparison_schedule": one_of("basis_schedules"), "random_subsets": nonneg_int},
+                  "comparison_schedule": one_of("basis_schedules"), "random_subsets": nonneg_int,
+                  "front_budgets": (lambda v: _list(v, lambda x: _num(x, 0, lo_open=True), nonempty=False,
+                                                    distinct=True),
+                                    "a list of distinct numbers > 0 (extra loss budgets in points; empty: none)"),
+                  "front_ratios": (lambda v: _list(v, ratio[0], nonempty=False, distinct=True),
+                                   "a list of distinct numbers in (0, 1] (extra all-layers ratios; empty: none)")},
         "faithfulness": {"layers": (lambda v: _int(v, 0), "an int >= 0 (0: every candidate layer)"),
                          "pairs": nonneg_int, "ratio": ratio, "epochs": pos_int, "train_subset": nonneg_int,
                          "lr": (lambda v: _num(v, 0, lo_open=True), "a number > 0"), "seed": nonneg_int,
@@ -135,6 +140,12 @@ def _cross(P: dict) -> list[str]:
             and S["selection_proxy"] not in S["proxies"]:
         errs.append(f"sensitivity.selection_proxy = {S['selection_proxy']!r}: must be one of sensitivity.proxies "
                     f"= {S['proxies']}")
+    if S and B and isinstance(B.get("front_budgets"), list) and S.get("max_loss") in B["front_budgets"]:
+        errs.append(f"basis.front_budgets = {B['front_budgets']}: must not hold sensitivity.max_loss = "
+                    f"{S['max_loss']} (the main selection is already that point of the front)")
+    if B and isinstance(B.get("front_ratios"), list) and B.get("ratio") in B["front_ratios"]:
+        errs.append(f"basis.front_ratios = {B['front_ratios']}: must not hold basis.ratio = {B['ratio']} (the "
+                    "all-layers variant is already that point of the front)")
     if S and F and isinstance(S.get("ratios"), list) and F.get("ratio") not in S["ratios"]:
         errs.append(f"faithfulness.ratio = {F.get('ratio')!r}: must be one of sensitivity.ratios = {S['ratios']} "
                     "(its proxy drops are the sweep's rows)")

@@ -81,9 +81,28 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 COMPARISONS = tuple(n for n, v in VARIANTS.items() if v.kind == "comparison")
 
 
+POINT = "~"  # run names of a front's extra points: ``selected~ml2@switch``, ``random0~ml2@switch``, ``all_layers~r0.25``
+
+
+def budget_point(max_loss: float) -> str:
+    """The point label of the selection at an extra loss budget (``basis.front_budgets``): ``ml2``, ``ml0.5``."""
+    return f"ml{max_loss:g}"
+
+
+def ratio_point(ratio: float) -> str:
+    """The point label of all layers at an extra ratio (``basis.front_ratios``): ``r0.25``."""
+    return f"r{ratio:g}"
+
+
+def point_of(run: str) -> str:
+    """The front point of a run name (``ml2`` of ``selected~ml2@switch``), ``""`` for the main point."""
+    return run.partition("@")[0].partition(POINT)[2]
+
+
 def variant_of(run: str) -> Variant:
-    """The variant of a run name such as ``selected@switch``, ``random2@switch`` or ``baseline``."""
-    name = run.partition("@")[0]
+    """The variant of a run name such as ``selected@switch``, ``random2@switch``, ``largest~ml2@switch`` or
+    ``baseline``."""
+    name = run.partition("@")[0].partition(POINT)[0]
     for v in VARIANTS.values():
         if name == v.name or (v.runs is not None and name.startswith(v.name) and name[len(v.name):].isdigit()):
             return v
@@ -94,6 +113,7 @@ def style(run: str) -> dict:
     """``{"color", "marker", "label"}`` of a run such as ``selected@switch`` or ``random2@switch``: each variant
     its own colour and marker, each random subset its own colour, scratch runs a different marker."""
     name, _, schedule = run.partition("@")
+    name = name.partition(POINT)[0]
     v = variant_of(run)
     color = v.color
     if v.name == "random":
@@ -120,7 +140,17 @@ def trainings_per_seed(B: dict) -> int:
             n += len(v.run_names(B))
         elif name == "baseline":
             n += 1
-    return n
+    return n + front_runs_per_seed(B)
+
+
+def front_runs_per_seed(B: dict) -> int:
+    """The fronts' extra runs of one seed: all layers at each of ``basis.front_ratios``, and at each of
+    ``basis.front_budgets`` the selection and every comparison run in ``basis.variants`` (an upper bound: a budget
+    that selects nothing trains nothing)."""
+    at_budget = ("selected" in B["variants"]) + sum(len(VARIANTS[c].run_names(B)) for c in COMPARISONS
+                                                    if c in B["variants"])
+    return (len(B["front_ratios"]) * ("all_layers" in B["variants"])
+            + len(B["front_budgets"]) * at_budget)
 
 
 def switch_runs_per_seed(B: dict) -> int:
@@ -135,4 +165,4 @@ def switch_runs_per_seed(B: dict) -> int:
             n += "switch" in B["schedules"]
         elif v.kind == "comparison" and B["comparison_schedule"] == "switch":
             n += len(v.run_names(B))
-    return n
+    return n + (front_runs_per_seed(B) if B["comparison_schedule"] == "switch" else 0)

@@ -24,7 +24,7 @@ from basisconv.experiment.models import build_model
 from basisconv.experiment.train import snapshot_path
 from basisconv.pipeline.runs import run_files, run_training
 from basisconv.pipeline.stages import common, training
-from basisconv.pipeline.variants import variant_of
+from basisconv.pipeline.variants import POINT, ratio_point, variant_of
 
 L = STAGES["basis"]
 
@@ -47,6 +47,15 @@ def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
     for name, c in sel["comparisons"].items():
         if variant_of(name).name in B["variants"]:
             out.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
+    # the fronts' extra points (accuracy against size over several budgets), all with the comparison schedule
+    cs = B["comparison_schedule"]
+    if "all_layers" in B["variants"]:
+        out += [(f"all_layers{POINT}{ratio_point(q)}", cs, sel["candidates"], q) for q in B["front_ratios"]]
+    for point, f in sel.get("fronts", {}).items():
+        if "selected" in B["variants"] and f["layers"]:
+            out.append((f"selected{POINT}{point}", cs, f["layers"], f["ratios"]))
+        out += [(f"{name}{POINT}{point}", cs, c["layers"], c["ratios"]) for name, c in f["comparisons"].items()
+                if variant_of(name).name in B["variants"]]
     return out
 
 

@@ -141,7 +141,13 @@ def run(P: dict, progress=True) -> dict:
     sel = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=S["max_loss"],
                         order=layers).to_dict()
     baseline = read_json(L["baseline"])
-    sel.update(candidates=layers, comparisons=comparisons(P["basis"], net, layers, sel, S["ratios"]),
+    fronts = {}  # the selection at each extra loss budget, with its own matched comparison subsets
+    for b in P["basis"]["front_budgets"]:
+        f = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=b,
+                          order=layers).to_dict()
+        fronts[variants.budget_point(b)] = {**f, "max_loss": b,
+                                            "comparisons": comparisons(P["basis"], net, layers, f, S["ratios"])}
+    sel.update(candidates=layers, comparisons=comparisons(P["basis"], net, layers, sel, S["ratios"]), fronts=fronts,
                data=meta["label"], profile=P["profile"], search_seconds=search_seconds,
                baseline_train_seconds=baseline["train_time"],
                search_cost_fraction=search_seconds / baseline["train_time"], params_resolved=P)
