@@ -62,3 +62,13 @@ def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
     with open(package_copy / edited, "a") as f:
         f.write("\n# an edit\n")
     assert (keys.code_digest(module, package_copy) != before) == changes
+
+
+@pytest.mark.timeout(60)
+def test_run_files_keep_names_with_dots(tmp_path):
+    """A front point's run name holds a dot (``all_layers~r0.25``): every seed and key keeps files of its own."""
+    from basisconv.pipeline.runs import run_files
+    a, b = run_files(tmp_path, "all_layers~r0.25@switch_s0", "k1"), run_files(tmp_path, "all_layers~r0.25@switch_s1", "k1")
+    assert a["ckpt"].name == "all_layers~r0.25@switch_s0-k1.ckpt" and a["json"].name.endswith("_s0-k1.json")
+    assert a["weights"].name == "all_layers~r0.25@switch_s0-k1.pt"
+    assert not set(a.values()) & set(b.values())

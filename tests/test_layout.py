@@ -28,7 +28,10 @@ def test_every_dvc_path_is_declared_in_the_layout(name):
     declared_outs = set(st.outputs())
     assert _paths(dvc["outs"]) | _paths(dvc.get("metrics", [])) | _paths(dvc.get("plots", [])) == declared_outs
     code = {str(p.relative_to(ROOT)) for p in keys.closure_files(st.module)}
+    for m in keys.notebook_imports(ROOT / st.notebook):  # the notebook's own imports (figures, discussion)
+        code |= {str(p.relative_to(ROOT)) for p in keys.closure_files(m)}
     assert set(dvc["deps"]) == {st.notebook, *st.deps.values(), *code}
+    assert "src/basisconv/pipeline/figures.py" in dvc["deps"]  # editing a figure redraws it
     assert dvc["params"] == list(st.params)
     assert dvc["cmd"] == f"python -m basisconv.pipeline.notebook {name}"
 

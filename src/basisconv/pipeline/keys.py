@@ -119,6 +119,35 @@ def closure_files(module: str, root=None) -> list[Path]:
     return [module_file(m, root) for m in module_closure(module, root)]
 
 
+def notebook_imports(notebook) -> set[str]:
+    """``basisconv`` modules a notebook's code cells import (its figures, its discussion): ``dvc repro`` re-runs the
+    notebook when one of them changes, though the stage's results are keyed by the stage module's code alone."""
+    import json
+    out = set()
+    for cell in json.loads(Path(notebook).read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
+        for node in ast.walk(ast.parse(code, str(notebook))):
+            if isinstance(node, ast.Import):
+                out |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE:
+                out.add(node.module)
+                out |= {f"{node.module}.{a.name}" for a in node.names
+                        if module_file(f"{node.module}.{a.name}").is_file()}
+    return {m for m in out if module_file(m).is_file()}
+
+
+def stage_code_files(module: str, notebook, root=None) -> list[Path]:
+    """What a stage's DVC deps list as code: the closure of its stage module and of every module its notebook
+    imports, in the order of the sorted module names."""
+    mods = set(module_closure(module, root))
+    for m in notebook_imports(notebook):
+        mods |= set(module_closure(m, root))
+    return [module_file(m, root) for m in sorted(mods)]
+
+
 def code_digest(module: str, root=None) -> str:
     """sha256 over the source text of every module in ``module``'s closure (its own code and all it uses)."""
     return digest([(m, module_file(m, root).read_text()) for m in module_closure(module, root)], n=64)

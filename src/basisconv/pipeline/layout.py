@@ -3,7 +3,7 @@
 One ``Stage`` per DVC stage: its notebook, the params sections it reads, its input files and its outputs by role.
 The stage modules (``basisconv.pipeline.stages.<name>``) and the notebooks take their paths from here, and ``dvc.yaml`` is
 generated from here (``python -m basisconv.pipeline.layout``) together with each stage's code dependencies: the transitive
-closure of the ``basisconv`` modules its stage module imports (``keys.module_closure``). ``tests/test_layout.py``
+closure of the ``basisconv`` modules its stage module and its notebook import (``keys.stage_code_files``). ``tests/test_layout.py``
 fails when the committed ``dvc.yaml`` differs from what this module generates.
 """
 from __future__ import annotations
@@ -110,7 +110,8 @@ _STAGES = [
           metrics={"metrics": "results/metrics/faithfulness.json"}),
     Stage("basis", "notebooks/04_basis.ipynb", ("profile", "model", "train", "basis"),
           deps={"prepared": PREPARED, "selection": SELECTION, "baseline": BASELINE_SUMMARY},
-          figures={"pareto": "results/basis/pareto.png"},
+          figures={"pareto": "results/basis/pareto.png", "curves": "results/basis/curves.png",
+                   "epoch_time": "results/basis/epoch_time.png"},
           results={"runs_table": "results/basis/runs.csv", "main_table": "results/basis/main_table.csv",
                    "summary": "results/basis/summary.json", "provenance": PROVENANCE.format(stage="basis")},
           state={"runs": "models/runs/basis"},
@@ -148,11 +149,11 @@ STAGES["report"] = _report_stage()
 def dvc_yaml(root: Path | None = None) -> dict:
     """The ``dvc.yaml`` of this layout: per stage its papermill command, params sections, notebook, input files,
     code closure (``src/basisconv/...`` of every module its stage module can import) and outputs."""
-    from basisconv.pipeline.keys import PACKAGE_DIR, closure_files
+    from basisconv.pipeline.keys import PACKAGE_DIR, stage_code_files
     root = Path(root) if root is not None else PACKAGE_DIR.parents[1]
     stages = {}
     for s in STAGES.values():
-        code = [str(p.relative_to(root)) for p in closure_files(s.module)]
+        code = [str(p.relative_to(root)) for p in stage_code_files(s.module, root / s.notebook)]
         entry = {
             "cmd": f"python -m basisconv.pipeline.notebook {s.name}",
             "deps": [s.notebook, *s.deps.values(), *code],

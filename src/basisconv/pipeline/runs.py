@@ -41,8 +41,10 @@ def run_key(cfg: TrainConfig, model_spec: dict, inputs: str, processes: int = 1,
 
 
 def run_files(run_dir, name: str, key: str) -> dict[str, Path]:
-    base = Path(run_dir) / f"{name}-{key}"
-    return {"json": base.with_suffix(".json"), "ckpt": base.with_suffix(".ckpt"), "weights": base.with_suffix(".pt")}
+    # suffixes appended, not swapped in: a run name may hold a dot (``all_layers~r0.25@switch``), which
+    # ``Path.with_suffix`` would take for a suffix, giving every seed of that run the same files
+    base = f"{name}-{key}"
+    return {k: Path(run_dir) / f"{base}{ext}" for k, ext in (("json", ".json"), ("ckpt", ".ckpt"), ("weights", ".pt"))}
 
 
 def _drop_stale_checkpoints(run_dir, name: str, key: str) -> None:

@@ -70,8 +70,44 @@ def models_to_time(P: dict, net, sel: dict, device, K: dict, precision: str = "f
     return models, modes, forms
 
 
+SPEEDUP_KEYS = ["layer", "ratio", "batch_size", "memory_format", "precision"]
+
+
+def basis_speedups(layer_rows: list[dict], memory_format: str, basis_variant: str = "basis_reduced") -> pd.DataFrame:
+    """One row per timed ``basis_variant`` layer in fwd+bwd (the target's pass) and ``memory_format``: its keys
+    (``SPEEDUP_KEYS``), ``theoretical_speedup``, ``measured_speedup = t_dense / t_basis`` with the interval the two
+    timings' IQRs give,
+
+        speedup_low = (t_dense - iqr_dense / 2) / (t_basis + iqr_basis / 2)
+        speedup_high = (t_dense + iqr_dense / 2) / (t_basis - iqr_basis / 2)      (NaN when the divisor is <= 0)
+
+    and the kernel floor ``t_dense / (t_kxk + t_mix)`` of ``bench.kernel_floors`` (NaN where the two kernels were
+    not timed): what the benchmark notebook's per-layer figures draw."""
+    cols = [*SPEEDUP_KEYS, "theoretical_speedup", "measured_speedup", "median_ms", "iqr_ms", "dense_ms",
+            "dense_iqr_ms", "speedup_low", "speedup_high", "floor_speedup"]
+    rows = [r for r in layer_rows if r["pass"] == "fwd+bwd" and r.get("memory_format") == memory_format]
+    dense = {(r["layer"], r["batch_size"], r["memory_format"], r["precision"]): r for r in rows
+             if r["variant"] == "dense"}
+    out = []
+    for r in rows:
+        d = dense.get((r["layer"], r["batch_size"], r["memory_format"], r["precision"]))
+        if r["variant"] != basis_variant or d is None:
+            continue
+        slow, fast = r["median_ms"] + r["iqr_ms"] / 2, r["median_ms"] - r["iqr_ms"] / 2  # the basis time's IQR ends
+        out.append({**{k: r[k] for k in SPEEDUP_KEYS}, "theoretical_speedup": r["theoretical_speedup"],
+                    "measured_speedup": r["measured_speedup"], "median_ms": r["median_ms"], "iqr_ms": r["iqr_ms"],
+                    "dense_ms": d["median_ms"], "dense_iqr_ms": d["iqr_ms"],
+                    "speedup_low": (d["median_ms"] - d["iqr_ms"] / 2) / slow,
+                    "speedup_high": (d["median_ms"] + d["iqr_ms"] / 2) / fast if fast > 0 else float("nan")})
+    frame = pd.DataFrame(out, columns=cols[:-1])
+    floors = pd.DataFrame(bench.kernel_floors(rows, basis_variant), columns=[*SPEEDUP_KEYS, "floor_speedup"])
+    return frame.merge(floors[[*SPEEDUP_KEYS, "floor_speedup"]], on=SPEEDUP_KEYS, how="left")[cols]
+
+
 def run(P: dict, progress=True) -> dict:
-    """Time layers and models, record targets. Returns ``{"layers", "models", "forms", "targets", "hardware"}``."""
+    """Time layers and models, record targets. Returns ``{"layers", "basis_speedups" (``basis_speedups`` of the
+    first memory format), "models", "forms", "targets", "targets_by_precision", "precision", "hardware", "peers"
+    (summary), "peer_rows" (DataFrame), "onnx"}``."""
     K = P["benchmark"]
     device = common.setup(P["train"], threads=K["threads"])
     sel = read_json(L["selection"])
@@ -136,6 +172,7 @@ def run(P: dict, progress=True) -> dict:
             k: r[k] for k in MODEL_SUMMARY_KEYS}
             for r in mrows if r["precision"] == prec} for prec in precs}})
     common.write_provenance("benchmark", common.inputs("benchmark", P))
-    return {"layers": layers_df, "models": models_df, "forms": forms, "targets": tg, "targets_by_precision": by_prec,
-            "precision": trained, "hardware": hw,
-            "peers": peers.summary(peer_rows) if peer_rows else [], "onnx": onnx_rows}
+    return {"layers": layers_df, "basis_speedups": basis_speedups(rows, K["memory_formats"][0]), "models": models_df,
+            "forms": forms, "targets": tg, "targets_by_precision": by_prec, "precision": trained, "hardware": hw,
+            "peers": peers.summary(peer_rows) if peer_rows else [],
+            "peer_rows": pd.DataFrame(peer_rows, columns=None if peer_rows else ["layer", "form"]), "onnx": onnx_rows}

@@ -40,7 +40,7 @@ def load_results() -> dict:
             "main_table": pd.read_csv(table_path("main_table"))}
 
 
-def figures() -> list[Path]:
+def figure_files() -> list[Path]:
     """Every figure the stages wrote (``results/<stage>/*.png``; each has an SVG beside it)."""
     return sorted(Path("results").glob("*/*.png"))
 
@@ -85,7 +85,7 @@ def run(P: dict, progress=True) -> dict:
         atomic_write_text(f"{L['tables']}/{name}.tex", t.to_latex(index=False, float_format="%.4g"))
     out_dir = Path(L["readme"]).parent
     figs = {}
-    for src in figures():
+    for src in figure_files():
         dst = Path(L["figures"]) / f"{src.parent.name}_{src.name}"
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
