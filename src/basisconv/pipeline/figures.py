@@ -40,6 +40,7 @@ import pandas as pd
 from basisconv.core import evidence
 from basisconv.core.checks import check_choice
 from basisconv.pipeline import variants
+from basisconv.pipeline.tables import plural
 
 STAGE_COLORS = {"conv1": "0.3", "layer1": "tab:blue", "layer2": "tab:orange", "layer3": "tab:green",
                 "layer4": "tab:red"}
@@ -370,7 +371,7 @@ def sensitivity_heatmap(rows: pd.DataFrame, layers: list[str], proxies: list[str
             label += f"\ncolours clipped at |drop| {vmax:.2g} ({percentile:g}th percentile)"
         fig.colorbar(im, ax=axes[0].tolist(), label=label, shrink=0.9)
     n_sel = len(sel)
-    fig.suptitle(f"Per-layer sensitivity{f' ({title})' if title else ''}; outlined: the {n_sel} selected option(s)")
+    fig.suptitle(f"Per-layer sensitivity{f' ({title})' if title else ''}; outlined: the {plural(n_sel, 'selected option')}")
     return _save(fig, path)
 
 
@@ -417,7 +418,7 @@ def sensitivity_bars(rows: pd.DataFrame, layers: list[str], selection: dict, pro
     handles.append(mpl.patches.Patch(facecolor="white", edgecolor="black", hatch="///", label="selected option"))
     fig.legend(handles=handles, loc="outside right upper", fontsize=7)
     ax.set_title(f"Sensitivity per layer at every ratio ({proxy} proxy{'; ' + title if title else ''}); "
-                 f"{len(sel)} option(s) selected")
+                 f"{plural(len(sel), 'option')} selected")
     return _save(fig, path)
 
 
@@ -447,7 +448,7 @@ def faithfulness_scatter(table: pd.DataFrame, summary: dict, proxies: list[str],
                         yerr=_bar(y, getattr(r, "real_ci_low", np.nan), getattr(r, "real_ci_high", np.nan)),
                         fmt=st["marker"], color=st["color"], capsize=2, label=r.layer)
         ax.set_xlabel(f"{proxy} proxy drop (points, {pct} % CI)")
-        ax.set_ylabel(f"drop after {epochs} retraining epoch(s) (points, CI)")
+        ax.set_ylabel(f"drop after {plural(epochs, 'retraining epoch')} (points, CI)")
         rho = summary.get(f"spearman_{proxy}")
         lo, hi = summary.get(f"spearman_{proxy}_ci_low"), summary.get(f"spearman_{proxy}_ci_high")
         ax.set_title(f"{proxy}: Spearman {_fmt(rho)} over {len(table)} layers\n"
@@ -483,7 +484,7 @@ def additivity(pairs: pd.DataFrame, ratio: float, path) -> Path:
     ax.set_ylabel("drop(a, b) (points)")
     ax.legend(title="method (pairs)", loc="best")
     n_pairs = len(good[["layer_a", "layer_b"]].drop_duplicates()) if {"layer_a", "layer_b"} <= set(good) else len(good)
-    ax.set_title(f"{n_pairs} layer pair(s) at ratio {ratio:g}")
+    ax.set_title(f"{plural(n_pairs, 'layer pair')} at ratio {ratio:g}")
     return _save(fig, path)
 
 
@@ -553,7 +554,7 @@ def basis_pareto(runs: pd.DataFrame, confidence: float, path, title: str = "", b
     if handles:
         fig.legend(handles, labels, loc="outside right upper",
                    title=f"mean, {int(round(100 * confidence))} % t-interval\nover seeds (n)")
-    fig.suptitle(f"Accuracy against size{f' ({title})' if title else ''}; up to {n_max} seed(s) per variant")
+    fig.suptitle(f"Accuracy against size{f' ({title})' if title else ''}; up to {plural(n_max, 'seed')} per variant")
     return _save(fig, path)
 
 
