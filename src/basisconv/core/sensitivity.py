@@ -42,6 +42,7 @@ from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, BasisConv2d, _chec
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import basis_params_saved, count_macs
 from basisconv.core.evidence import paired_interval
+from basisconv.core.progress import bar as progress_bar
 from basisconv.core.surgery import conv_layers, convert, convertible_names
 
 Batches = Iterable | Callable[[], Iterable]  # training batches (x, y), or a factory of a fresh iterable per job
@@ -258,14 +259,8 @@ def proxy_eval(model: nn.Module, layers: list[str], ratio, proxy: str, train_bat
 
 
 def _progress(jobs: list, progress):
-    """A tqdm bar over ``jobs`` when tqdm is installed and ``progress`` is not False (a dict: tqdm's options)."""
-    if progress is False:
-        return jobs
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the core needs torch and numpy only; a bar is a nicety
-        return jobs
-    return tqdm(jobs, desc="sensitivity", **(progress if isinstance(progress, dict) else {}))
+    """A console bar over ``jobs`` (``basisconv.core.progress``: silent without tqdm; a dict: tqdm's options)."""
+    return progress_bar(jobs, progress=progress, desc="sensitivity")
 
 
 def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_batches: Batches,

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision.datasets.utils import calculate_md5, download_url
-from tqdm.auto import tqdm
 
 from basisconv.core.checks import check_choice
+from basisconv.core.progress import bar as progress_bar
 from basisconv.experiment.io import save_torch, write_json
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -55,7 +55,7 @@ def _local_path(source) -> Path:
 
 def _copy_with_progress(src: Path, dst: Path, chunk: int = 1 << 20) -> None:
     with open(src, "rb") as fi, open(dst, "wb") as fo, \
-            tqdm(total=src.stat().st_size, unit="B", unit_scale=True, desc=f"copy {src.name}") as bar:
+            progress_bar(total=src.stat().st_size, unit="B", unit_scale=True, desc=f"copy {src.name}") as bar:
         while buf := fi.read(chunk):
             fo.write(buf)
             bar.update(len(buf))

@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from basisconv.experiment import search
 from basisconv.experiment.loader import TensorLoader
+from basisconv.core.progress import bar as progress_bar
 from basisconv.core.evidence import bootstrap_spearman, paired_interval, spearman
 from basisconv.core.sensitivity import ProxyConfig, accuracy, check_proxies, proxy_eval
 from basisconv.core.surgery import convert
@@ -129,7 +129,7 @@ def measure(model: nn.Module, layers: list[str], pairs: list[tuple[str, str]], r
     proxy_scores = search.correctness(proxy_val_data, device=device, amp=proxy_cfg.amp) if proxies else None
     proxy_batches = search.train_batches(train_data, proxy_batch_size, seed=proxy_cfg.seed, device=device)
     rows = []
-    bar = tqdm(jobs, desc="faithfulness", disable=progress is False, **(progress if isinstance(progress, dict) else {}))
+    bar = progress_bar(jobs, progress=progress, desc="faithfulness")
     for method, subset in bar:
         if (method, subset) in done:
             continue

@@ -31,12 +31,12 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from basisconv.experiment import distributed as dist_
 from basisconv.experiment.distributed import resolve_device
 from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
 from basisconv.core.conv_guard import guard_convs
+from basisconv.core.progress import bar as progress_bar
 from basisconv.experiment.io import save_torch
 from basisconv.experiment.loader import TensorLoader
 from basisconv.experiment.precision import autocast, effective_amp
@@ -320,7 +320,6 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
             ema = WeightEma(model, cfg.ema_decay)
             ema.load_state_dict(state["ema"])
     runner = _wrap(model, cfg, device)
-    bar_kwargs = progress if isinstance(progress, dict) else {}
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.uses_basis and cfg.switch_epoch > 0 and epoch == cfg.switch_epoch:
             model, opt = _switch(model, opt, cfg, cfg.basis_init, memory_format)
@@ -335,8 +334,9 @@ def train(model: nn.Module, train_data: tuple[torch.Tensor, torch.Tensor],
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=progress is False or not main, **bar_kwargs)
+        # on the console only (basisconv.core.progress), not in a notebook's outputs; rank 0 alone draws it
+        bar = progress_bar(loader, progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                           disable=not main)
         for i, (x, y) in enumerate(bar):
             step = epoch * steps_per_epoch + i
             lr = cfg.lr * lr_factor(step, total_steps, warmup_steps, cfg.schedule)

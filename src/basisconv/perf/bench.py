@@ -25,10 +25,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.benchmark as tbench
-from tqdm.auto import tqdm
 
 from basisconv.core.basis import BasisConv2d
 from basisconv.core.checks import check_choice
+from basisconv.core.progress import bar as progress_bar
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
 from basisconv.core.evidence import UNDECIDED, interval_verdict, t_quantile
@@ -153,8 +153,7 @@ def bench_layers(model: nn.Module, ratios, *, input_shape, batch_sizes=(128,), m
     hw = hardware_info(device)
     jobs = [(r, bs, f) for r in records for bs in batch_sizes for f in fmts]
     rows = []
-    for rec, bs, fmt_name in tqdm(jobs, desc="layers", disable=progress is False,
-                                  **(progress if isinstance(progress, dict) else {})):
+    for rec, bs, fmt_name in progress_bar(jobs, progress=progress, desc="layers"):
         fmt = fmts[fmt_name]
         conv = model.get_submodule(rec.name).to(memory_format=fmt)
         x = torch.randn(bs, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)

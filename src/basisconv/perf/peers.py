@@ -24,9 +24,9 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from basisconv.core.basis import BasisConv2d, resolve_rank
+from basisconv.core.progress import bar as progress_bar
 from basisconv.perf.bench import PASSES, _pass_fn, check_memory_format, distinct_shapes, time_call
 from basisconv.core.checks import check_choice
 from basisconv.core.counting import count_macs, count_params
@@ -101,8 +101,7 @@ def bench_peers(model: nn.Module, ratios, *, input_shape, batch_size: int = 128,
     hw = hardware_info(device)
     jobs = [(rec, q) for rec in distinct_shapes(model, input_shape) for q in ratios]
     rows = []
-    for rec, q in tqdm(jobs, desc="peers", disable=progress is False,
-                       **(progress if isinstance(progress, dict) else {})):
+    for rec, q in progress_bar(jobs, progress=progress, desc="peers"):
         conv = model.get_submodule(rec.name)
         budget = basis_budget(conv, q)
         forms = {"dense": conv, "basis": BasisConv2d.from_conv(conv, ratio=q, init="qr")}
