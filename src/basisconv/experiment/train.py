@@ -83,7 +83,7 @@ class TrainConfig:
     switch_epoch: int = 0
     tta: bool = False  # evaluation averages the softmax of each image and of its mirror image (flip TTA)
     ema_decay: float = 0.0  # > 0: an EMA of the weights is what is evaluated and returned (see WeightEma); 0: off
-    compile: bool = False  # torch.compile the training forward/backward (pays off on GPU; minutes of compile on CPU)
+    compile: bool = False  # torch.compile the training forward/backward (whether it pays: docs/results/compile)
 
     def __post_init__(self):
         _positive_int(self.epochs, "epochs")
