@@ -4,7 +4,7 @@ week-long run on a machine without a GPU (pipeline of the arXiv 2408.06024 repli
 The cost of every stage is counted in *training-image equivalents* (one image through one SGD step of the
 baseline model at ``train.batch_size``; a forward-only image counts a third, the usual fwd : bwd cost of 1 : 2) and
 multiplied by the seconds per image measured on this machine with a few steps of the real model. Basis variants
-are costed as the baseline (an upper bound: they are cheaper). Resumed work is not subtracted, so the estimate is
+are costed as the baseline (an upper bound: they are cheaper), a switch run for the epochs after its snapshot only. Resumed work is not subtracted, so the estimate is
 that of a fresh run.
 
     python -m basisconv.pipeline.estimate           # plan and estimate of every stage; exit 1 above the limit without GPU
