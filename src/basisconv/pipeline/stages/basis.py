@@ -119,13 +119,14 @@ def baseline_start(run_dir, name: str, key: str, epoch: int) -> dict:
 
 
 def main_table(runs: pd.DataFrame, label: str) -> pd.DataFrame:
-    """Mean ± std over seeds per variant, with deltas and compression against the baseline."""
+    """Mean and sample std (NaN with one seed) over seeds per variant, with deltas and compression against the
+    baseline."""
     g = runs.groupby("variant", sort=False)
     base = runs[runs.variant == "baseline"]
     base_acc = base.test_acc.mean() if len(base) else float("nan")
     base_params = base.params.iloc[0] if len(base) else float("nan")
     table = pd.DataFrame({
-        "test_acc_mean": g.test_acc.mean() * 100, "test_acc_std": g.test_acc.std(ddof=0) * 100,
+        "test_acc_mean": g.test_acc.mean() * 100, "test_acc_std": g.test_acc.std(ddof=1) * 100,
         "seeds": g.seed.count(), "delta_vs_baseline": (g.test_acc.mean() - base_acc) * 100,
         "params": g.params.first(), "compression": base_params / g.params.first(), "macs": g.macs.first(),
         "epoch_time_s": g.epoch_time_mean.mean(), "train_time_s": g.train_time.mean()}).reset_index()
