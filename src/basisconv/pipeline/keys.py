@@ -71,8 +71,14 @@ def _imports(module: str, root: Path) -> set[str]:
     path = module_file(module, root)
     is_pkg = path.name == "__init__.py"
     here = module if is_pkg else module.rpartition(".")[0]  # the package relative imports start from
+    return _source_imports(path.read_text(), str(path), here, root)
+
+
+def _source_imports(source: str, filename: str, here: str, root: Path) -> set[str]:
+    """``basisconv`` modules that Python ``source`` imports anywhere; ``here``: the package its relative imports
+    start from."""
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(ast.parse(source, filename)):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
         elif isinstance(node, ast.ImportFrom):
@@ -119,31 +125,26 @@ def closure_files(module: str, root=None) -> list[Path]:
     return [module_file(m, root) for m in module_closure(module, root)]
 
 
-def notebook_imports(notebook) -> set[str]:
+def notebook_imports(notebook, root=None) -> set[str]:
     """``basisconv`` modules a notebook's code cells import (its figures, its discussion): ``dvc repro`` re-runs the
     notebook when one of them changes, though the stage's results are keyed by the stage module's code alone."""
     import json
-    out = set()
+    root, out = _root(root), set()
     for cell in json.loads(Path(notebook).read_text())["cells"]:
         if cell["cell_type"] != "code":
             continue
-        src = "".join(cell["source"])
-        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in src.splitlines())
-        for node in ast.walk(ast.parse(code, str(notebook))):
-            if isinstance(node, ast.Import):
-                out |= {a.name for a in node.names if a.name.split(".")[0] == PACKAGE}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == PACKAGE:
-                out.add(node.module)
-                out |= {f"{node.module}.{a.name}" for a in node.names
-                        if module_file(f"{node.module}.{a.name}").is_file()}
-    return {m for m in out if module_file(m).is_file()}
+        # IPython magics and shell lines are not Python; a notebook has no package for relative imports
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                         for line in "".join(cell["source"]).splitlines())
+        out |= _source_imports(code, str(notebook), PACKAGE, root)
+    return out
 
 
 def stage_code_files(module: str, notebook, root=None) -> list[Path]:
     """What a stage's DVC deps list as code: the closure of its stage module and of every module its notebook
     imports, in the order of the sorted module names."""
     mods = set(module_closure(module, root))
-    for m in notebook_imports(notebook):
+    for m in notebook_imports(notebook, root):
         mods |= set(module_closure(m, root))
     return [module_file(m, root) for m in sorted(mods)]
 

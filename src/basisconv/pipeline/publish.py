@@ -21,6 +21,7 @@ from basisconv.pipeline import claims, report
 from basisconv.experiment.io import atomic_write_text
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
+from basisconv.pipeline.tables import plural
 
 def markers(block: str = "results") -> tuple[str, str]:
     """The README markers of a results block: ``results`` (the main one) or e.g. ``results-cpu-long``."""
@@ -52,16 +53,14 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
 
 
 def reading_line(n: int, held: int, failed: int, open_: int) -> str:
-    """The one-line reading of a verdict table, singular and plural right."""
-    def k(i, one, many):
-        return f"{i} {one if i == 1 else many}"
-    return (f"Of {k(n, 'claim', 'claims')}, {k(held, 'holds', 'hold')} here, {k(failed, 'does', 'do')} not hold here "
-            f"and {k(open_, 'is', 'are')} not decided at this scale.")
+    """The one-line reading of a verdict table, singular and plural right (``tables.plural``)."""
+    return (f"Of {plural(n, 'claim')}, {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold "
+            f"here and {plural(open_, 'is', 'are')} not decided at this scale.")
 
 
-def provenance() -> str:
-    """The published report's first paragraph: which profile, command, code and precision produced it."""
-    r = load_results()
+def provenance(r: dict) -> str:
+    """The published report's first paragraph: which profile, command, code and precision produced it (``r``: the
+    run's results, ``load_results()``)."""
     base, bench = r["baseline"], r["benchmark"]
     profile = base["profile"]
     timed = ", ".join(report.targets_by_precision(bench)) or bench.get("precision", "fp32")
@@ -74,8 +73,8 @@ def provenance() -> str:
             f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
-def results_block(docs_dir="docs/results") -> tuple[str, Path]:
-    r = load_results()
+def results_block(r: dict, docs_dir="docs/results") -> tuple[str, Path]:
+    """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", profile)
@@ -112,7 +111,8 @@ def results_block(docs_dir="docs/results") -> tuple[str, Path]:
 
 def publish(readme="README.md", docs_dir="docs/results", block_name: str = "results") -> Path:
     start, end = markers(block_name)
-    block, dest = results_block(docs_dir)
+    r = load_results()
+    block, dest = results_block(r, docs_dir)
     readme = Path(readme)
     text = readme.read_text()
     if start not in text or end not in text:
@@ -126,7 +126,7 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
         if t.suffix in (".md", ".csv"):
             shutil.copyfile(t, dest / "tables" / t.name)
     title, body = (reports / "README.md").read_text().split("\n", 1)
-    atomic_write_text(dest / "README.md", f"{title}\n\n{provenance()}\n{body}")
+    atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r)}\n{body}")
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
         shutil.copyfile(html, dest / "notebooks" / html.name)
