@@ -85,3 +85,46 @@ def test_publish_needs_markers(tmp_path, monkeypatch):
     Path("README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         publish()
+
+
+def _other_published_run(folder: Path, claims_rows: list[dict]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "tables").mkdir()
+    pd.DataFrame(claims_rows).to_csv(folder / "tables/claims.csv", index=False)
+
+
+def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, monkeypatch):
+    from basisconv.pipeline.claims import sentence
+    _fake_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    cheap = "the sensitivity search is cheap next to training (at most 10 % of one baseline training)"
+    scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
+    rows = [{"claim": c, "source": "paper", "comparison": comp, "measured": m, "verdict": v,
+             "sentence": sentence(c, m, v), "run": "cpu+mirror", "precision": "fp32"}
+            for c, comp, m, v in [(cheap, "sweep / one baseline training", "1 s against 100 s, 1.0 %", "supported"),
+                                  (scratch, "selected@switch - selected@scratch", "+0.10 points", "supported")]]
+    _other_published_run(Path("docs/results/cpu-mirror"), rows)
+    Path("profile_other").mkdir()
+    before = Path("README.md").read_text()
+    with pytest.raises(ValueError, match=r"--also profile_other: no tables/claims.csv there"):
+        publish(also=["profile_other"])  # checked before anything is written
+    assert Path("README.md").read_text() == before and not Path("docs/results/cpu-mirror/README.md").exists()
+    with pytest.raises(ValueError, match="that is the folder this run is published to"):  # the fake run is cpu+mirror
+        publish(also=["docs/results/cpu-mirror"])
+    other = Path("docs/results/other")
+    Path("docs/results/cpu-mirror").rename(other)
+    dest = publish(also=[str(other)])
+    text = re.sub(r" +", " ", Path("README.md").read_text())
+    assert text.count(cheap) == 1 and "12 s against 120 s" in text and "1 s against 100 s" not in text
+    assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
+            "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
+            "supported |") in text
+    assert ("Of 3 claims, 2 hold here, 0 do not hold here and 1 is not decided at this scale (1 claim of them "
+            "decided by the published run `cpu+mirror`, which trains what this profile does not).") in text
+    kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
+    assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
+    assert {"precision", "sentence", "verdict"} <= set(kept.columns)
+    page = (dest / "README.md").read_text()
+    assert "### Claims this profile does not train, decided by another published run" in page
+    assert "- The paper claims that the switch schedule matches training basis layers from scratch" in page

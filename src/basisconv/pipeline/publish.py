@@ -6,6 +6,11 @@ named block, ``--block results-cpu-long``) with the
 run's data label, code commit, hardware, versions, wall time and the verdict table of ``basisconv.pipeline.claims``
 (the same one the report stage writes), with a one-line reading of it and a link to the full report. Every number comes from the run's files; the wall time is the sum of
 papermill's recorded durations of the executed notebooks.
+
+Every published folder keeps its verdict table as ``tables/claims.csv`` (with the run's profile and precision). A
+profile that does not train some comparison (``cpu-full`` has no ``scratch`` runs: issue 21 asks for them "in at least
+the cheap profile") can borrow those claims from another published run, ``--also docs/results/cpu-mirror``: a claim
+the run itself decides is never borrowed, and each borrowed row names the run, its precision and its report.
 """
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+
+import pandas as pd
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.pipeline import claims, report
@@ -73,19 +80,68 @@ def provenance(r: dict) -> str:
             f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
-def results_block(r: dict, docs_dir="docs/results") -> tuple[str, Path]:
-    """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to."""
+CLAIMS_CSV = "tables/claims.csv"  # a published run's verdict table, what ``--also`` borrows from
+
+
+def dest_dir(r: dict, docs_dir="docs/results") -> Path:
+    """The folder a run's report is published to: ``docs/results/<profile>`` (``cpu+mirror`` -> ``cpu-mirror``)."""
+    return Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", r["baseline"]["profile"])
+
+
+def own_claims(r: dict) -> pd.DataFrame:
+    """The run's verdict table (``claims.verdict_table``) with the run's profile and training precision, as
+    ``tables/claims.csv`` keeps it."""
+    return claims.verdict_table(r).assign(run=r["baseline"]["profile"],
+                                          precision=r["baseline"].get("precision", "fp32"))
+
+
+def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
+    """The rows of other published runs' verdict tables (each ``also`` a published folder) whose claim the run
+    itself does not decide, first run first; the comparison names the run, its precision and its report."""
+    rows = []
+    for folder in map(Path, also):
+        f = folder / CLAIMS_CSV
+        if not f.is_file():
+            valid = sorted(str(c.parent.parent) for c in folder.parent.glob(f"*/{CLAIMS_CSV}"))
+            raise ValueError(f"--also {folder}: no {CLAIMS_CSV} there (runs published before it was kept have none); "
+                             f"valid choices: {', '.join(valid) or 'none'}")
+        t = pd.read_csv(f)
+        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim])]
+        rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
+                                         for c, run, prec in zip(t.comparison, t.run, t.precision)]))
+    return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
+
+
+def verdict_markdown(r: dict, borrowed: pd.DataFrame) -> str:
+    """``claims.verdict_markdown`` of the run, with the borrowed rows appended to its one table."""
+    own = claims.verdict_markdown(r)
+    if not len(borrowed):
+        return own
+    note = own.split("\n\n", 1)[1]  # the table's reading notes, the same for every row
+    t = pd.concat([claims.verdict_table(r), borrowed], ignore_index=True)
+    shown = t.assign(claim=[("" if s == "paper" else "(package) ") + c for c, s in zip(t.claim, t.source)])
+    return shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n" + note
+
+
+def results_block(r: dict, docs_dir="docs/results", borrowed: pd.DataFrame | None = None) -> tuple[str, Path]:
+    """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
+    ``borrowed``: rows of other runs' verdict tables (``borrowed_claims``) shown in the same table."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
-    dest = Path(docs_dir) / re.sub(r"[^A-Za-z0-9_.-]", "-", profile)
+    dest = dest_dir(r, docs_dir)
+    borrowed = claims.verdict_table(r).iloc[:0] if borrowed is None else borrowed
     hw = base["hardware"]
     secs = notebook_seconds()
     runs = r["tables"]["runs"]
     # the first seed's baseline row is the baseline stage's run, already counted above
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
-    t = claims.verdict_table(r)
+    t = pd.concat([claims.verdict_table(r), borrowed], ignore_index=True)
     counts = t.verdict.value_counts()
     reading = reading_line(len(t), counts.get(SUPPORTED, 0), counts.get(CONTRADICTED, 0), counts.get(UNDECIDED, 0))
+    if len(borrowed):
+        runs_from = ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run))
+        reading = (f"{reading[:-1]} ({plural(len(borrowed), 'claim')} of them decided by the published run "
+                   f"{runs_from}, which trains what this profile does not).")
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
     base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} over {n} seed{'s' * (n != 1)}."
@@ -100,7 +156,7 @@ def results_block(r: dict, docs_dir="docs/results") -> tuple[str, Path]:
         f"{base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
         f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
         "",
-        claims.verdict_markdown(r),
+        verdict_markdown(r, borrowed),
         "",
         reading,
         "",
@@ -109,14 +165,20 @@ def results_block(r: dict, docs_dir="docs/results") -> tuple[str, Path]:
     return "\n".join(lines), dest
 
 
-def publish(readme="README.md", docs_dir="docs/results", block_name: str = "results") -> Path:
+def publish(readme="README.md", docs_dir="docs/results", block_name: str = "results", also=()) -> Path:
+    """Publish the run in the work tree; ``also``: published folders to borrow the claims it does not decide from.
+    Every input is checked before anything is written."""
     start, end = markers(block_name)
     r = load_results()
-    block, dest = results_block(r, docs_dir)
+    own = own_claims(r)
+    borrowed = borrowed_claims(own, also)
+    block, dest = results_block(r, docs_dir, borrowed)
     readme = Path(readme)
     text = readme.read_text()
     if start not in text or end not in text:
         raise ValueError(f"{readme} has no {start} ... {end} block to fill")
+    if any(Path(a).resolve() == dest.resolve() for a in also):
+        raise ValueError(f"--also {dest}: that is the folder this run is published to")
     reports = Path(STAGES["report"]["readme"]).parent
     if dest.exists():
         shutil.rmtree(dest)
@@ -125,7 +187,14 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     for t in Path(STAGES["report"]["tables"]).iterdir():  # Markdown for people, CSV (full precision) beside it
         if t.suffix in (".md", ".csv"):
             shutil.copyfile(t, dest / "tables" / t.name)
+    own.to_csv(dest / CLAIMS_CSV, index=False)
     title, body = (reports / "README.md").read_text().split("\n", 1)
+    if len(borrowed):  # the borrowed rows in the report too, after its own verdicts
+        section = ("### Claims this profile does not train, decided by another published run\n\n"
+                   + borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n"
+                   + "\n".join(f"- {x}" for x in borrowed.sentence) + "\n\n")
+        mark = "## Measurements by topic"
+        body = body.replace(mark, section + mark, 1) if mark in body else body + "\n" + section
     atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r)}\n{body}")
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
@@ -140,8 +209,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--block", default="results", help="README block to fill: <!-- BLOCK:start --> ... :end -->")
+    ap.add_argument("--also", action="append", default=[], metavar="FOLDER",
+                    help="a published run (docs/results/<profile>) to borrow the claims this run does not decide from")
     args = ap.parse_args(argv)
-    print(f"published to {publish(args.readme, block_name=args.block)} and {args.readme} ({args.block} block)")
+    dest = publish(args.readme, block_name=args.block, also=args.also)
+    print(f"published to {dest} and {args.readme} ({args.block} block)")
 
 
 if __name__ == "__main__":
