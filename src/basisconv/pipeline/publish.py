@@ -59,10 +59,13 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
     return out
 
 
-def reading_line(n: int, held: int, failed: int, open_: int) -> str:
-    """The one-line reading of a verdict table, singular and plural right (``tables.plural``)."""
+def reading_line(n: int, held: int, failed: int, open_: int, borrowed: int = 0, runs_from: str = "") -> str:
+    """The one-line reading of a verdict table, singular and plural right (``tables.plural``); ``borrowed`` of the
+    ``n`` claims come from the published runs ``runs_from``."""
+    whence = (f" ({plural(borrowed, 'claim')} of them decided by the published run {runs_from}, which trains what "
+              "this profile does not)" if borrowed else "")
     return (f"Of {plural(n, 'claim')}, {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold "
-            f"here and {plural(open_, 'is', 'are')} not decided at this scale.")
+            f"here and {plural(open_, 'is', 'are')} not decided at this scale{whence}.")
 
 
 def provenance(r: dict) -> str:
@@ -89,8 +92,8 @@ def dest_dir(r: dict, docs_dir="docs/results") -> Path:
 
 
 def own_claims(r: dict) -> pd.DataFrame:
-    """The run's verdict table (``claims.verdict_table``) with the run's profile and training precision, as
-    ``tables/claims.csv`` keeps it."""
+    """The run's verdict table (``claims.verdict_table``, computed once per publish) with the run's profile and
+    training precision, as ``tables/claims.csv`` keeps it."""
     return claims.verdict_table(r).assign(run=r["baseline"]["profile"],
                                           precision=r["baseline"].get("precision", "fp32"))
 
@@ -112,36 +115,37 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
-def verdict_markdown(r: dict, borrowed: pd.DataFrame) -> str:
-    """``claims.verdict_markdown`` of the run, with the borrowed rows appended to its one table."""
-    own = claims.verdict_markdown(r)
+def verdict_markdown(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame) -> str:
+    """``claims.verdict_markdown`` of the run, with the borrowed rows appended to its one table (``own``: the run's
+    verdict table, ``own_claims``)."""
+    md = claims.verdict_markdown(r)
     if not len(borrowed):
-        return own
-    note = own.split("\n\n", 1)[1]  # the table's reading notes, the same for every row
-    t = pd.concat([claims.verdict_table(r), borrowed], ignore_index=True)
+        return md
+    note = md.split("\n\n", 1)[1]  # the table's reading notes, the same for every row
+    t = pd.concat([own, borrowed], ignore_index=True)
     shown = t.assign(claim=[("" if s == "paper" else "(package) ") + c for c, s in zip(t.claim, t.source)])
     return shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n" + note
 
 
-def results_block(r: dict, docs_dir="docs/results", borrowed: pd.DataFrame | None = None) -> tuple[str, Path]:
+def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = None,
+                  borrowed: pd.DataFrame | None = None) -> tuple[str, Path]:
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
-    ``borrowed``: rows of other runs' verdict tables (``borrowed_claims``) shown in the same table."""
+    ``own``: its verdict table (``own_claims``, computed here when not given); ``borrowed``: rows of other runs'
+    verdict tables (``borrowed_claims``) shown in the same table."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = dest_dir(r, docs_dir)
-    borrowed = claims.verdict_table(r).iloc[:0] if borrowed is None else borrowed
+    own = own_claims(r) if own is None else own
+    borrowed = own.iloc[:0] if borrowed is None else borrowed
     hw = base["hardware"]
     secs = notebook_seconds()
     runs = r["tables"]["runs"]
     # the first seed's baseline row is the baseline stage's run, already counted above
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
-    t = pd.concat([claims.verdict_table(r), borrowed], ignore_index=True)
-    counts = t.verdict.value_counts()
-    reading = reading_line(len(t), counts.get(SUPPORTED, 0), counts.get(CONTRADICTED, 0), counts.get(UNDECIDED, 0))
-    if len(borrowed):
-        runs_from = ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run))
-        reading = (f"{reading[:-1]} ({plural(len(borrowed), 'claim')} of them decided by the published run "
-                   f"{runs_from}, which trains what this profile does not).")
+    counts = pd.concat([own.verdict, borrowed.verdict]).value_counts()
+    reading = reading_line(len(own) + len(borrowed), counts.get(SUPPORTED, 0), counts.get(CONTRADICTED, 0),
+                           counts.get(UNDECIDED, 0), len(borrowed),
+                           ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
     base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} over {n} seed{'s' * (n != 1)}."
@@ -156,7 +160,7 @@ def results_block(r: dict, docs_dir="docs/results", borrowed: pd.DataFrame | Non
         f"{base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
         f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
         "",
-        verdict_markdown(r, borrowed),
+        verdict_markdown(r, own, borrowed),
         "",
         reading,
         "",
@@ -172,7 +176,7 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     r = load_results()
     own = own_claims(r)
     borrowed = borrowed_claims(own, also)
-    block, dest = results_block(r, docs_dir, borrowed)
+    block, dest = results_block(r, docs_dir, own, borrowed)
     readme = Path(readme)
     text = readme.read_text()
     if start not in text or end not in text:
