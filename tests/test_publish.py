@@ -79,6 +79,26 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     assert "cpu+mirror" in text.split(start)[1]
 
 
+def test_publish_names_the_commit_of_the_work_tree_before_it_wrote(tmp_path, monkeypatch):
+    """Publishing rewrites tracked files (the README block, docs/results): the block and the report page both name
+    the commit as the tree was before, not a "+changes" that publishing itself made."""
+    import subprocess
+    _fake_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    Path("README.md").write_text(f"intro\n{START}\nold\n{END}\n")
+    old = Path("docs/results/cpu-mirror")  # an earlier publication of the profile, which publishing replaces
+    old.mkdir(parents=True)
+    (old / "README.md").write_text("# the earlier report\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "README.md", "docs"], ["commit", "-q", "-m", "published"]):
+        subprocess.run(git + cmd, check=True)
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dest = publish()
+    for text in (Path("README.md").read_text(), (dest / "README.md").read_text()):
+        assert f"from the code at commit `{head}`" in text and "+changes" not in text
+
+
 def test_publish_needs_markers(tmp_path, monkeypatch):
     _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -68,9 +68,10 @@ def reading_line(n: int, held: int, failed: int, open_: int, borrowed: int = 0, 
             f"here and {plural(open_, 'is', 'are')} not decided at this scale{whence}.")
 
 
-def provenance(r: dict) -> str:
+def provenance(r: dict, commit: str | None = None) -> str:
     """The published report's first paragraph: which profile, command, code and precision produced it (``r``: the
-    run's results, ``load_results()``)."""
+    run's results, ``load_results()``; ``commit``: ``code_commit()`` taken before publishing wrote anything, read
+    here when not given)."""
     base, bench = r["baseline"], r["benchmark"]
     profile = base["profile"]
     timed = ", ".join(report.targets_by_precision(bench)) or bench.get("precision", "fp32")
@@ -79,7 +80,7 @@ def provenance(r: dict) -> str:
     spread = (f" The basis-stage runs ran on {n_machines} machines (the pipeline resumed after a session ended): "
               "epoch times are compared only between runs of one machine." if n_machines > 1 else "")
     return (f"> **Provenance.** Profile `{profile}`, made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` "
-            f"from the code at commit `{code_commit()}` and published by `python -m basisconv.pipeline.publish`; "
+            f"from the code at commit `{commit or code_commit()}` and published by `python -m basisconv.pipeline.publish`; "
             f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
@@ -128,10 +129,10 @@ def verdict_markdown(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame) -> str:
 
 
 def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = None,
-                  borrowed: pd.DataFrame | None = None) -> tuple[str, Path]:
+                  borrowed: pd.DataFrame | None = None, commit: str | None = None) -> tuple[str, Path]:
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
     ``own``: its verdict table (``own_claims``, computed here when not given); ``borrowed``: rows of other runs'
-    verdict tables (``borrowed_claims``) shown in the same table."""
+    verdict tables (``borrowed_claims``) shown in the same table; ``commit``: as for ``provenance``."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = dest_dir(r, docs_dir)
@@ -153,7 +154,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
         f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.pipeline.publish`) "
-        f"from the code at commit `{code_commit()}`.",
+        f"from the code at commit `{commit or code_commit()}`.",
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
         f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
         f"{sum(secs.values()) / 60:.1f} min; compute recorded in the results: baseline training "
@@ -176,7 +177,8 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     r = load_results()
     own = own_claims(r)
     borrowed = borrowed_claims(own, also)
-    block, dest = results_block(r, docs_dir, own, borrowed)
+    commit = code_commit()  # once, before anything is written: publishing changes tracked files (README, docs/results)
+    block, dest = results_block(r, docs_dir, own, borrowed, commit)
     readme = Path(readme)
     text = readme.read_text()
     if start not in text or end not in text:
@@ -199,7 +201,7 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
                    + "\n".join(f"- {x}" for x in borrowed.sentence) + "\n\n")
         mark = "## Measurements by topic"
         body = body.replace(mark, section + mark, 1) if mark in body else body + "\n" + section
-    atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r)}\n{body}")
+    atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r, commit)}\n{body}")
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
         shutil.copyfile(html, dest / "notebooks" / html.name)
