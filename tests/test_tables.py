@@ -31,6 +31,21 @@ def test_fractions_become_percent_and_nan_a_dash():
 
 
 @pytest.mark.timeout(60)
+def test_list_cells_element_by_element_and_interval_bounds_as_ratios():
+    """``round_ms`` (one median per timing round) as the benchmark writes it and as its CSV reads back; the bounds
+    of a speedup interval with the speedup's decimals."""
+    for cell in ([320.2280724999582, 1350.7213689999844], "[320.2280724999582, 1350.7213689999844]"):
+        shown, _ = tables.for_people(pd.DataFrame({"round_ms": [cell]}))
+        assert shown["round_ms"][0] == "320.23, 1,350.72"
+    shown, _ = tables.for_people(pd.DataFrame({"speedup_low": [1, 0.98765], "speedup_high": [1, 1.5123]}))
+    assert list(shown["speedup_low"]) == ["1.00", "0.99"] and list(shown["speedup_high"]) == ["1.00", "1.51"]
+    shown, _ = tables.for_people(pd.DataFrame({"round_ms": ["[nan, 2.0]"]}))
+    assert shown["round_ms"][0] == "–, 2.00"
+    shown, _ = tables.for_people(pd.DataFrame({"note": ["[see text]"]}))
+    assert shown["note"][0] == "[see text]"  # a string that is not a list of numbers is left as it is
+
+
+@pytest.mark.timeout(60)
 def test_long_tables_are_summarised_with_the_csv_linked():
     rows = [{"layer": f"l{i}", "ratio": r, "variant": v, "pass": "fwd+bwd", "precision": "fp32",
              "theoretical_speedup": 2.0, "measured_speedup": 1.0 + i / 100} for i in range(30)

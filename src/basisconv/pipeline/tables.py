@@ -19,8 +19,15 @@ import pandas as pd
 ZERO = 1e-9  # below this a difference is floating-point noise (a mean minus itself), shown as 0
 
 
+LIST = re.compile(r"\[[-+0-9.eE, naNinfIty]*\]")  # a list column as a CSV cell holds it: "[320.228, 350.721]"
+
+
 def _num(fmt: str, scale: float = 1.0, suffix: str = "") -> Callable[[object], str]:
     def f(v) -> str:
+        if isinstance(v, str) and LIST.fullmatch(v.strip()):
+            v = [float(x) for x in v.strip()[1:-1].split(",") if x.strip()]  # read back from a CSV (nan too)
+        if isinstance(v, (list, tuple)):  # e.g. ``round_ms``, one median per timing round: each cell formatted
+            return ", ".join(map(f, v))
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "–"
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -38,7 +45,7 @@ FORMATS: list[tuple[str, Callable[[object], str]]] = [
      r"threads|train|val|test|layers|n_\w+)$", _num(",.0f")),
     (r"_ms$", _num(",.2f")),
     (r"(_s|seconds|_time|_time_mean|time_s)$", _num(",.1f")),
-    (r"(speedup|compression|fraction|_theory|spearman\w*|rho|ratio)$", _num(".2f")),
+    (r"(speedup|compression|fraction|_theory|spearman\w*|rho|ratio)(_low|_high)?$", _num(".2f")),
     (r"", _num(".4g")),  # anything else numeric
 ]
 HEADERS = {"test_acc": "test acc (%)", "val_acc": "val acc (%)", "train_acc": "train acc (%)",
