@@ -31,7 +31,7 @@ from basisconv.core.checks import check_choice
 from basisconv.core.progress import bar as progress_bar
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
-from basisconv.core.evidence import UNDECIDED, interval_verdict, t_quantile
+from basisconv.core.evidence import interval_verdict, t_quantile
 from basisconv.experiment.precision import PRECISIONS, autocast, dtype_name
 from basisconv.experiment.provenance import hardware_info
 from basisconv.core.surgery import conv_layers
@@ -300,7 +300,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
     last, and the per-round ratios against the baseline give a paired interval (``speedup_interval``). A row's
     ``median_ms`` / ``iqr_ms`` are the medians of the round medians / IQRs, ``round_ms`` the round medians;
     ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round) and ``speedup_verdict``
-    where it lies (the baseline's own row: interval exactly 1, ``UNDECIDED``). ``on_row`` gets each row once every
+    where it lies (the baseline's own row: interval exactly 1 and verdict ``None``, the reference is not compared
+    with itself). ``on_row`` gets each row once every
     round of its mode is done; the returned rows are model-major (a model's train step, then its inference).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
@@ -346,7 +347,7 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
                    "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
                    "theoretical_speedup": base_macs / macs, "measured_speedup": statistics.median(base_rounds) / med,
                    "repeats": repeats, "round_ms": round_ms, "speedup_low": low, "speedup_high": high,
-                   "speedup_verdict": UNDECIDED if i == base else speedup_verdict(low, high)}
+                   "speedup_verdict": None if i == base else speedup_verdict(low, high)}
             out[i, mode] = row
             if on_row is not None:
                 on_row(row)
