@@ -301,8 +301,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
     ``median_ms`` / ``iqr_ms`` are the medians of the round medians / IQRs, ``round_ms`` the round medians;
     ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round) and ``speedup_verdict``
     where it lies (the baseline's own row: interval exactly 1 and verdict ``None``, the reference is not compared
-    with itself). ``on_row`` gets each row once every
-    round of its mode is done; the returned rows are model-major (a model's train step, then its inference).
+    with itself). ``on_row`` gets each row once every round of its mode is done; the returned rows are model-major
+    (a model's train step, then its inference).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise ValueError(f"repeats must be a positive int (timing rounds per mode), got {repeats!r}")
