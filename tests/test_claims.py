@@ -120,6 +120,13 @@ def test_verdict_table_and_markdown():
     empty = {"tables": {"runs": pd.DataFrame(columns=["variant", "seed", "test_acc", "params", "macs",
                                                       "train_time"])}}
     assert "No claim can be decided" in claims.verdict_markdown(empty)
+    # rows of another run append to the one table, under the same reading notes
+    other = t.iloc[:1].assign(claim="a claim only the other run decides", source="package")
+    both = claims.verdict_markdown(r, table=t, extra=other)
+    assert len(both.split("\n\n")[0].splitlines()) == len(md.split("\n\n")[0].splitlines()) + 1
+    assert "| (package) a claim only the other run decides" in both
+    assert both.split("\n\n", 1)[1] == md.split("\n\n", 1)[1]
+    assert claims.verdict_markdown(r, table=t, extra=t.iloc[:0]) == md
 
 
 @pytest.mark.timeout(60)

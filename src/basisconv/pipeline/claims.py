@@ -213,9 +213,15 @@ def accuracy_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
     return verdict_markdown({"tables": {"runs": runs}}, schedule)
 
 
-def verdict_markdown(r: dict, schedule: str = "switch") -> str:
-    """The verdict table for people: claim, evidence, verdict (the sentences are the report's prose)."""
-    t = verdict_table(r, schedule)
+def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | None = None,
+                     extra: pd.DataFrame | None = None) -> str:
+    """The verdict table for people: claim, evidence, verdict (the sentences are the report's prose).
+
+    ``table``: the run's verdict table when already computed (``verdict_table(r, schedule)`` otherwise); ``extra``:
+    rows of other runs' verdict tables (same columns) appended to the one table, as ``publish`` borrows them."""
+    t = verdict_table(r, schedule) if table is None else table
+    if extra is not None and len(extra):
+        t = pd.concat([t, extra], ignore_index=True)
     if not len(t):
         return "No claim can be decided from this run (too few variants were trained)."
     shown = t.assign(claim=[("" if s == "paper" else "(package) ") + c for c, s in zip(t.claim, t.source)])

@@ -116,18 +116,6 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
-def verdict_markdown(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame) -> str:
-    """``claims.verdict_markdown`` of the run, with the borrowed rows appended to its one table (``own``: the run's
-    verdict table, ``own_claims``)."""
-    md = claims.verdict_markdown(r)
-    if not len(borrowed):
-        return md
-    note = md.split("\n\n", 1)[1]  # the table's reading notes, the same for every row
-    t = pd.concat([own, borrowed], ignore_index=True)
-    shown = t.assign(claim=[("" if s == "paper" else "(package) ") + c for c, s in zip(t.claim, t.source)])
-    return shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n" + note
-
-
 def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = None,
                   borrowed: pd.DataFrame | None = None, commit: str | None = None) -> tuple[str, Path]:
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
@@ -161,7 +149,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
         f"{base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
         f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
         "",
-        verdict_markdown(r, own, borrowed),
+        claims.verdict_markdown(r, table=own, extra=borrowed),
         "",
         reading,
         "",
