@@ -99,6 +99,36 @@ def test_publish_names_the_commit_of_the_work_tree_before_it_wrote(tmp_path, mon
         assert f"from the code at commit `{head}`" in text and "+changes" not in text
 
 
+def test_the_commit_ignores_only_what_the_profile_command_writes(tmp_path, monkeypatch):
+    """`make repro PROFILE="cpu mirror"` rewrites params.yaml (to the profile's composition) and dvc.lock: the
+    provenance names the clean commit then; a hand-edited param or any code change is "+changes"."""
+    import shutil
+    import subprocess
+    import yaml
+    from basisconv.pipeline.params import compose
+    from basisconv.pipeline.publish import code_commit
+    shutil.copytree(Path(__file__).parents[1] / "profiles", tmp_path / "profiles")
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(compose("paper")))
+    Path("dvc.lock").write_text("schema: '2.0'\n")
+    Path("code.py").write_text("x = 1\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "code"]):
+        subprocess.run(git + cmd, check=True)
+    head = code_commit()
+    assert "+" not in head
+    run = compose("cpu", "mirror")
+    Path("params.yaml").write_text("# generated\n" + yaml.safe_dump(run, sort_keys=False))
+    Path("dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert code_commit() == head
+    run["train"]["lr"] = 0.3  # an ablation by hand: not what the published command writes
+    Path("params.yaml").write_text(yaml.safe_dump(run))
+    assert code_commit() == head + "+changes"
+    Path("params.yaml").write_text(yaml.safe_dump(compose("cpu", "mirror")))
+    Path("code.py").write_text("x = 2\n")
+    assert code_commit() == head + "+changes"
+
+
 def test_publish_needs_markers(tmp_path, monkeypatch):
     _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)

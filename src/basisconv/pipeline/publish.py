@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.pipeline import claims, report
@@ -38,16 +39,35 @@ def markers(block: str = "results") -> tuple[str, str]:
 START, END = markers()
 
 
+# What `make repro PROFILE=...` itself rewrites in the work tree: the run's inputs and record, not its code.
+RUN_FILES = ("params.yaml", "dvc.lock")
+
+
+def params_are_a_profile(params_file="params.yaml") -> bool:
+    """Whether ``params_file`` holds exactly the composition of the profile it names (what ``make repro
+    PROFILE=...`` writes), so that it says nothing the provenance's command does not; a hand-edited ablation is not."""
+    from basisconv.pipeline.params import compose
+    try:
+        given = yaml.safe_load(Path(params_file).read_text()) or {}
+        return given == compose(*str(given.get("profile", "")).split("+"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return False
+
+
 def code_commit() -> str:
-    """The repository's HEAD (short), with ``+changes`` when the work tree differs from it; ``unknown`` outside git."""
+    """The repository's HEAD (short), with ``+changes`` when the work tree differs from it; ``unknown`` outside git.
+    ``dvc.lock`` and a ``params.yaml`` that is its profile's composition do not count as changes: the published
+    command (``make repro PROFILE=...``) writes them."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+                               text=True, check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return head + ("+changes" if dirty else "")
+    changed = {line[3:].strip() for line in dirty}
+    changed -= {"dvc.lock"} | ({"params.yaml"} if params_are_a_profile() else set())
+    return head + ("+changes" if changed else "")
 
 
 def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
