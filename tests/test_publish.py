@@ -61,7 +61,7 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
                      "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % | supported |",
-                     "Of 2 claims, 1 holds here, 0 do not hold here and 1 is not decided at this scale."):
+                     "Of the paper's 2 claims, 1 holds here, 0 do not hold here and 1 is not decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     page = (dest / "README.md").read_text()  # the published report says which code and precision produced it
@@ -170,7 +170,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
-    assert ("Of 3 claims, 2 hold here, 0 do not hold here and 1 is not decided at this scale (1 claim of them "
+    assert ("Of the paper's 3 claims, 2 hold here, 0 do not hold here and 1 is not decided at this scale (1 claim of them "
             "decided by the published run `cpu+mirror`, which trains what this profile does not).") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
@@ -178,3 +178,20 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     page = (dest / "README.md").read_text()
     assert "### Claims this profile does not train, decided by another published run" in page
     assert "- The paper claims that the switch schedule matches training basis layers from scratch" in page
+
+
+def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims():
+    """Known answer: a table of 3 paper claims (one borrowed) and 1 package assumption; the assumption is not one of
+    the paper's claims, so it is not counted among them."""
+    from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
+    from basisconv.pipeline.publish import reading_line
+    t = pd.DataFrame({"claim": ["a", "b", "c", "d"], "source": ["paper", "paper", "paper", "package"],
+                      "verdict": [SUPPORTED, CONTRADICTED, UNDECIDED, SUPPORTED],
+                      "borrowed": [False, False, True, False]})
+    assert reading_line(t, "`cpu`") == (
+        "Of the paper's 3 claims, 1 holds here, 1 does not hold here and 1 is not decided at this scale (1 claim of "
+        "them decided by the published run `cpu`, which trains what this profile does not). The package's own 1 "
+        "assumption (rows marked (package), not claims of the paper): 1 holds here, 0 do not hold here, 0 are not "
+        "decided.")
+    assert reading_line(t.iloc[:2]) == ("Of the paper's 2 claims, 1 holds here, 1 does not hold here and 0 are not "
+                                        "decided at this scale.")

@@ -79,13 +79,30 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
     return out
 
 
-def reading_line(n: int, held: int, failed: int, open_: int, borrowed: int = 0, runs_from: str = "") -> str:
-    """The one-line reading of a verdict table, singular and plural right (``tables.plural``); ``borrowed`` of the
-    ``n`` claims come from the published runs ``runs_from``."""
-    whence = (f" ({plural(borrowed, 'claim')} of them decided by the published run {runs_from}, which trains what "
-              "this profile does not)" if borrowed else "")
-    return (f"Of {plural(n, 'claim')}, {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold "
-            f"here and {plural(open_, 'is', 'are')} not decided at this scale{whence}.")
+def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
+    """The one-line reading of a verdict table (``claim``, ``source``, ``verdict`` and, for rows borrowed from other
+    published runs, ``borrowed``), singular and plural right (``tables.plural``): the paper's claims counted apart
+    from the package's own assumptions (``source`` ``package``), which are not claims of the paper."""
+    borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
+
+    def counts(rows: pd.DataFrame) -> tuple[int, int, int]:
+        v = rows.verdict.value_counts()
+        return v.get(SUPPORTED, 0), v.get(CONTRADICTED, 0), v.get(UNDECIDED, 0)
+
+    paper = table.source != "package"
+    held, failed, open_ = counts(table[paper])
+    n_borrowed = int((borrowed & paper).sum())
+    whence = (f" ({plural(n_borrowed, 'claim')} of them decided by the published run {runs_from}, which trains what "
+              "this profile does not)" if n_borrowed else "")
+    line = (f"Of the paper's {plural(int(paper.sum()), 'claim')}, {plural(held, 'holds', 'hold')} here, "
+            f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
+            f"scale{whence}.")
+    if (~paper).any():
+        held, failed, open_ = counts(table[~paper])
+        line += (f" The package's own {plural(int((~paper).sum()), 'assumption')} (rows marked (package), not claims "
+                 f"of the paper): {held} {'holds' if held == 1 else 'hold'} here, {failed} "
+                 f"{'does' if failed == 1 else 'do'} not hold here, {open_} {'is' if open_ == 1 else 'are'} not decided.")
+    return line
 
 
 def provenance(r: dict, commit: str | None = None) -> str:
@@ -151,9 +168,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     runs = r["tables"]["runs"]
     # the first seed's baseline row is the baseline stage's run, already counted above
     basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
-    counts = pd.concat([own.verdict, borrowed.verdict]).value_counts()
-    reading = reading_line(len(own) + len(borrowed), counts.get(SUPPORTED, 0), counts.get(CONTRADICTED, 0),
-                           counts.get(UNDECIDED, 0), len(borrowed),
+    reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
                            ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
