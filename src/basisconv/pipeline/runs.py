@@ -8,8 +8,10 @@ the metrics, the exact config, the data label and the hardware. Every file of a 
 
 (``basisconv.pipeline.keys``): a finished JSON of the same key is returned as it is, a checkpoint of the same key is resumed
 (bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or edited
-module always trains afresh. Stale checkpoints of the same run name are deleted when a new key starts (they are
-large); finished JSONs of other keys stay, so switching a param back finds its run again. Under torchrun every rank
+module always trains afresh. Files of other keys stay: switching a param back finds its finished run again, and an
+interrupted run's checkpoint survives runs of other keys (another profile, an ablation) until its key comes back and
+resumes it (deleting it when another key of the same run name started cost a cpu-full baseline its first 8 epochs
+when the cpu profile ran in between). Under torchrun every rank
 trains its shard and only rank 0 writes files.
 """
 from __future__ import annotations
@@ -47,12 +49,6 @@ def run_files(run_dir, name: str, key: str) -> dict[str, Path]:
     return {k: Path(run_dir) / f"{base}{ext}" for k, ext in (("json", ".json"), ("ckpt", ".ckpt"), ("weights", ".pt"))}
 
 
-def _drop_stale_checkpoints(run_dir, name: str, key: str) -> None:
-    for p in Path(run_dir).glob(f"{name}-{'?' * KEY_LEN}.ckpt"):
-        if p.stem.rsplit("-", 1)[1] != key:
-            p.unlink()
-
-
 def _publish_weights(src: Path, dst) -> None:
     """Copy the run's weights to ``dst`` (e.g. ``models/baseline.pt``) unless it already holds exactly them."""
     dst = Path(dst)
@@ -84,9 +80,6 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
             _publish_weights(files["weights"], save_model)
         dist_.barrier()
         return read_json(files["json"])
-    if dist_.is_main():
-        _drop_stale_checkpoints(run_dir, name, key)
-    dist_.barrier()  # no rank may look at the checkpoint before rank 0 has cleaned up
     device = dist_.resolve_device(device)
     start_file = None if start is None or not Path(start["file"]).is_file() else start["file"]
     res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=files["ckpt"], progress=progress,
