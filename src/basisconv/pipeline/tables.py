@@ -28,6 +28,8 @@ def _num(fmt: str, scale: float = 1.0, suffix: str = "") -> Callable[[object], s
             v = [float(x) for x in v.strip()[1:-1].split(",") if x.strip()]  # read back from a CSV (nan too)
         if isinstance(v, (list, tuple)):  # e.g. ``round_ms``, one median per timing round: each cell formatted
             return ", ".join(map(f, v))
+        if hasattr(v, "item") and not isinstance(v, (list, tuple, str)):  # a numpy scalar (a constant from
+            v = v.item()                                                      # ``unique``) formats as a number
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return "–"
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -40,12 +42,15 @@ def _num(fmt: str, scale: float = 1.0, suffix: str = "") -> Callable[[object], s
 # column-name pattern -> formatter, first match wins; the unit goes in the header (``HEADERS``), not the cells
 FORMATS: list[tuple[str, Callable[[object], str]]] = [
     (r"^(test|val|train|baseline_val|control_val)_acc$", _num(".2f", 100)),  # fractions in the files: percent here
-    (r"(acc_mean|acc_std|^delta\w*|^ci_(low|high)|^real_\w*|_points|interaction\w*)$", _num(".2f")),  # points
+    (r"(acc_mean|acc_std|^delta\w*|(^|_)ci_(low|high)|^real_\w*|_points|interaction\w*|_drop|^sum_of_singles)$",
+     _num(".2f")),  # points
     (r"^(params|macs|params_saved|macs_saved|images|n_val|rank|seeds|batch_size|epoch|in_channels|out_channels|"
-     r"threads|train|val|test|layers|n_\w+)$", _num(",.0f")),
-    (r"_ms$", _num(",.2f")),
+     r"threads|train|val|test|layers|budget|n_\w+|\w*_bytes)$", _num(",.0f")),
+    (r"(_ms$|(^|_)ms_)", _num(",.2f")),  # ``median_ms``, ``fwd+bwd_ms_cat``
+    (r"^lr$", _num(".4f")),
+    (r"_loss$", _num(".3f")),
     (r"(_s|seconds|_time|_time_mean|time_s)$", _num(",.1f")),
-    (r"(speedup|compression|fraction|_theory|spearman\w*|rho|ratio)(_low|_high)?$", _num(".2f")),
+    (r"(speedup\w*|compression|fraction|_theory|spearman\w*|rho|ratio)(_low|_high)?$", _num(".2f")),
     (r"", _num(".4g")),  # anything else numeric
 ]
 HEADERS = {"test_acc": "test acc (%)", "val_acc": "val acc (%)", "train_acc": "train acc (%)",
@@ -59,15 +64,18 @@ def formatter(column: str) -> Callable[[object], str]:
     return next(f for pat, f in FORMATS if re.search(pat, column))
 
 
-def for_people(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def for_people(df: pd.DataFrame, whole: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """``(shown, constants)``: ``df`` without hash columns and without columns of one value (returned as
-    ``constants``, name -> formatted value, when the table has more than one row), every cell formatted."""
+    ``constants``, name -> formatted value, when the table has more than one row), every cell formatted. ``whole``:
+    the full table when ``df`` shows only its first rows: a column is constant only if it is in every row of it
+    (the first 40 rows of the peers table all had 32 input channels; the table does not)."""
     df = df[[c for c in df.columns if not HASH.search(str(c))]]
+    whole = df if whole is None else whole
     constants = {}
-    if len(df) > 1:
+    if len(whole) > 1:
         for c in list(df.columns):
-            vals = df[c].dropna().unique()
-            if len(vals) == 1 and df[c].notna().all():
+            vals = whole[c].dropna().unique()
+            if len(vals) == 1 and whole[c].notna().all():
                 constants[c] = formatter(str(c))(vals[0])
                 df = df.drop(columns=c)
     shown = pd.DataFrame({HEADERS.get(c, c): [formatter(str(c))(v) for v in df[c]] for c in df.columns})
@@ -92,7 +100,7 @@ SUMMARIES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {"benchmark_layer
 def markdown(df: pd.DataFrame, *, name: str | None = None, csv: str | None = None, max_rows: int = 40) -> str:
     """``df`` as a Markdown table for people: formatted by ``for_people``; a table longer than ``max_rows`` is
     summarised (``SUMMARIES[name]``) or cut, and ``csv`` (a link target) named for the full data."""
-    note = []
+    note, whole = [], None
     if len(df) > max_rows:
         if name in SUMMARIES:
             n = len(df)
@@ -100,8 +108,8 @@ def markdown(df: pd.DataFrame, *, name: str | None = None, csv: str | None = Non
             note.append(f"{plural(n, 'row')} summarised in {len(df):,} groups.")
         else:
             note.append(f"The first {max_rows} of {plural(len(df), 'row')}.")
-            df = df.head(max_rows)
-    shown, constants = for_people(df)
+            whole, df = df, df.head(max_rows)
+    shown, constants = for_people(df, whole)
     lines = []
     if constants:
         lines.append("Every row: " + "; ".join(f"{k} {v}" for k, v in constants.items()) + ".")
