@@ -55,12 +55,13 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     dest = publish()
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
-    for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % over 1 seed.",
+    for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % (mean ± std) over 1 seed.",
                      "from the code at commit `", "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage "
                      "trainings 100 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
-                     "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % | supported |",
+                     "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "
+                     "interval) | supported |",
                      "Of the paper's 2 claims, 1 holds here, 0 do not hold here and 1 is not decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()

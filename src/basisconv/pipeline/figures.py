@@ -110,7 +110,8 @@ def figure_paths() -> dict[str, str]:
 CAPTIONS: dict[str, str] = {
     "data_samples": (
         "Training images of each class, as the data stage stores them (uint8, before augmentation). Read: whether "
-        "the images and labels look right; the synthetic source is a learnable stand-in, not CIFAR-10."),
+        "the images and labels look right (a run on the synthetic source shows its learnable stand-in, not "
+        "CIFAR-10; the figure's title names the data)."),
     "baseline_learning_curve": (
         "The full-rank baseline of one named seed: loss (left) and accuracy in % (right) per epoch, on the "
         "training batches and the validation split; a vertical line marks the epoch after which the basis "
@@ -140,7 +141,8 @@ CAPTIONS: dict[str, str] = {
         "Test accuracy (%) of each variant against its parameters (left) and MACs (right), in millions: the "
         "mean over seeds with a t-interval (a point without a bar has one seed); a line joins a variant's "
         "budgets where the run trains several (a front; its extra points hollow, the random subsets averaged per "
-        "budget), and the baseline trained in full precision (hollow) sits at the baseline's position. "
+        "budget); where the run also trains the baseline in full precision, that point is hollow at the "
+        "baseline's size. "
         "Read: which variants lose accuracy for their saving, and whether the selected layers beat the "
         "comparison subsets at the same budget beyond the seed intervals."),
     "basis_curves": (

@@ -172,7 +172,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
                            ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
-    base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} over {n} seed{'s' * (n != 1)}."
+    base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."
                 if n else "")
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "

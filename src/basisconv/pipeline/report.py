@@ -29,7 +29,7 @@ def _is_comparison(run: str) -> bool:
 
 def fmt_acc(mt: pd.DataFrame, v: str) -> str:
     if v not in mt.index:
-        return "n/a"
+        return "not trained in this run"
     std = mt.loc[v, "test_acc_std"]
     return f"{mt.loc[v, 'test_acc_mean']:.2f}" + ("" if pd.isna(std) else f" ± {std:.2f}") + " %"
 
@@ -170,10 +170,10 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
          "[tables/benchmark_layers.md](tables/benchmark_layers.md)."),
         ("Accuracy of every variant.",
-         f"Measured test accuracy: baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
+         f"Measured test accuracy (mean ± sample std over seeds): baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
          f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
-         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'n/a'}; largest-first "
+         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("The selection against the other subsets.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
