@@ -49,8 +49,9 @@ def test_faithfulness_paragraph():
 
 
 @pytest.mark.parametrize("low,high,reading", [
-    (0.35, 0.95, "above 0: the proxy orders layers like retraining"),
-    (-0.2, 0.9, "it includes 0, so these layers cannot show"), (-0.9, -0.1, "below 0: the proxy orders layers against")])
+    (0.35, 0.95, "above 0: the proxy's ranking of layers agrees with retraining's more than by chance"),
+    (-0.2, 0.9, "it includes 0, so these layers cannot show"),
+    (-0.9, -0.1, "below 0: the proxy's ranking of layers runs against")])
 def test_spearman_reads_its_bootstrap_interval(low, high, reading):
     m = {"spearman_finetune": 0.7, "spearman_finetune_ci_low": low, "spearman_finetune_ci_high": high,
          "confidence": 0.95}

@@ -89,8 +89,8 @@ def spearman_text(metrics: dict, p: str) -> str:
     if _undefined(lo) or _undefined(hi):
         return f"{v:.2f} ({p}; no bootstrap interval)"
     conf = int(100 * metrics.get("confidence", 0.95))
-    reading = ("above 0: the proxy orders layers like retraining" if lo > 0 else
-               "below 0: the proxy orders layers against retraining" if hi < 0 else
+    reading = ("above 0: the proxy's ranking of layers agrees with retraining's more than by chance" if lo > 0 else
+               "below 0: the proxy's ranking of layers runs against retraining's" if hi < 0 else
                "it includes 0, so these layers cannot show that the proxy ranks layers like retraining")
     return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {reading})"
 
