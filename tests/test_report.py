@@ -106,4 +106,4 @@ def test_limits_paragraph_and_misses_table():
     assert report.misses_markdown(_targets("fp32", [])) == "No layer misses the per-layer target."
     md = report.targets_markdown(bench["targets_by_precision"]["bf16"])
     assert "1/4 layers (median 0.8, min 0.4); of the 3 misses, 2 kernel-limited" in md
-    assert "0.55 (layer-sum bound 0.6)" in md and "precision" not in md
+    assert "0.55 (its layers alone predict 0.6)" in md and "precision" not in md

@@ -211,7 +211,7 @@ def targets_markdown(tg: dict) -> str:
                 n_miss = t["n_layers"] - t["n_met"]
                 measured += f"; of the {n_miss} misses, {t['n_kernel_limited']} kernel-limited"
         if t.get("layer_sum_fraction_of_theory") is not None:
-            measured += f" (layer-sum bound {t['layer_sum_fraction_of_theory']:.3g})"
+            measured += f" (its layers alone predict {t['layer_sum_fraction_of_theory']:.3g})"
         rows.append({"target": name, "goal": t["target"], "measured": measured, "met": "yes" if t["met"] else "no"})
     return pd.DataFrame(rows).to_markdown(index=False)
 
