@@ -66,7 +66,7 @@ def code_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     changed = {line[3:].strip() for line in dirty}
-    changed -= {"dvc.lock"} | ({"params.yaml"} if params_are_a_profile() else set())
+    changed -= {f for f in RUN_FILES if f != "params.yaml" or params_are_a_profile(f)}
     return head + ("+changes" if changed else "")
 
 

@@ -170,8 +170,8 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
          "[tables/benchmark_layers.md](tables/benchmark_layers.md)."),
         ("Accuracy of every variant.",
-         f"Measured test accuracy (mean ± sample std over seeds): baseline {acc('baseline')}; all layers (switch) {acc('all_layers@switch')}, "
-         f"(scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
+         f"Measured test accuracy (mean ± sample std over seeds): baseline {acc('baseline')}; all layers (switch) "
+         f"{acc('all_layers@switch')}, (scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random subsets at equal savings "
          f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),

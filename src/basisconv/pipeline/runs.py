@@ -10,9 +10,7 @@ the metrics, the exact config, the data label and the hardware. Every file of a 
 (bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or edited
 module always trains afresh. Files of other keys stay: switching a param back finds its finished run again, and an
 interrupted run's checkpoint survives runs of other keys (another profile, an ablation) until its key comes back and
-resumes it (deleting it when another key of the same run name started cost a cpu-full baseline its first 8 epochs
-when the cpu profile ran in between). Under torchrun every rank
-trains its shard and only rank 0 writes files.
+resumes it. Under torchrun every rank trains its shard and only rank 0 writes files.
 """
 from __future__ import annotations
 
