@@ -92,6 +92,18 @@ def test_speed_claims_read_the_interval(low, high, verdict):
     assert ("no interval" in d.measured) == math.isnan(low)
 
 
+def test_speed_claims_time_the_models_the_accuracy_claims_report():
+    """With ``all_layers_switched`` timed (the QR basis the switch schedule trains), its row is the all-layers claim;
+    the fresh ``all_layers`` (leading basis channels) stays in the tables only."""
+    row = {"measured_speedup": 1.2, "theoretical_speedup": 1.76, "speedup_low": 1.1, "speedup_high": 1.3, "repeats": 3}
+    bench = {"precision": "bf16", "models": {"all_layers.train_step": {**row, "theoretical_speedup": 1.86},
+                                             "all_layers_switched.train_step": row}}
+    d, = claims.speed_claims(bench)
+    assert d.comparison == "baseline / all_layers_switched, bf16" and "1.76x by MACs" in d.measured
+    assert d.claim == "basis layers on every layer as the switch schedule trains them speed up the training step " \
+                      "(forward, backward, SGD step)"
+
+
 @pytest.mark.parametrize("seconds,verdict", [(10.0, SUPPORTED), (50.0, CONTRADICTED)])
 def test_search_claim_threshold(seconds, verdict):
     d, = claims.search_claim({"search_seconds": seconds}, {"train_time": 200.0})

@@ -163,10 +163,12 @@ def claims(r: dict) -> list[tuple[str, str]]:
          "Measured whole-model training step "
          f"({bench.get('precision', 'fp32')}, the precision training runs in; fp32 and per layer in the tables): "
          "all layers "
-         f"{_speed(bench, 'all_layers.train_step')}; selected {_speed(bench, 'selected.train_step')}; selected as "
+         f"{_speed(bench, 'all_layers.train_step')}, as the switch schedule trains them (QR basis) "
+         f"{_speed(bench, 'all_layers_switched.train_step')}; selected {_speed(bench, 'selected.train_step')}; selected as "
          f"the switch schedule trains it (QR basis) {_speed(bench, 'selected_switched.train_step')}, with execution "
          f"forms tuned by measurement {_speed(bench, 'selected_tuned.train_step')}; inference: all layers "
-         f"{_speed(bench, 'all_layers.inference')}, selected {_speed(bench, 'selected.inference')}, tuned (folded "
+         f"{_speed(bench, 'all_layers.inference')} (switched: {_speed(bench, 'all_layers_switched.inference')}), "
+         f"selected {_speed(bench, 'selected.inference')}, tuned (folded "
          f"where faster) {_speed(bench, 'selected_tuned_inference.inference')}. Per-layer results in "
          "[tables/benchmark_layers.md](tables/benchmark_layers.md)."),
         ("Accuracy of every variant.",

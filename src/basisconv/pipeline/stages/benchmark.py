@@ -43,7 +43,8 @@ def precisions(P: dict) -> list[str]:
 
 def model_layers(P: dict, sel: dict) -> dict:
     """``{model: {layer: ratio}}`` of the whole models timed, for the layer-sum bound of ``bench.targets``."""
-    out = {"all_layers": {name: P["basis"]["ratio"] for name in sel["candidates"]}}
+    every = {name: P["basis"]["ratio"] for name in sel["candidates"]}
+    out = {"all_layers": every, "all_layers_switched": every}
     if sel["layers"]:
         out.update({m: dict(sel["ratios"]) for m in ("selected", "selected_switched", "selected_tuned")})
     return out
@@ -54,7 +55,10 @@ def models_to_time(P: dict, net, sel: dict, device, K: dict, precision: str = "f
     ``precision``."""
     B = P["basis"]
     models = {"baseline": net, "all_layers": convert(net, sel["candidates"], ratio=B["ratio"], coeff=B["coeff"],
-                                                     init="random")}
+                                                     init="random"),
+              # every layer as the switch schedule trains it (QR-chosen basis filters, not the leading channels):
+              # the model whose accuracy ``all_layers@switch`` reports, so its speed claim times this one
+              "all_layers_switched": convert(net, sel["candidates"], ratio=B["ratio"], coeff=B["coeff"], init="qr")}
     modes, forms = {}, []
     if sel["layers"]:
         models["selected"] = convert(net, sel["layers"], ratio=sel["ratios"], coeff=B["coeff"], init="random")
