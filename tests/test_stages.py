@@ -62,6 +62,10 @@ def _json_files(stage):
 
 
 def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
+    # an interrupted run of another key (another profile, an ablation): its resume state must outlive these runs
+    interrupted = Path(STAGES["baseline"]["runs"]) / "baseline_s0-0123456789abcdef.ckpt"
+    interrupted.parent.mkdir(parents=True, exist_ok=True)
+    interrupted.write_bytes(b"resume state")
     k1 = baseline.run(ws, progress=False)["metrics"]["key"]
     (f1,) = _json_files("baseline")
     stamp = f1.stat().st_mtime_ns
@@ -78,11 +82,11 @@ def test_baseline_is_reused_only_under_the_same_key(ws, edited_package):
     assert len(_json_files("baseline")) == 3
     ckpts = sorted(Path(STAGES["baseline"]["runs"]).glob("*.ckpt"))
     resume = [p for p in ckpts if not re.search(r"\.e\d+\.ckpt$", p.name)]
-    # every key keeps its checkpoint: a run of another key (another profile, an ablation) never deletes the state an
-    # interrupted run resumes from when its key comes back
-    assert len(resume) == len(_json_files("baseline")) == 3
+    # a finished run drops its own resume checkpoint; a run of another key never deletes the state an interrupted
+    # run resumes from when its key comes back
+    assert resume == [interrupted] and interrupted.read_bytes() == b"resume state"
     # each run keeps its switch-epoch snapshot (the switch variants of its key start from it), like its weights
-    assert len(ckpts) - len(resume) == 3
+    assert len(ckpts) - len(resume) == len(_json_files("baseline")) == 3
 
 
 def _rows(out):

@@ -74,13 +74,13 @@ def test_constants_counts_and_the_other_columns_of_the_published_tables():
     shown, constants = tables.for_people(pd.DataFrame({
         "images": np.array([9984, 9984]), "n_val": np.array([2000, 2000]), "zero_shot_drop": [2.05, 1.9],
         "finetune_ci_low": [0.5302, -0.3], "pair_drop": [2.7, 0.1], "sum_of_singles": [1.85, -0.05],
-        "fwd+bwd_ms_cat": [6.979, 12.5], "fwd_ms_basis": [0.8711, 1.011], "lr": [0.094, 0.0004],
+        "fwd+bwd_ms_cat": [6.979, 12.5], "fwd_ms_basis": [0.8711, 1.011], "lr": [0.094, 3e-05],
         "val_loss": [1.72, 1.468], "onnx_bytes": [11180000, 5000000], "budget": [2496, 9984],
         "ort_speedup_over_pytorch": [1.224, 0.9]}))
     assert constants == {"images": "9,984", "n_val": "2,000"}
     want = {"zero_shot_drop": ["2.05", "1.90"], "finetune_ci_low": ["0.53", "-0.30"], "pair_drop": ["2.70", "0.10"],
             "sum_of_singles": ["1.85", "-0.05"], "fwd+bwd_ms_cat": ["6.98", "12.50"], "fwd_ms_basis": ["0.87", "1.01"],
-            "lr": ["0.0940", "0.0004"], "val_loss": ["1.720", "1.468"], "onnx_bytes": ["11,180,000", "5,000,000"],
+            "lr": ["0.094", "3e-05"], "val_loss": ["1.720", "1.468"], "onnx_bytes": ["11,180,000", "5,000,000"],
             "budget": ["2,496", "9,984"], "ort_speedup_over_pytorch": ["1.22", "0.90"]}
     assert {c: list(shown[c]) for c in want} == want
 

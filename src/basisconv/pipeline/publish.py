@@ -43,21 +43,22 @@ START, END = markers()
 RUN_FILES = ("params.yaml", "dvc.lock")
 
 
-def params_are_a_profile(params_file="params.yaml") -> bool:
-    """Whether ``params_file`` holds exactly the composition of the profile it names (what ``make repro
-    PROFILE=...`` writes), so that it says nothing the provenance's command does not; a hand-edited ablation is not."""
+def params_are_a_profile(profile: str, params_file="params.yaml") -> bool:
+    """Whether ``params_file`` holds exactly the composition of ``profile`` (the published run's, e.g.
+    ``cpu+mirror``: what ``make repro PROFILE="cpu mirror"`` writes), so that it says nothing the provenance's
+    command does not; a hand-edited ablation, or another profile's params, is not."""
     from basisconv.pipeline.params import compose
     try:
-        given = yaml.safe_load(Path(params_file).read_text()) or {}
-        return given == compose(*str(given.get("profile", "")).split("+"))
+        given = yaml.safe_load(Path(params_file).read_text())
+        return isinstance(given, dict) and given.get("profile") == profile and given == compose(*profile.split("+"))
     except (OSError, ValueError, yaml.YAMLError):
         return False
 
 
-def code_commit() -> str:
+def code_commit(profile: str | None = None) -> str:
     """The repository's HEAD (short), with ``+changes`` when the work tree differs from it; ``unknown`` outside git.
-    ``dvc.lock`` and a ``params.yaml`` that is its profile's composition do not count as changes: the published
-    command (``make repro PROFILE=...``) writes them."""
+    ``dvc.lock``, and a ``params.yaml`` that is the composition of the published ``profile``, do not count as
+    changes: the published command (``make repro PROFILE=...``) writes them."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
@@ -66,7 +67,7 @@ def code_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     changed = {line[3:].strip() for line in dirty}
-    changed -= {f for f in RUN_FILES if f != "params.yaml" or params_are_a_profile(f)}
+    changed -= {f for f in RUN_FILES if f != "params.yaml" or (profile and params_are_a_profile(profile, f))}
     return head + ("+changes" if changed else "")
 
 
@@ -117,7 +118,7 @@ def provenance(r: dict, commit: str | None = None) -> str:
     spread = (f" The basis-stage runs ran on {n_machines} machines (the pipeline resumed after a session ended): "
               "epoch times are compared only between runs of one machine." if n_machines > 1 else "")
     return (f"> **Provenance.** Profile `{profile}`, made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` "
-            f"from the code at commit `{commit or code_commit()}` and published by `python -m basisconv.pipeline.publish`; "
+            f"from the code at commit `{commit or code_commit(profile)}` and published by `python -m basisconv.pipeline.publish`; "
             f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
@@ -136,9 +137,16 @@ def own_claims(r: dict) -> pd.DataFrame:
                                           precision=r["baseline"].get("precision", "fp32"))
 
 
+# A speed verdict belongs to the machine and the models that were timed (``claims.speed_claims`` writes its
+# comparison as "baseline / <model>, <precision>"): every run times its own, so none is borrowed, also where an
+# older run named the claim differently.
+SPEED_COMPARISON = re.compile(r"^baseline / [\w.~@-]+, \w+$")
+
+
 def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     """The rows of other published runs' verdict tables (each ``also`` a published folder) whose claim the run
-    itself does not decide, first run first; the comparison names the run, its precision and its report."""
+    itself does not decide, first run first, speed claims never (``SPEED_COMPARISON``); the comparison names the
+    run, its precision and its report."""
     rows = []
     for folder in map(Path, also):
         f = folder / CLAIMS_CSV
@@ -147,7 +155,8 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
             raise ValueError(f"--also {folder}: no {CLAIMS_CSV} there (runs published before it was kept have none); "
                              f"valid choices: {', '.join(valid) or 'none'}")
         t = pd.read_csv(f)
-        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim])]
+        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim])
+              & ~t.comparison.astype(str).str.match(SPEED_COMPARISON)]
         rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
                                          for c, run, prec in zip(t.comparison, t.run, t.precision)]))
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
@@ -177,7 +186,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
         f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.pipeline.publish`) "
-        f"from the code at commit `{commit or code_commit()}`.",
+        f"from the code at commit `{commit or code_commit(profile)}`.",
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
         f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
         f"{sum(secs.values()) / 60:.1f} min; compute recorded in the results: baseline training "
@@ -200,7 +209,8 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     r = load_results()
     own = own_claims(r)
     borrowed = borrowed_claims(own, also)
-    commit = code_commit()  # once, before anything is written: publishing changes tracked files (README, docs/results)
+    # once, before anything is written: publishing changes tracked files (README, docs/results)
+    commit = code_commit(r["baseline"]["profile"])
     block, dest = results_block(r, docs_dir, own, borrowed, commit)
     readme = Path(readme)
     text = readme.read_text()

@@ -10,7 +10,7 @@ the metrics, the exact config, the data label and the hardware. Every file of a 
 (bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or edited
 module always trains afresh. Files of other keys stay: switching a param back finds its finished run again, and an
 interrupted run's checkpoint survives runs of other keys (another profile, an ablation) until its key comes back and
-resumes it. Under torchrun every rank trains its shard and only rank 0 writes files.
+resumes it. A finished run deletes its own resume checkpoint (the ``.e<epoch>`` snapshots and weights stay). Under torchrun every rank trains its shard and only rank 0 writes files.
 """
 from __future__ import annotations
 
@@ -103,5 +103,6 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         save_torch(res.model.state_dict(), files["weights"])
         _publish_weights(files["weights"], save_model)
     write_json(files["json"], metrics)  # last: a JSON on disk means every file of the run is complete
+    files["ckpt"].unlink(missing_ok=True)  # finished: its JSON and weights are what is reused, not its resume state
     dist_.barrier()
     return metrics

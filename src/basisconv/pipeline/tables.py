@@ -47,7 +47,7 @@ FORMATS: list[tuple[str, Callable[[object], str]]] = [
     (r"^(params|macs|params_saved|macs_saved|images|n_val|rank|seeds|batch_size|epoch|in_channels|out_channels|"
      r"threads|train|val|test|layers|budget|n_\w+|\w*_bytes)$", _num(",.0f")),
     (r"(_ms$|(^|_)ms_)", _num(",.2f")),  # ``median_ms``, ``fwd+bwd_ms_cat``
-    (r"^lr$", _num(".4f")),
+    (r"^lr$", _num(".3g")),  # a one-cycle schedule ends near 0: 3e-05, not 0.0000
     (r"_loss$", _num(".3f")),
     (r"(_s|seconds|_time|_time_mean|time_s)$", _num(",.1f")),
     (r"(speedup\w*|compression|fraction|_theory|spearman\w*|rho|ratio)(_low|_high)?$", _num(".2f")),
