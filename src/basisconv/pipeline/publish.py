@@ -101,8 +101,8 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     if (~paper).any():
         held, failed, open_ = counts(table[~paper])
         line += (f" The package's own {plural(int((~paper).sum()), 'assumption')} (rows marked (package), not claims "
-                 f"of the paper): {held} {'holds' if held == 1 else 'hold'} here, {failed} "
-                 f"{'does' if failed == 1 else 'do'} not hold here, {open_} {'is' if open_ == 1 else 'are'} not decided.")
+                 f"of the paper): {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here, "
+                 f"{plural(open_, 'is', 'are')} not decided.")
     return line
 
 
