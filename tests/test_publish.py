@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from basisconv.experiment.io import write_json
-from basisconv.pipeline.publish import END, START, markers, publish
+from basisconv.pipeline.publish import END, START, basis_stage_seconds, markers, publish
 
 
 def _fake_run(tmp: Path):
@@ -37,8 +38,10 @@ def _fake_run(tmp: Path):
     pd.DataFrame({"model": ["baseline"], "mode": ["train_step"], "batch_size": [64], "median_ms": [10.0],
                   "images_per_s": [6400.0], "theoretical_speedup": [1.0], "measured_speedup": [1.0]}
                  ).to_csv(tmp / table_path("benchmark_models"), index=False)
+    # the switch run carries its baseline snapshot's 3 epochs in train_time; its own last epoch took 25 s
     pd.DataFrame({"variant": ["baseline", "selected@switch"], "seed": [0, 0], "test_acc": [0.555, 0.551],
-                  "train_time": [120.0, 100.0]}).to_csv(tmp / table_path("runs"), index=False)
+                  "train_time": [120.0, 100.0], "basis_epoch_time": [30.0, 25.0]}).to_csv(tmp / table_path("runs"), index=False)
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 4}, "basis": {"switch_epoch": 3}}))
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()
@@ -57,12 +60,12 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % (mean ± std) over 1 seed.",
                      "from the code at commit `", "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage "
-                     "trainings 100 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
+                     "trainings 25 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
                      "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "
                      "interval) | supported |",
-                     "Of the paper's 2 claims, 1 holds here, 0 do not hold here and 1 is not decided at this scale."):
+                     "Of the paper's 3 claims, 1 holds here, 0 do not hold here and 2 are not decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     page = (dest / "README.md").read_text()  # the published report says which code and precision produced it
@@ -179,7 +182,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
-    assert ("Of the paper's 3 claims, 2 hold here, 0 do not hold here and 1 is not decided at this scale (1 claim of them "
+    assert ("Of the paper's 4 claims, 2 hold here, 0 do not hold here and 2 are not decided at this scale (1 claim of them "
             "decided by the published run `cpu+mirror`, which trains what this profile does not).") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
@@ -204,3 +207,11 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
         "decided.")
     assert reading_line(t.iloc[:2]) == ("Of the paper's 2 claims, 1 holds here, 1 does not hold here and 0 are not "
                                         "decided at this scale.")
+
+
+def test_basis_stage_seconds_counts_a_switch_run_from_its_snapshot():
+    """A switch run's train_time includes its baseline snapshot's epochs, which the basis stage did not train."""
+    runs = pd.DataFrame({"variant": ["baseline", "all_layers@switch", "all_layers@scratch", "baseline"],
+                         "train_time": [1000.0, 1010.0, 900.0, 1100.0], "basis_epoch_time": [40.0, 35.0, 36.0, 44.0]})
+    # scratch 900 + second baseline 1100 (the first is the baseline stage's) + switch 2 own epochs x 35 s
+    assert basis_stage_seconds(runs, epochs=25, switch_epoch=23) == 900 + 1100 + 70

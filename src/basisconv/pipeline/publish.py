@@ -162,11 +162,28 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
+def _train_span(params_file="params.yaml") -> dict:
+    P = yaml.safe_load(Path(params_file).read_text())
+    return {"epochs": P["train"]["epochs"], "switch_epoch": P["basis"]["switch_epoch"]}
+
+
+def basis_stage_seconds(runs: pd.DataFrame, epochs: int, switch_epoch: int) -> float:
+    """Training seconds the basis stage itself spent, from its per-run rows (``runs.csv``): a baseline or scratch run
+    counts its ``train_time``, except the first seed's baseline (the baseline stage's run, counted apart); a switch
+    run starts from its seed's baseline snapshot at ``switch_epoch`` and carries that snapshot's history, so only its
+    own ``epochs - switch_epoch`` epochs count (``basis_epoch_time`` is their mean time)."""
+    switch = runs.variant.str.endswith("@switch")
+    own = runs[~switch].train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum()
+    return float(own + (runs[switch].basis_epoch_time * (epochs - switch_epoch)).sum())
+
+
 def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = None,
-                  borrowed: pd.DataFrame | None = None, commit: str | None = None) -> tuple[str, Path]:
+                  borrowed: pd.DataFrame | None = None, commit: str | None = None,
+                  train_span: dict | None = None) -> tuple[str, Path]:
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
     ``own``: its verdict table (``own_claims``, computed here when not given); ``borrowed``: rows of other runs'
-    verdict tables (``borrowed_claims``) shown in the same table; ``commit``: as for ``provenance``."""
+    verdict tables (``borrowed_claims``) shown in the same table; ``commit``: as for ``provenance``; ``train_span``:
+    ``basis_stage_seconds``' epochs and switch_epoch (read from ``params.yaml`` when not given)."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = dest_dir(r, docs_dir)
@@ -175,8 +192,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     hw = base["hardware"]
     secs = notebook_seconds()
     runs = r["tables"]["runs"]
-    # the first seed's baseline row is the baseline stage's run, already counted above
-    basis_seconds = float(runs.train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum())
+    basis_seconds = basis_stage_seconds(runs, **(train_span or _train_span()))
     reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
                            ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")
