@@ -59,7 +59,7 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % (mean ± std) over 1 seed.",
-                     "from the code at commit `", "sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage "
+                     "from the code at commit `", "(the first seed), sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage "
                      "trainings 25 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
@@ -165,6 +165,10 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
                                   # a speed verdict of other hardware (and older wording): never borrowed
                                   ("basis layers on every layer speed up the inference", "baseline / all_layers, bf16",
                                    "1.46x, 95 % CI [1.30x, 1.63x]", "supported")]]
+    proxy = "the `zero_shot` proxy ranks layers as retraining them does"
+    rows.append({"claim": proxy, "source": "package", "comparison": "zero_shot drop vs retrained drop",
+                 "measured": "Spearman 0.74", "verdict": "supported", "sentence": sentence(proxy, "Spearman 0.74",
+                 "supported", "package"), "run": "cpu+mirror", "precision": "fp32"})
     _other_published_run(Path("docs/results/cpu-mirror"), rows)
     Path("profile_other").mkdir()
     before = Path("README.md").read_text()
@@ -183,13 +187,15 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
     assert ("Of the paper's 4 claims, 2 hold here, 0 do not hold here and 2 are not decided at this scale (1 claim of them "
-            "decided by the published run `cpu+mirror`, which trains what this profile does not).") in text
+            "from the published run `cpu+mirror`, which trains what this profile does not).") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
     assert {"precision", "sentence", "verdict"} <= set(kept.columns)
     page = (dest / "README.md").read_text()
-    assert "### Claims this profile does not train, decided by another published run" in page
-    assert "- The paper claims that the switch schedule matches training basis layers from scratch" in page
+    assert "### Claims this profile does not train, from another published run (its verdicts, not this run's)" in page
+    assert "[report](../other/README.md)" in page and "- In run `cpu+mirror`: The paper claims" in page
+    assert "- In run `cpu+mirror`: The paper claims that the switch schedule matches training basis layers from scratch" in page
+    assert "proxy ranks layers" not in text  # the package's own assumption: every run measures its own proxies
 
 
 def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims():
@@ -202,7 +208,7 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
                       "borrowed": [False, False, True, False]})
     assert reading_line(t, "`cpu`") == (
         "Of the paper's 3 claims, 1 holds here, 1 does not hold here and 1 is not decided at this scale (1 claim of "
-        "them decided by the published run `cpu`, which trains what this profile does not). The package's own 1 "
+        "them from the published run `cpu`, which trains what this profile does not). The package's own 1 "
         "assumption (rows marked (package), not claims of the paper): 1 holds here, 0 do not hold here, 0 are not "
         "decided.")
     assert reading_line(t.iloc[:2]) == ("Of the paper's 2 claims, 1 holds here, 1 does not hold here and 0 are not "

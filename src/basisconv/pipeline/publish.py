@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -93,7 +94,7 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     paper = table.source != "package"
     held, failed, open_ = counts(table[paper])
     n_borrowed = int((borrowed & paper).sum())
-    whence = (f" ({plural(n_borrowed, 'claim')} of them decided by the published run {runs_from}, which trains what "
+    whence = (f" ({plural(n_borrowed, 'claim')} of them from the published run {runs_from}, which trains what "
               "this profile does not)" if n_borrowed else "")
     line = (f"Of the paper's {plural(int(paper.sum()), 'claim')}, {plural(held, 'holds', 'hold')} here, "
             f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
@@ -145,8 +146,9 @@ SPEED_COMPARISON = re.compile(r"^baseline / [\w.~@-]+, \w+$")
 
 def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     """The rows of other published runs' verdict tables (each ``also`` a published folder) whose claim the run
-    itself does not decide, first run first, speed claims never (``SPEED_COMPARISON``); the comparison names the
-    run, its precision and its report."""
+    itself does not decide, first run first; speed claims never (``SPEED_COMPARISON``) and the package's own
+    assumptions never (every run measures its own proxies); the comparison names the run, its precision and its
+    report."""
     rows = []
     for folder in map(Path, also):
         f = folder / CLAIMS_CSV
@@ -156,7 +158,7 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
                              f"valid choices: {', '.join(valid) or 'none'}")
         t = pd.read_csv(f)
         t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim])
-              & ~t.comparison.astype(str).str.match(SPEED_COMPARISON)]
+              & ~t.comparison.astype(str).str.match(SPEED_COMPARISON) & (t.source != "package")]
         rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
                                          for c, run, prec in zip(t.comparison, t.run, t.precision)]))
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
@@ -206,7 +208,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
         f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
         f"{sum(secs.values()) / 60:.1f} min; compute recorded in the results: baseline training "
-        f"{base['train_time']:.0f} s, sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
+        f"{base['train_time']:.0f} s (the first seed), sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
         f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
         "",
         claims.verdict_markdown(r, table=own, extra=borrowed),
@@ -245,9 +247,11 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     own.to_csv(dest / CLAIMS_CSV, index=False)
     title, body = (reports / "README.md").read_text().split("\n", 1)
     if len(borrowed):  # the borrowed rows in the report too, after its own verdicts
-        section = ("### Claims this profile does not train, decided by another published run\n\n"
+        section = ("### Claims this profile does not train, from another published run (its verdicts, not this run's)\n\n"
                    + borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n"
-                   + "\n".join(f"- {x}" for x in borrowed.sentence) + "\n\n")
+                   + "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence)) + "\n\n")
+        for folder in map(Path, also):  # the README's links are relative to the repository, the page's to its folder
+            section = section.replace(f"]({folder}/README.md)", f"]({os.path.relpath(folder, dest)}/README.md)")
         mark = "## Measurements by topic"
         body = body.replace(mark, section + mark, 1) if mark in body else body + "\n" + section
     atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r, commit)}\n{body}")
