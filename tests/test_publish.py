@@ -41,7 +41,7 @@ def _fake_run(tmp: Path):
     # the switch run carries its baseline snapshot's 3 epochs in train_time; its own last epoch took 25 s
     pd.DataFrame({"variant": ["baseline", "selected@switch"], "seed": [0, 0], "test_acc": [0.555, 0.551],
                   "train_time": [120.0, 100.0], "basis_epoch_time": [30.0, 25.0]}).to_csv(tmp / table_path("runs"), index=False)
-    (tmp / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 4}, "basis": {"switch_epoch": 3}}))
+    write_json(tmp / STAGES["basis"]["summary"], {"params_resolved": {"train": {"epochs": 4}, "basis": {"switch_epoch": 3}}})
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()

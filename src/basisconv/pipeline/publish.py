@@ -27,7 +27,7 @@ import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.pipeline import claims, report
-from basisconv.experiment.io import atomic_write_text
+from basisconv.experiment.io import atomic_write_text, read_json
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
 from basisconv.pipeline.tables import plural
@@ -164,8 +164,10 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
-def _train_span(params_file="params.yaml") -> dict:
-    P = yaml.safe_load(Path(params_file).read_text())
+def _train_span(summary=STAGES["basis"]["summary"]) -> dict:
+    """The epochs and switch epoch the basis stage ran with (its summary's resolved params, not the work tree's
+    ``params.yaml``, which may since have been rewritten)."""
+    P = read_json(summary)["params_resolved"]
     return {"epochs": P["train"]["epochs"], "switch_epoch": P["basis"]["switch_epoch"]}
 
 
@@ -185,7 +187,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
     ``own``: its verdict table (``own_claims``, computed here when not given); ``borrowed``: rows of other runs'
     verdict tables (``borrowed_claims``) shown in the same table; ``commit``: as for ``provenance``; ``train_span``:
-    ``basis_stage_seconds``' epochs and switch_epoch (read from ``params.yaml`` when not given)."""
+    ``basis_stage_seconds``' epochs and switch_epoch (read from the basis stage's summary when not given)."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = dest_dir(r, docs_dir)
