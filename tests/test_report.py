@@ -107,3 +107,23 @@ def test_limits_paragraph_and_misses_table():
     md = report.targets_markdown(bench["targets_by_precision"]["bf16"])
     assert "1/4 layers (median 0.8, min 0.4); of the 3 misses, 2 kernel-limited" in md
     assert "0.55 (its layers alone predict 0.6)" in md and "precision" not in md
+
+
+def test_run_names_text_defines_points_and_inherited_epochs():
+    span = {"train": {"epochs": 25}, "basis": {"switch_epoch": 24, "ratio": 0.5, "schedules": ["switch"],
+                                               "front_budgets": [2.0], "front_ratios": [0.25]}}
+    s = report.run_names_text({"params_resolved": {"sensitivity": {"max_loss": 1.0}}}, span)
+    assert "snapshot at epoch 24" in s and "remaining 1 of 25 epochs" in s
+    assert "`~ml2`: the selection at that loss budget" in s and "budget: 1)" in s
+    assert "`~r0.25`: basis layers on every layer at that ratio (the main point's ratio: 0.5)" in s
+    assert "include the 24 dense epochs it inherits" in s
+    bare = report.run_names_text({}, {"train": {"epochs": 3}, "basis": {"switch_epoch": 1, "ratio": 0.5,
+                                                                       "schedules": ["scratch"]}})
+    assert "~" not in bare and "inherits" not in bare
+
+
+def test_targets_note_names_the_reference_model():
+    tg = {f"{m}_train_step_fraction_of_theory": {} for m in ("all_layers", "selected", "selected_switched")}
+    assert "`selected_switched` against `selected`" in report.targets_note(tg)
+    assert "all_layers` against" not in report.targets_note(tg)
+    assert report.targets_note({"selected_train_step_fraction_of_theory": {}}) == ""

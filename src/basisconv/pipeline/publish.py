@@ -27,7 +27,7 @@ import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.pipeline import claims, report
-from basisconv.experiment.io import atomic_write_text, read_json
+from basisconv.experiment.io import atomic_write_text
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
 from basisconv.pipeline.tables import plural
@@ -164,10 +164,9 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
-def _train_span(summary=STAGES["basis"]["summary"]) -> dict:
-    """The epochs and switch epoch the basis stage ran with (its summary's resolved params, not the work tree's
-    ``params.yaml``, which may since have been rewritten)."""
-    P = read_json(summary)["params_resolved"]
+def _train_span(P: dict) -> dict:
+    """The epochs and switch epoch the basis stage ran with, from its summary's resolved params ``P`` (not the work
+    tree's ``params.yaml``, which may since have been rewritten)."""
     return {"epochs": P["train"]["epochs"], "switch_epoch": P["basis"]["switch_epoch"]}
 
 
@@ -196,7 +195,7 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     hw = base["hardware"]
     secs = notebook_seconds()
     runs = r["tables"]["runs"]
-    basis_seconds = basis_stage_seconds(runs, **(train_span or _train_span()))
+    basis_seconds = basis_stage_seconds(runs, **(train_span or _train_span(r["basis"]["params_resolved"])))
     reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
                            ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")

@@ -34,7 +34,7 @@ def table_path(name: str) -> str:
 def load_results() -> dict:
     """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.pipeline.layout``."""
     return {"baseline": read_json(BASELINE_SUMMARY), "selection": read_json(SELECTION),
-            "benchmark": read_json(STAGES["benchmark"]["summary"]),
+            "benchmark": read_json(STAGES["benchmark"]["summary"]), "basis": read_json(STAGES["basis"]["summary"]),
             "faithfulness": read_json(STAGES["faithfulness"]["summary"]),
             "tables": {n: pd.read_csv(table_path(n)) for n in TABLES},
             "main_table": pd.read_csv(table_path("main_table"))}
@@ -54,6 +54,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", "Test accuracy in %, mean and std over seeds; differences in points; the per-run "
              "rows: [tables/runs.csv](tables/runs.csv).", "", tables.markdown(r["main_table"], name="main_table"), "",
+             report.run_names_text(r["selection"], r["basis"]["params_resolved"]), "",
              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
              claims.verdict_markdown(r), ""]
     lines += [f"- {s}" for s in claims.verdict_table(r).sentence] + ["", "## Measurements by topic", ""]
@@ -63,7 +64,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     for prec, tg in report.targets_by_precision(bench).items():
         trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""
         lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
-                  report.targets_markdown(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
+                  report.targets_markdown(tg), "", report.targets_note(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
                   "limits them:", "", report.misses_markdown(tg), ""]
     lines += ["## Figures", ""]
     # in the pipeline's order (the captions' registry), each with what it shows and what to read from it; a figure
