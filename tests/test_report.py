@@ -109,21 +109,25 @@ def test_limits_paragraph_and_misses_table():
     assert "0.55 (its layers alone predict 0.6)" in md and "precision" not in md
 
 
-def test_run_names_text_defines_points_and_inherited_epochs():
-    span = {"train": {"epochs": 25}, "basis": {"switch_epoch": 24, "ratio": 0.5, "schedules": ["switch"],
-                                               "front_budgets": [2.0], "front_ratios": [0.25]}}
-    s = report.run_names_text({"params_resolved": {"sensitivity": {"max_loss": 1.0}}}, span)
-    assert "snapshot at epoch 24" in s and "remaining 1 of 25 epochs" in s
-    assert "`~ml2`: the selection at that loss budget" in s and "budget: 1)" in s
-    assert "`~r0.25`: basis layers on every layer at that ratio (the main point's ratio: 0.5)" in s
-    assert "include the 24 dense epochs it inherits" in s
-    bare = report.run_names_text({}, {"train": {"epochs": 3}, "basis": {"switch_epoch": 1, "ratio": 0.5,
-                                                                       "schedules": ["scratch"]}})
-    assert "~" not in bare and "inherits" not in bare
+def test_run_names_text_defines_what_the_table_has():
+    span = {"train": {"epochs": 25}, "basis": {"switch_epoch": 24, "ratio": 0.5, "front_budgets": [2.0, 3.0],
+                                               "front_ratios": [0.25]}}
+    sel = {"params_resolved": {"sensitivity": {"max_loss": 1.0}}}
+    s = report.run_names_text(sel, span, ["baseline", "selected@switch", "random0~ml2@switch", "all_layers~r0.25@switch"])
+    assert "snapshot at epoch 24" in s and "remaining 1 of 25 epochs" in s and "@scratch" not in s
+    assert "`~ml2`: the selection at that loss budget" in s and "budget: 1)" in s and "ml3" not in s
+    assert "`~r0.25`: basis layers on every candidate layer at that ratio (the main point's ratio: 0.5)" in s
+    assert "include its first 24 dense epochs" in s and "switch against scratch compares whole trainings" in s
+    bare = report.run_names_text({}, span, ["baseline", "selected@scratch"])
+    assert "all 25 epochs" in bare and "~" not in bare and "dense epochs" not in bare and "@switch" not in bare
+    assert report.run_names_text({}, span, ["baseline"]) == ""
 
 
 def test_targets_note_names_the_reference_model():
     tg = {f"{m}_train_step_fraction_of_theory": {} for m in ("all_layers", "selected", "selected_switched")}
     assert "`selected_switched` against `selected`" in report.targets_note(tg)
+    tg["all_layers_switched_train_step_fraction_of_theory"] = tg["selected_tuned_train_step_fraction_of_theory"] = {}
+    assert "`all_layers_switched` against `all_layers`" in report.targets_note(tg)
+    assert "`selected_tuned` against `selected`" in report.targets_note(tg)
     assert "all_layers` against" not in report.targets_note(tg)
     assert report.targets_note({"selected_train_step_fraction_of_theory": {}}) == ""

@@ -512,6 +512,12 @@ def layer_sum_speedup(layer_rows: list[dict], model_layers: dict, base_ms: float
 TARGET_MODELS = ("all_layers", "all_layers_switched", "selected", "selected_switched", "selected_tuned")
 
 
+def reference_model(name: str, names) -> str:
+    """The model whose theoretical speedup ``name``'s train step is held to: the fresh ``selected`` or ``all_layers``
+    it derives from (``selected_switched`` -> ``selected``) when ``names`` has it, else ``name`` itself."""
+    return next((b for b in ("selected", "all_layers") if name.startswith(b) and b in names), name)
+
+
 def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, trainer: dict,
             memory_format: str = "channels_last", precision: str = "fp32",
             model_layers: dict | None = None) -> dict:
@@ -543,7 +549,7 @@ def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, traine
     for name in TARGET_MODELS:
         if name not in step:
             continue
-        ref = next((b for b in ("selected", "all_layers") if name.startswith(b) and b in step), name)
+        ref = reference_model(name, step)
         theory = step[ref]["theoretical_speedup"]  # the paper's MAC count (reduced form, leading basis)
         t = _target("train_step_fraction_of_theory", step[name]["measured_speedup"] / theory)
         layers = (model_layers or {}).get(name)

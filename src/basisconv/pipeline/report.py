@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from basisconv.perf import bench
 from basisconv.pipeline import tables, variants
 
 
@@ -194,42 +195,54 @@ def selection_line(sel: dict) -> str:
             + (", ".join(f"`{n}`@{sel['ratios'][n]}" for n in sel["layers"]) or "none") + ".")
 
 
-def run_names_text(sel: dict, span: dict) -> str:
-    """How to read the main table's run names and time columns: ``span`` is the basis stage's resolved params
-    (``{"train": {"epochs"}, "basis": {"switch_epoch", "front_budgets", "front_ratios", "ratio"}}``), ``sel`` the
-    selection (its ``params_resolved`` holds the main point's ``max_loss``)."""
+def run_names_text(sel: dict, span: dict, trained) -> str:
+    """How to read the main table's run names and time columns. ``span``: the basis stage's resolved params
+    (``{"train": {"epochs"}, "basis": {"switch_epoch", "ratio", "front_budgets", "front_ratios"}}``); ``sel``: the
+    selection (its ``params_resolved`` holds the main point's ``max_loss``); ``trained``: the run names of the table,
+    so only the schedules and front points it has are explained."""
     E, B = span["train"]["epochs"], span["basis"]
     S = B["switch_epoch"]
-    parts = [f"Run names: `<variant>@switch` continues its seed's dense baseline from the snapshot at epoch {S} and "
-             f"trains the basis model for the remaining {E - S} of {E} epochs; `<variant>@scratch` trains the basis "
-             f"model from its initialisation for all {E} epochs."]
+    trained = list(trained)
+    has = {s: any(r.endswith(f"@{s}") for r in trained) for s in ("switch", "scratch")}
+    parts = []
+    if has["switch"]:
+        parts.append(f"`<variant>@switch` continues its seed's dense baseline from the snapshot at epoch {S} and "
+                     f"trains the basis model for the remaining {E - S} of {E} epochs.")
+    if has["scratch"]:
+        parts.append(f"`<variant>@scratch` trains the basis model from its initialisation for all {E} epochs.")
     main_loss = sel.get("params_resolved", {}).get("sensitivity", {}).get("max_loss")
-    budgets = ", ".join(f"`~{variants.budget_point(b)}`" for b in B.get("front_budgets", []))
+    budgets = [f"`~{p}`" for p in map(variants.budget_point, B.get("front_budgets", []))
+               if any(variants.point_of(r) == p for r in trained)]
     if budgets:
-        parts.append(f"{budgets}: the selection at that loss budget in points (the main point's budget: "
-                     + ("n/a" if main_loss is None else f"{main_loss:g}") + "), with comparison subsets matched to "
-                     "its own parameter saving.")
-    ratios = ", ".join(f"`~{variants.ratio_point(q)}`" for q in B.get("front_ratios", []))
+        parts.append(", ".join(budgets) + ": the selection at that loss budget in points (the main point's budget: "
+                     + ("n/a" if main_loss is None else f"{main_loss:g}") + "), and the comparison subsets matched "
+                     "to its own parameter saving.")
+    ratios = [f"`~{p}`" for p in map(variants.ratio_point, B.get("front_ratios", []))
+              if any(variants.point_of(r) == p for r in trained)]
     if ratios:
-        parts.append(f"{ratios}: basis layers on every layer at that ratio (the main point's ratio: {B['ratio']:g}).")
-    if "switch" in B.get("schedules", ["switch"]):
-        parts.append(f"Epoch (s) and training (s) of a switch run include the {S} dense epochs it inherits from the "
-                     "baseline; the time claims of the verdict table compare only the epochs from the switch on.")
-    return " ".join(parts)
+        parts.append(", ".join(ratios) + ": basis layers on every candidate layer at that ratio (the main point's "
+                     f"ratio: {B['ratio']:g}).")
+    if has["switch"]:
+        parts.append(f"Epoch (s) and training (s) of a switch run include its first {S} dense epochs, the baseline's; "
+                     "of the verdict table's time claims, time per epoch compares the epochs from the switch on "
+                     "only, and switch against scratch compares whole trainings, those dense epochs included.")
+    return " ".join(["Run names:", *parts]) if parts else ""
 
 
 def targets_note(tg: dict) -> str:
-    """What the model rows of ``targets_markdown`` divide by: each ``<model>_*`` row by ``<model>``'s theoretical
-    speedup (the paper's MAC count of the fresh model: reduced form, leading basis channels; ``bench.targets``)."""
+    """What the model rows of ``targets_markdown`` divide by: each derived model's train step (``selected_switched``)
+    by the theoretical speedup of the fresh model it derives from (``bench.reference_model``: the paper's MAC count,
+    reduced form, leading basis channels)."""
     rows = [n.removesuffix("_train_step_fraction_of_theory") for n in tg if n.endswith("_train_step_fraction_of_theory")]
-    derived = [n for n in rows if any(n != b and n.startswith(b) for b in rows)]
+    derived = {n: bench.reference_model(n, rows) for n in rows}
+    derived = {n: ref for n, ref in derived.items() if ref != n}
     if not derived:
         return ""
     return ("A model's train-step share of theory is its measured speedup over the theoretical speedup of the fresh "
             "model it derives from (the paper's MAC count: reduced form, leading basis channels): "
-            + ", ".join(f"`{n}` against `{next(b for b in rows if n != b and n.startswith(b))}`" for n in derived)
-            + ". A switched model's basis channels are the QR choice, not the leading ones, so its own MAC count "
-            "can differ.")
+            + ", ".join(f"`{n}` against `{ref}`" for n, ref in derived.items())
+            + ". Switched models run QR-ordered basis layers, often as one dense 1x1 mix (rank more MACs per "
+            "pixel), so their own MAC count can be higher; the share holds them to the paper's count.")
 
 
 def targets_markdown(tg: dict) -> str:

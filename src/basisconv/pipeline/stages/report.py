@@ -54,7 +54,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", "Test accuracy in %, mean and std over seeds; differences in points; the per-run "
              "rows: [tables/runs.csv](tables/runs.csv).", "", tables.markdown(r["main_table"], name="main_table"), "",
-             report.run_names_text(r["selection"], r["basis"]["params_resolved"]), "",
+             report.run_names_text(r["selection"], r["basis"]["params_resolved"], r["main_table"].variant), "",
              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
              claims.verdict_markdown(r), ""]
     lines += [f"- {s}" for s in claims.verdict_table(r).sentence] + ["", "## Measurements by topic", ""]
