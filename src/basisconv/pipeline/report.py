@@ -223,7 +223,8 @@ def run_names_text(sel: dict, span: dict, trained) -> str:
         parts.append(", ".join(ratios) + ": basis layers on every candidate layer at that ratio (the main point's "
                      f"ratio: {B['ratio']:g}).")
     if has["switch"]:
-        parts.append(f"Epoch (s) and training (s) of a switch run include its first {S} dense epochs, the baseline's; "
+        parts.append(f"Epoch (s) and training (s) of a switch run include the {tables.plural(S, 'dense epoch')} "
+                     "before the switch, the baseline's; "
                      "of the verdict table's time claims, time per epoch compares the epochs from the switch on "
                      "only, and switch against scratch compares whole trainings, those dense epochs included.")
     return " ".join(["Run names:", *parts]) if parts else ""
