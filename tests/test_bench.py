@@ -56,7 +56,7 @@ def test_bench_models_modes_and_reference(switched):
         assert r["repeats"] == 3 and len(r["round_ms"]) == 3 and all(t > 0 for t in r["round_ms"])
         assert r["median_ms"] == sorted(r["round_ms"])[1]
         assert math.isfinite(r["speedup_low"]) and math.isfinite(r["speedup_high"])
-        assert 0 < r["speedup_low"] <= r["speedup_high"]
+        assert 0 < r["speedup_low"] <= r["speedup_geomean"] <= r["speedup_high"]
         assert r["speedup_verdict"] in ((SUPPORTED, CONTRADICTED, UNDECIDED) if r["model"] != "baseline" else (None,))
     for base in rows[:2]:  # the baseline against itself: s_r = 1 in every round
         assert base["speedup_low"] == base["speedup_high"] == 1.0 and base["speedup_verdict"] is None

@@ -150,3 +150,15 @@ def test_front_points_compare_within_their_budget():
     d = t["selected~ml2@switch - random0~ml2@switch"]
     assert d.verdict == SUPPORTED and d.claim.startswith("the selection at the ml2 budget beats")
     assert "selected@switch - random0~ml2@switch" not in t
+
+
+def test_speed_claim_point_is_the_centre_of_its_interval():
+    """The point shown is the rounds' geometric mean (the interval's centre on the log scale); results without it
+    name the ratio of medians they show instead."""
+    row = {"measured_speedup": 1.39, "speedup_geomean": 1.15, "theoretical_speedup": 1.76, "speedup_low": 0.69,
+           "speedup_high": 1.91, "repeats": 3}
+    d, = claims.speed_claims({"precision": "bf16", "models": {"all_layers.inference": row}})
+    assert d.measured.startswith("1.15x, 95 % CI [0.69x, 1.91x]") and "1.39" not in d.measured
+    old = {k: v for k, v in row.items() if k != "speedup_geomean"}
+    d, = claims.speed_claims({"precision": "bf16", "models": {"all_layers.inference": old}})
+    assert d.measured.startswith("1.39x (ratio of medians), 95 % CI")

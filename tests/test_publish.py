@@ -165,7 +165,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
                                   # a speed verdict of other hardware (and older wording): never borrowed
                                   ("basis layers on every layer speed up the inference", "baseline / all_layers, bf16",
                                    "1.46x, 95 % CI [1.30x, 1.63x]", "supported")]]
-    proxy = "the `zero_shot` proxy ranks layers as retraining them does"
+    proxy = "the `zero_shot` proxy ranks layers in the same direction as retraining them (rank correlation above 0)"
     rows.append({"claim": proxy, "source": "package", "comparison": "zero_shot drop vs retrained drop",
                  "measured": "Spearman 0.74", "verdict": "supported", "sentence": sentence(proxy, "Spearman 0.74",
                  "supported", "package"), "run": "cpu+mirror", "precision": "fp32"})

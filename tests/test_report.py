@@ -131,3 +131,12 @@ def test_targets_note_names_the_reference_model():
     assert "`selected_tuned` against `selected`" in report.targets_note(tg)
     assert "all_layers` against" not in report.targets_note(tg)
     assert report.targets_note({"selected_train_step_fraction_of_theory": {}}) == ""
+
+
+def test_speed_text_carries_its_interval():
+    bench = {"models": {"a.train_step": {"measured_speedup": 1.4, "speedup_geomean": 1.2, "speedup_low": 0.7,
+                                         "speedup_high": 1.9, "theoretical_speedup": 1.76},
+                        "b.train_step": {"measured_speedup": 1.1, "theoretical_speedup": 1.5}}}
+    assert report._speed(bench, "a.train_step") == "1.20x [0.70x, 1.90x] measured vs 1.76x theoretical"
+    assert report._speed(bench, "b.train_step") == "1.10x measured vs 1.50x theoretical"
+    assert report._speed(bench, "c.inference") == "n/a"

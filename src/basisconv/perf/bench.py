@@ -338,7 +338,7 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
             round_ms = [m for m, _ in rounds[i]]
             med, iqr = statistics.median(round_ms), statistics.median(q for _, q in rounds[i])
             base_rounds = [m for m, _ in rounds[base]]
-            _, low, high = speedup_interval(base_rounds, round_ms)
+            geomean, low, high = speedup_interval(base_rounds, round_ms)
             row = {"model": name, "mode": mode, "batch_size": batch_size, "memory_format": memory_format,
                    "device": hw["device"], "device_name": hw["device_name"], "threads": hw["threads"],
                    "torch": hw["torch"], "precision": precision, "dtype": dtype_name(precision),
@@ -346,7 +346,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
                    "median_ms": med,
                    "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
                    "theoretical_speedup": base_macs / macs, "measured_speedup": statistics.median(base_rounds) / med,
-                   "repeats": repeats, "round_ms": round_ms, "speedup_low": low, "speedup_high": high,
+                   "repeats": repeats, "round_ms": round_ms, "speedup_geomean": geomean,
+                   "speedup_low": low, "speedup_high": high,
                    "speedup_verdict": None if i == base else speedup_verdict(low, high)}
             out[i, mode] = row
             if on_row is not None:

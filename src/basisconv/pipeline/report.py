@@ -75,7 +75,8 @@ def search_cost(sel: dict, baseline: dict) -> str:
             f"{'met' if frac <= 0.10 else 'not met'}. Training each of the {n_opts} (layer, ratio) options once "
             f"instead would take about {n_opts} x {baseline['train_time']:.0f} s; the sweep is "
             f"{100 * sel['search_seconds'] / brute:.1f} % of that. The sweep's cost does not grow with the training "
-            "schedule, so its share of one training falls in proportion to the number of training epochs.")
+            "schedule (not measured here: an expectation), so its share of one training should fall inversely with the "
+            "number of training epochs.")
 
 
 def _undefined(v) -> bool:
@@ -112,8 +113,14 @@ def faithfulness(metrics: dict, proxies) -> str:
 
 
 def _speed(bench: dict, key: str) -> str:
+    """A model's measured speedup with its 95 % interval over timing rounds (the geometric mean, the interval's
+    centre, where the results have it) against its theoretical one."""
     m = bench.get("models", {}).get(key)
-    return f"{m['measured_speedup']:.2f}x measured vs {m['theoretical_speedup']:.2f}x theoretical" if m else "n/a"
+    if not m:
+        return "n/a"
+    lo, hi = m.get("speedup_low", math.nan), m.get("speedup_high", math.nan)
+    ci = "" if math.isnan(lo) or math.isnan(hi) else f" [{lo:.2f}x, {hi:.2f}x]"
+    return f"{m.get('speedup_geomean', m['measured_speedup']):.2f}x{ci} measured vs {m['theoretical_speedup']:.2f}x theoretical"
 
 
 def peers_text(bench: dict) -> str:
@@ -161,7 +168,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"{base_params} parameters; " + ", ".join(f"{v} {int(x.params):,} ({x.compression:.2f}x)"
                                                    for v, x in mt.iterrows() if v != "baseline") + "."),
         ("Speed of the forward and backward passes.",
-         "Measured whole-model training step "
+         "Measured whole-model training step, speedup over the baseline with its 95 % interval over timing rounds "
          f"({bench.get('precision', 'fp32')}, the precision training runs in; fp32 and per layer in the tables): "
          "all layers "
          f"{_speed(bench, 'all_layers.train_step')}, as the switch schedule trains them (QR basis) "

@@ -31,7 +31,7 @@ L = STAGES["benchmark"]
 # a whole-model row's numbers in the summary: the speedup with its interval over the interleaved timing rounds
 # (what the speed claim is decided on, ``pipeline.claims.speed_claims``)
 MODEL_SUMMARY_KEYS = ("median_ms", "measured_speedup", "theoretical_speedup", "images_per_s", "repeats",
-                      "speedup_low", "speedup_high", "speedup_verdict")
+                      "speedup_geomean", "speedup_low", "speedup_high", "speedup_verdict")
 
 
 def precisions(P: dict) -> list[str]:

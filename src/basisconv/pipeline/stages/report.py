@@ -50,7 +50,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     lines = [f"# {title}", "",
              f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
              f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
-             f"{base.get('precision', 'fp32')}. Baseline training: "
+             f"{base.get('precision', 'fp32')}. Baseline training (the first seed): "
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "", "Test accuracy in %, mean and std over seeds; differences in points; the per-run "
              "rows: [tables/runs.csv](tables/runs.csv).", "", tables.markdown(r["main_table"], name="main_table"), "",
@@ -62,8 +62,8 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
         lines += [f"**{topic}** {text}", ""]
     bench = r["benchmark"]
     for prec, tg in report.targets_by_precision(bench).items():
-        trained = " (the precision training runs in)" if prec == bench.get("precision", prec) else ""
-        lines += [f"## Performance targets in {prec}{trained} (measured, not asserted)", "",
+        trained = ", the precision training runs in" if prec == bench.get("precision", prec) else ""
+        lines += [f"## Performance targets in {prec}{trained}: measured, not asserted", "",
                   report.targets_markdown(tg), "", report.targets_note(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
                   "limits them:", "", report.misses_markdown(tg), ""]
     lines += ["## Figures", ""]
