@@ -208,9 +208,10 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
         f"from the code at commit `{commit or code_commit(profile)}`.",
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
         f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
-        f"{sum(secs.values()) / 60:.1f} min; compute recorded in the results: baseline training "
-        f"{base['train_time']:.0f} s (the first seed), sensitivity sweep {sel['search_seconds']:.0f} s, faithfulness checks "
-        f"{faith['seconds']:.0f} s, basis-stage trainings {basis_seconds:.0f} s.{base_acc}",
+        f"{sum(secs.values()) / 60:.1f} min (work that earlier runs finished is reused, so it can be less than the "
+        f"compute); compute recorded in the results: baseline training {base['train_time']:,.0f} s (the first seed), "
+        f"sensitivity sweep {sel['search_seconds']:,.0f} s, faithfulness checks {faith['seconds']:,.0f} s, basis-stage "
+        f"trainings {basis_seconds:,.0f} s.{base_acc}",
         "",
         claims.verdict_markdown(r, table=own, extra=borrowed),
         "",
