@@ -69,7 +69,7 @@ def test_peer_and_onnx_paragraphs():
              "onnx": [{"model": "selected_folded", "max_abs_diff": 2e-6, "onnxruntime_ms": 3.0, "pytorch_ms": 4.5,
                        "onnxruntime": "1.32.0", "threads": 2, "batch_size": 64}]}
     s = report.peers_text(bench)
-    assert "fp32 fwd+bwd: basis 1.60x (80 % of its theory; faster than dense on 7/8), tucker 0.70x" in s
+    assert "fp32 fwd+bwd: basis 1.60x (80 % of its theory; faster than dense by median time on 7/8, no interval), tucker 0.70x" in s
     assert "9.00x" not in s  # forward-only rows are in the table, not the sentence
     assert "selected_folded max |diff| 2.0e-06, 3.0 ms in onnxruntime vs 4.5 ms in PyTorch" in report.onnx_text(bench)
     assert "empty" in report.peers_text({}) and "false" in report.onnx_text({"onnx": []})
@@ -104,6 +104,8 @@ def test_limits_paragraph_and_misses_table():
     table = report.misses_markdown(bench["targets_by_precision"]["bf16"])
     assert table.count("\n") == 4 and "| c " in table and "+1.20" in table and "kxk conv" in table
     assert report.misses_markdown(_targets("fp32", [])) == "No layer misses the per-layer target."
+    near_zero = report.misses_markdown(_targets("fp32", [_miss("d", 0.5, "kxk conv", overhead=-0.004)]))
+    assert "| 0.00 " in near_zero and "-0.00" not in near_zero
     md = report.targets_markdown(bench["targets_by_precision"]["bf16"])
     assert "1/4 layers (median 0.8, min 0.4); of the 3 misses, 2 kernel-limited" in md
     assert "0.55 (its layers alone predict 0.6)" in md and "precision" not in md

@@ -133,7 +133,8 @@ def peers_text(bench: dict) -> str:
         sub = [r for r in rows if r["precision"] == prec and r["pass"] == "fwd+bwd"]
         parts.append(f"{prec} fwd+bwd: " + ", ".join(
             f"{r['form']} {r['median_measured_speedup']:.2f}x ({100 * r['median_share_of_theory']:.0f} % of its "
-            f"theory; faster than dense on {r['faster_than_dense']}/{r['shapes_x_ratios']})" for r in sub))
+            f"theory; faster than dense by median time on {r['faster_than_dense']}/{r['shapes_x_ratios']}, no "
+            "interval)" for r in sub))
     return ("At the basis layer's parameter budget on every distinct 3x3 shape, median speedup over the dense conv "
             "(share of each form's own MAC ratio): " + "; ".join(parts) + ". `tucker` is tensorly-torch's "
             "FactorizedConv (factorized implementation), `full_coeff` a k x k conv to a rank then 1 x 1 (Composer's "
@@ -283,8 +284,8 @@ def misses_markdown(tg: dict) -> str:
     if not misses:
         return "No layer misses the per-layer target."
 
-    def ms(v):
-        return "n/a" if v is None else f"{v:+.2f}"
+    def ms(v):  # 0 where 0 is meant: -0.004 ms prints 0.00, not -0.00
+        return "n/a" if v is None else ("0.00" if round(v, 2) == 0 else f"{v:+.2f}")
     return pd.DataFrame([{
         "layer": m["layer"], "ratio": m["ratio"], "share of theory": f"{m['fraction']:.2f}",
         "kernel floor": "n/a" if m["floor_fraction"] is None else f"{m['floor_fraction']:.2f}",
