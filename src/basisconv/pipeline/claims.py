@@ -24,8 +24,8 @@ speak to (a claim whose runs were not trained is left out, not guessed):
    training precision, with the interval over interleaved repeated timings (``basisconv.perf.bench.bench_models``);
 7. the search is cheap next to training: the sensitivity sweep costs at most ``CHEAP_FRACTION`` of one baseline
    training (one measurement, so the verdict is the threshold's);
-8. the fast proxy ranks layers in the same direction as retraining does (ours, the premise of the search): the bootstrap interval of the
-   Spearman correlation between proxy drops and retrained drops lies above 0;
+8. the fast proxy ranks layers in the same direction as retraining does (ours, the premise of the search): the
+   bootstrap interval of the Spearman correlation between proxy drops and retrained drops lies above 0;
 9. bf16 autocast leaves accuracy unchanged (ours; only when ``baseline_fp32`` was trained): equivalence.
 """
 from __future__ import annotations
@@ -146,6 +146,12 @@ def training_time_claim(runs: pd.DataFrame, schedule: str = "switch") -> list[De
     return [d] if d is not None else []
 
 
+def speedup_point(m: dict) -> float:
+    """The point estimate of a timed model's speedup (a ``bench_models`` row or its summary): the geometric mean of
+    its timing rounds' ratios, the centre of its interval, or the ratio of medians where the results lack it."""
+    return m.get("speedup_geomean", m["measured_speedup"])
+
+
 def speed_claims(bench: dict) -> list[Decided]:
     """Claim 6 from the benchmark summary's whole-model timings in the training precision (``models``: key
     ``<model>.<mode>`` -> ``measured_speedup`` and, with repeated rounds, ``speedup_low``/``speedup_high``)."""
@@ -166,10 +172,8 @@ def speed_claims(bench: dict) -> list[Decided]:
                 measured, v = f"{m['measured_speedup']:.2f}x (no interval: one timing round)", UNDECIDED
             else:
                 rounds = m.get("repeats", "?")
-                # the point is the centre of its interval: the geometric mean of the rounds' ratios (results of
-                # code that kept only the ratio of medians show that, named as such)
-                point = (f"{m['speedup_geomean']:.2f}x" if "speedup_geomean" in m
-                         else f"{m['measured_speedup']:.2f}x (ratio of medians)")
+                # results of code that kept only the ratio of medians show that, named as such
+                point = f"{speedup_point(m):.2f}x" + ("" if "speedup_geomean" in m else " (ratio of medians)")
                 measured = (f"{point}, 95 % CI [{lo:.2f}x, {hi:.2f}x] over {rounds} "
                             f"interleaved timing rounds; {m['theoretical_speedup']:.2f}x by MACs")
                 v = interval_verdict(lo, hi, 1.0)  # faster than the baseline: the speedup exceeds 1
@@ -241,5 +245,6 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
     return (shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
             + "\n\nAccuracy: test accuracy in points, paired over seeds (same seed, same batch order), 95 % "
             "t-intervals. Speed: ratio of baseline to variant time, geometric mean over interleaved timing rounds with "
-            "the 95 % t-interval of the log ratio. (package): an assumption of this package's search, not a claim of the paper."
+            "the 95 % t-interval of the log ratio. (package): an assumption of this package's search, not a claim "
+            "of the paper."
             + note)

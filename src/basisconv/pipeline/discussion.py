@@ -227,7 +227,8 @@ def faithfulness(P: dict, summary: dict, table: pd.DataFrame, pairs: pd.DataFram
     decided = claims.proxy_claim(summary, sp)
     out.append(claims.sentence(decided[0].claim, decided[0].measured, decided[0].verdict, decided[0].source)
                if decided else f"The Spearman correlation of the selection proxy `{sp}` is undefined (fewer than 3 "
-               "layers or constant drops), so this run cannot speak to whether it ranks layers in the same direction as retraining does.")
+               "layers or constant drops), so this run cannot speak to whether it ranks layers in the same "
+               "direction as retraining does.")
     for p in S["proxies"]:
         if p != sp:
             out.append(f"The other proxy, not used by the selection: Spearman {report_text.spearman_text(summary, p)}.")

@@ -249,7 +249,8 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     own.to_csv(dest / CLAIMS_CSV, index=False)
     title, body = (reports / "README.md").read_text().split("\n", 1)
     if len(borrowed):  # the borrowed rows in the report too, after its own verdicts
-        section = ("### Claims this profile does not train, from another published run (its verdicts, not this run's)\n\n"
+        section = ("### Claims this profile does not train, from another published run (its verdicts, not this "
+                   "run's)\n\n"
                    + borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n"
                    + "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence)) + "\n\n")
         for folder in map(Path, also):  # the README's links are relative to the repository, the page's to its folder

@@ -13,8 +13,9 @@ import math
 
 import pandas as pd
 
-from basisconv.perf import bench
+from basisconv.perf.bench import reference_model
 from basisconv.pipeline import tables, variants
+from basisconv.pipeline.claims import speedup_point
 
 
 
@@ -120,7 +121,7 @@ def _speed(bench: dict, key: str) -> str:
         return "n/a"
     lo, hi = m.get("speedup_low", math.nan), m.get("speedup_high", math.nan)
     ci = "" if math.isnan(lo) or math.isnan(hi) else f" [{lo:.2f}x, {hi:.2f}x]"
-    return f"{m.get('speedup_geomean', m['measured_speedup']):.2f}x{ci} measured vs {m['theoretical_speedup']:.2f}x theoretical"
+    return f"{speedup_point(m):.2f}x{ci} measured vs {m['theoretical_speedup']:.2f}x theoretical"
 
 
 def peers_text(bench: dict) -> str:
@@ -242,8 +243,9 @@ def targets_note(tg: dict) -> str:
     """What the model rows of ``targets_markdown`` divide by: each derived model's train step (``selected_switched``)
     by the theoretical speedup of the fresh model it derives from (``bench.reference_model``: the paper's MAC count,
     reduced form, leading basis channels)."""
-    rows = [n.removesuffix("_train_step_fraction_of_theory") for n in tg if n.endswith("_train_step_fraction_of_theory")]
-    derived = {n: bench.reference_model(n, rows) for n in rows}
+    suffix = "_train_step_fraction_of_theory"
+    rows = [n.removesuffix(suffix) for n in tg if n.endswith(suffix)]
+    derived = {n: reference_model(n, rows) for n in rows}
     derived = {n: ref for n, ref in derived.items() if ref != n}
     if not derived:
         return ""

@@ -64,8 +64,9 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     for prec, tg in report.targets_by_precision(bench).items():
         trained = ", the precision training runs in" if prec == bench.get("precision", prec) else ""
         lines += [f"## Performance targets in {prec}{trained}: measured, not asserted", "",
-                  report.targets_markdown(tg), "", report.targets_note(tg), "", f"Layers that miss the per-layer target in {prec}, and what "
-                  "limits them:", "", report.misses_markdown(tg), ""]
+                  report.targets_markdown(tg), "", report.targets_note(tg), "",
+                  f"Layers that miss the per-layer target in {prec}, and what limits them:", "",
+                  report.misses_markdown(tg), ""]
     lines += ["## Figures", ""]
     # in the pipeline's order (the captions' registry), each with what it shows and what to read from it; a figure
     # without a caption fails here (figures.caption names the known ones)
