@@ -286,3 +286,81 @@ def test_evaluate_must_return_per_example_correctness(tiny):
     with pytest.raises(ValueError, match="evaluate\\(model\\) must return a 1-D tensor of per-example correctness"):
         layer_sensitivity(m, ["layer1.0.conv1"], [0.5], ["zero_shot"], search.train_batches(tr, 20, seed=0),
                           lambda net: 0.5, X32, ProxyConfig(bn_batches=1), progress=False)
+
+
+def _sweep_outputs(model, tr, *, time_layer=None, done=(), shard=(0, 1)):
+    """A small real sweep; ``{job: (row without timings, logits of its converted model)}`` and the controls' logits.
+
+    The evaluation keeps every model's logits on fixed random inputs: they change with any change of the model, where
+    the rows' accuracies on 50 images might not."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(50, 3, 32, 32, generator=g), torch.randint(0, 10, (50,), generator=g)
+    logits = []
+
+    def evaluate(net):
+        with torch.no_grad():
+            logits.append(net(x))
+        return logits[-1].argmax(1) == y
+
+    out, controls = {}, []
+
+    def on_row(r):
+        # the last logits are the converted model's; before them, this process's first job of a proxy scored its control
+        out[(r["layer"], r["ratio"], r["proxy"])] = ({k: v for k, v in r.items() if k not in ("seconds", "time_saved_ms")},
+                                                     logits[-1])
+        controls.extend(logits[1:-1])  # [0] is the baseline's own score
+        del logits[1:]
+
+    layer_sensitivity(model, ["layer1.0.conv1", "layer2.0.conv2", "layer3.1.conv1"], [0.5], ["zero_shot", "finetune"],
+                      search.train_batches(tr, 20, seed=0), evaluate, X32, ProxyConfig(bn_batches=2, finetune_steps=3),
+                      time_layer=time_layer, done=set(done), on_row=on_row, progress=False, shard=shard)
+    return out, controls
+
+
+def _mutating_timer(conv, basis, rec):
+    """A timer that changes what it is given, as ``Module.to(memory_format=...)`` does, and worse (weights)."""
+    conv.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        conv.weight.mul_(0.5)
+        basis.weight.mul_(0.5)
+    return 0.0
+
+
+def test_sweep_rows_do_not_depend_on_earlier_jobs(tiny):
+    """A job's row is the same whether the process ran the jobs before it or not: a straight sweep, one resumed
+    after its first half, and two shards merged give the same rows and the same converted models, also with a
+    timer that modifies the layers it times (the sweep hands it copies). Before that fix, the stage's timer put the
+    baseline's layers into channels_last in place, and a resumed cpu-full sweep differed in 7 of 64 rows."""
+    m, tr, _ = tiny
+    ref, ref_ctrl = _sweep_outputs(m, tr)
+    assert len(ref) == 6 and len(ref_ctrl) == 2
+    jobs = list(ref)
+    straight, _ = _sweep_outputs(m, tr, time_layer=_mutating_timer)
+    resumed, _ = _sweep_outputs(m, tr, time_layer=_mutating_timer, done=jobs[:3])
+    merged = {}
+    for k in range(2):
+        merged.update(_sweep_outputs(m, tr, time_layer=_mutating_timer, shard=(k, 2))[0])
+    for name, got in [("straight", straight), ("merged shards", merged), ("resumed", {**straight, **resumed})]:
+        assert set(got) == set(ref), name
+        for job in jobs:
+            assert got[job][0] == ref[job][0], (name, job)
+            assert torch.equal(got[job][1], ref[job][1]), (name, job)
+    assert set(resumed) == set(jobs[3:])
+    for r, _ in straight.values():  # the proxies' controls are the same in every process
+        assert r["control_val_acc"] == ref[jobs[0 if r["proxy"] == "zero_shot" else 1]][0]["control_val_acc"]
+
+
+def test_layer_timer_leaves_its_layers_as_they_were():
+    """``make_layer_timer`` times copies: the layers keep memory format, values, gradients and class."""
+    from basisconv.perf.bench import make_layer_timer
+    from basisconv.core.basis import BasisConv2d
+    net = build_model("resnet18", width=4).eval()
+    rec = next(r for r in conv_layers(net, X32) if r.name == "layer2.0.conv2")
+    conv = net.get_submodule("layer2.0.conv2")
+    basis = BasisConv2d.from_conv(conv, rank=4)
+    before = [(t, t.clone(), t.stride()) for t in (*conv.parameters(), *basis.parameters())]
+    saved = make_layer_timer(2, min_run_time=0.01)(conv, basis, rec)
+    assert isinstance(saved, float)
+    for t, v, stride in before:
+        assert torch.equal(t, v) and t.stride() == stride and t.grad is None
+    assert type(conv) is torch.nn.Conv2d

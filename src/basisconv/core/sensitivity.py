@@ -274,9 +274,11 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     the caller's validation data; ``example_input``: a tensor or a shape (batch 1 gives MACs per example) for the
     layers' input sizes. ``cfg`` sets the conversion and the proxies. ``done`` holds ``(layer, ratio, proxy)``
     keys to skip (resume), ``on_row`` receives each row as soon as it is measured, ``time_layer(conv, basis, rec)
-    -> ms saved`` (optional) adds the measured time saved. ``shard=(k, n)``: only every n-th job from the k-th (a
-    worker's part of a split sweep); every job is seeded on its own, so the merged rows equal a single worker's.
-    The model stays on its device and is not modified."""
+    -> ms saved`` (optional) adds the measured time saved; it receives copies of the two layers, so nothing it does
+    to them reaches a later job. ``shard=(k, n)``: only every n-th job from the k-th (a worker's part of a split
+    sweep); every job is seeded on its own and converts the same unmodified baseline, so a job's row does not depend
+    on the jobs run before it in the process: merged shards and a resumed sweep equal a single straight worker's
+    rows (tests/test_sensitivity.py). The model stays on its device and is not modified."""
     k, n = shard
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
@@ -313,7 +315,11 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
                                                    (1, rec.in_channels, *rec.input_hw)),
                "time_saved_ms": None}
         if time_layer is not None:
-            row["time_saved_ms"] = time_layer(model.get_submodule(layer), conv_model.get_submodule(layer), rec)
+            # the timer gets copies: a timer that changes what it times (memory format, gradients, a guard) must not
+            # reach the baseline the later jobs convert, or a job's row would depend on the jobs before it and a
+            # resumed or sharded sweep would differ from a straight one
+            row["time_saved_ms"] = time_layer(copy.deepcopy(model.get_submodule(layer)),
+                                              copy.deepcopy(conv_model.get_submodule(layer)), rec)
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         if on_row is not None:

@@ -195,15 +195,16 @@ def bench_layers(model: nn.Module, ratios, *, input_shape, batch_sizes=(128,), m
 def make_layer_timer(batch_size: int, *, device="cpu", min_run_time: float = 0.2, memory_format="channels_last",
                      precision: str = "fp32"):
     """``timer(conv, basis, rec) -> ms saved`` (dense minus basis fwd+bwd, in ``precision``) for the sensitivity
-    table."""
+    table. It times copies: ``conv`` and ``basis`` keep their memory format, gradients and class (``Module.to``
+    changes a module in place, and a weight in channels_last takes another oneDNN path in every later forward)."""
     fmt = check_memory_format(memory_format)
     check_choice(precision, PRECISIONS, "precision")
 
     def timer(conv, basis, rec):
         x = torch.randn(batch_size, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
-        t_dense = time_call(_pass_fn(conv.to(memory_format=fmt), x, "fwd+bwd", precision),
+        t_dense = time_call(_pass_fn(copy.deepcopy(conv).to(memory_format=fmt), x, "fwd+bwd", precision),
                             min_run_time=min_run_time)[0]
-        t_basis = time_call(_pass_fn(basis.to(memory_format=fmt), x, "fwd+bwd", precision),
+        t_basis = time_call(_pass_fn(copy.deepcopy(basis).to(memory_format=fmt), x, "fwd+bwd", precision),
                             min_run_time=min_run_time)[0]
         return t_dense - t_basis
     return timer
