@@ -90,6 +90,7 @@ def test_speed_claims_read_the_interval(low, high, verdict):
     d, = claims.speed_claims(bench)
     assert d.verdict == verdict and d.comparison == "baseline / all_layers, bf16"
     assert ("no interval" in d.measured) == math.isnan(low)
+    assert d.timed and d.row()["timed"]  # a speed verdict of this machine: publish never borrows it
 
 
 def test_speed_claims_time_the_models_the_accuracy_claims_report():
@@ -126,6 +127,7 @@ def test_verdict_table_and_markdown():
                           "spearman_zero_shot_ci_high": 0.8, "n_layers": 4}}
     t = claims.verdict_table(r)
     assert list(t.columns) == claims.COLUMNS and len(t) == 10
+    assert not t.timed.any()  # no benchmark in these results: no speed claim
     assert all(s.startswith(("The paper claims that", "The search assumes that")) for s in t.sentence)
     md = claims.verdict_markdown(r)
     assert "(package) the `zero_shot` proxy ranks layers" in md and "| verdict" in md

@@ -159,21 +159,25 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     cheap = "the sensitivity search is cheap next to training (at most 10 % of one baseline training)"
     scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
     rows = [{"claim": c, "source": "paper", "comparison": comp, "measured": m, "verdict": v,
-             "sentence": sentence(c, m, v), "run": "cpu+mirror", "precision": "fp32"}
-            for c, comp, m, v in [(cheap, "sweep / one baseline training", "1 s against 100 s, 1.0 %", "supported"),
-                                  (scratch, "selected@switch - selected@scratch", "+0.10 points", "supported"),
-                                  # a speed verdict of other hardware (and older wording): never borrowed
-                                  ("basis layers on every layer speed up the inference", "baseline / all_layers, bf16",
-                                   "1.46x, 95 % CI [1.30x, 1.63x]", "supported")]]
+             "sentence": sentence(c, m, v), "timed": timed, "run": "cpu+mirror", "precision": "fp32"}
+            for c, comp, m, v, timed in [
+                (cheap, "sweep / one baseline training", "1 s against 100 s, 1.0 %", "supported", False),
+                (scratch, "selected@switch - selected@scratch", "+0.10 points", "supported", False),
+                # a speed verdict of other hardware, under any wording: never borrowed
+                ("basis layers on every layer speed up the inference", "the all-layers model against the baseline",
+                 "1.46x, 95 % CI [1.30x, 1.63x]", "supported", True)]]
     proxy = "the `zero_shot` proxy ranks layers in the same direction as retraining them (rank correlation above 0)"
     rows.append({"claim": proxy, "source": "package", "comparison": "zero_shot drop vs retrained drop",
                  "measured": "Spearman 0.74", "verdict": "supported", "sentence": sentence(proxy, "Spearman 0.74",
-                 "supported", "package"), "run": "cpu+mirror", "precision": "fp32"})
+                 "supported", "package"), "timed": False, "run": "cpu+mirror", "precision": "fp32"})
     _other_published_run(Path("docs/results/cpu-mirror"), rows)
     Path("profile_other").mkdir()
+    _other_published_run(Path("profile_older"), [{k: v for k, v in r.items() if k != "timed"} for r in rows])
     before = Path("README.md").read_text()
     with pytest.raises(ValueError, match=r"--also profile_other: no tables/claims.csv there"):
         publish(also=["profile_other"])  # checked before anything is written
+    with pytest.raises(ValueError, match=r"--also profile_older: its tables/claims.csv has no 'timed' column"):
+        publish(also=["profile_older"])
     assert Path("README.md").read_text() == before and not Path("docs/results/cpu-mirror/README.md").exists()
     with pytest.raises(ValueError, match="that is the folder this run is published to"):  # the fake run is cpu+mirror
         publish(also=["docs/results/cpu-mirror"])
@@ -190,7 +194,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
             "from the published run `cpu+mirror`, which trains what this profile does not).") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
-    assert {"precision", "sentence", "verdict"} <= set(kept.columns)
+    assert {"precision", "sentence", "verdict", "timed"} <= set(kept.columns)
     page = (dest / "README.md").read_text()
     assert "### Claims this profile does not train, from another published run (its verdicts, not this run's)" in page
     assert "[report](../other/README.md)" in page and "- In run `cpu+mirror`: The paper claims" in page

@@ -46,7 +46,8 @@ MARGIN = 1.0
 CHEAP_FRACTION = 0.10
 
 WORDS = {SUPPORTED: "This holds here", UNDECIDED: "This is not decided here", CONTRADICTED: "This does not hold here"}
-COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence"]
+# ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
+COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed"]
 
 
 def sentence(claim: str, measured: str, verdict: str, source: str = "paper") -> str:
@@ -65,16 +66,19 @@ def sentence(claim: str, measured: str, verdict: str, source: str = "paper") -> 
 
 @dataclass(frozen=True)
 class Decided:
-    """One decided claim: its words, where it comes from, what was compared, the evidence and the verdict."""
+    """One decided claim: its words, where it comes from, what was compared, the evidence and the verdict;
+    ``timed``: decided by timing models on this machine (a speed claim)."""
     claim: str
     source: str
     comparison: str
     measured: str
     verdict: str
+    timed: bool = False
 
     def row(self) -> dict:
         return {"claim": self.claim, "source": self.source, "comparison": self.comparison, "measured": self.measured,
-                "verdict": self.verdict, "sentence": sentence(self.claim, self.measured, self.verdict, self.source)}
+                "verdict": self.verdict, "sentence": sentence(self.claim, self.measured, self.verdict, self.source),
+                "timed": self.timed}
 
 
 def _paired(claim, a, b, kind, values, unit="points", source="paper", margin=MARGIN, note="") -> Decided | None:
@@ -177,7 +181,8 @@ def speed_claims(bench: dict) -> list[Decided]:
                 measured = (f"{point}, 95 % CI [{lo:.2f}x, {hi:.2f}x] over {rounds} "
                             f"interleaved timing rounds; {m['theoretical_speedup']:.2f}x by MACs")
                 v = interval_verdict(lo, hi, 1.0)  # faster than the baseline: the speedup exceeds 1
-            out.append(Decided(f"{words} speed up the {what}", "paper", f"baseline / {model}, {prec}", measured, v))
+            out.append(Decided(f"{words} speed up the {what}", "paper", f"baseline / {model}, {prec}", measured, v,
+                               timed=True))
     return out
 
 

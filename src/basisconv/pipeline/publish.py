@@ -138,17 +138,11 @@ def own_claims(r: dict) -> pd.DataFrame:
                                           precision=r["baseline"].get("precision", "fp32"))
 
 
-# A speed verdict belongs to the machine and the models that were timed (``claims.speed_claims`` writes its
-# comparison as "baseline / <model>, <precision>"): every run times its own, so none is borrowed, also where an
-# older run named the claim differently.
-SPEED_COMPARISON = re.compile(r"^baseline / [\w.~@-]+, \w+$")
-
-
 def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     """The rows of other published runs' verdict tables (each ``also`` a published folder) whose claim the run
-    itself does not decide, first run first; speed claims never (``SPEED_COMPARISON``) and the package's own
-    assumptions never (every run measures its own proxies); the comparison names the run, its precision and its
-    report."""
+    itself does not decide, first run first; speed claims never (``timed``: a speed verdict belongs to the machine and
+    the models that were timed, and every run times its own) and the package's own assumptions never (every run
+    measures its own proxies); the comparison names the run, its precision and its report."""
     rows = []
     for folder in map(Path, also):
         f = folder / CLAIMS_CSV
@@ -157,8 +151,11 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
             raise ValueError(f"--also {folder}: no {CLAIMS_CSV} there (runs published before it was kept have none); "
                              f"valid choices: {', '.join(valid) or 'none'}")
         t = pd.read_csv(f)
-        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim])
-              & ~t.comparison.astype(str).str.match(SPEED_COMPARISON) & (t.source != "package")]
+        if "timed" not in t:
+            raise ValueError(f"--also {folder}: its {CLAIMS_CSV} has no 'timed' column (published before speed claims "
+                             "were marked); republish that run first")
+        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim]) & ~t.timed.astype(bool)
+              & (t.source != "package")]
         rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
                                          for c, run, prec in zip(t.comparison, t.run, t.precision)]))
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]

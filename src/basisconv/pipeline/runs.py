@@ -6,11 +6,12 @@ the metrics, the exact config, the data label and the hardware. Every file of a 
 
     key = digest(TrainConfig, model section, process count, inputs)      inputs = digest(data content, code)
 
-(``basisconv.pipeline.keys``): a finished JSON of the same key is returned as it is, a checkpoint of the same key is resumed
-(bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or edited
-module always trains afresh. Files of other keys stay: switching a param back finds its finished run again, and an
-interrupted run's checkpoint survives runs of other keys (another profile, an ablation) until its key comes back and
-resumes it. A finished run deletes its own resume checkpoint (the ``.e<epoch>`` snapshots and weights stay). Under torchrun every rank trains its shard and only rank 0 writes files.
+(``basisconv.pipeline.keys``): a finished JSON of the same key is returned as it is, a checkpoint of the same key is
+resumed (bit-identical on CPU), and files of any other key are never read, so a changed param, retrained input or
+edited module always trains afresh. Files of other keys stay: switching a param back finds its finished run again,
+and an interrupted run's checkpoint survives runs of other keys (another profile, an ablation) until its key comes
+back and resumes it. A finished run deletes its own resume checkpoint (the ``.e<epoch>`` snapshots and weights
+stay). Under torchrun every rank trains its shard and only rank 0 writes files.
 """
 from __future__ import annotations
 

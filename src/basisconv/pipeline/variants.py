@@ -71,12 +71,12 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("baseline_fp32", "reference", "the baseline in fp32", "0.45", "X"),
     Variant("all_layers", "basis", "basis layers on every candidate layer", "tab:gray", "v"),
     Variant("selected", "basis", "basis layers on the sensitivity-selected layers", "tab:red", "*"),
-    Variant("random", "comparison", "random layers at equal parameter saving", RANDOM_COLORS[0], "o",
+    Variant("random", "comparison", "random layers saving about as many parameters", RANDOM_COLORS[0], "o",
             runs=lambda B: [f"random{k}" for k in range(B["random_subsets"])], build=_random_subset),
-    Variant("largest", "comparison", "largest layers first at equal parameter saving", "tab:purple", "D",
+    Variant("largest", "comparison", "largest layers first, saving about as many parameters", "tab:purple", "D",
             build=_largest_subset),
-    Variant("spectral", "comparison", "singular-value energy threshold at equal parameter saving", "tab:brown", "P",
-            build=_spectral_subset),
+    Variant("spectral", "comparison", "singular-value energy threshold, saving about as many parameters", "tab:brown",
+            "P", build=_spectral_subset),
 )}
 COMPARISONS = tuple(n for n, v in VARIANTS.items() if v.kind == "comparison")
 
