@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -225,3 +226,56 @@ def test_basis_stage_seconds_counts_a_switch_run_from_its_snapshot():
                          "train_time": [1000.0, 1010.0, 900.0, 1100.0], "basis_epoch_time": [40.0, 35.0, 36.0, 44.0]})
     # scratch 900 + second baseline 1100 (the first is the baseline stage's) + switch 2 own epochs x 35 s
     assert basis_stage_seconds(runs, epochs=25, switch_epoch=23) == 900 + 1100 + 70
+
+
+def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
+    """After the borrowed-from run is republished, ``reborrow`` puts its new rows into the borrowing run's page and
+    README block; the run's own rows, provenance and hardware lines stay; twice is the same as once; which claims are
+    borrowed stays as published (a claim reworded there is refused), and another run's block is not touched."""
+    from basisconv.pipeline.claims import sentence
+    from basisconv.pipeline.publish import BORROWED_HEADING, reborrow
+    from basisconv.pipeline.stages.report import table_path
+    _fake_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    Path("reports/README.md").write_text("# report\n\nverdicts\n\n## Measurements by topic\n\nbody\n")
+    Path("README.md").write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
+
+    def other_run(measured, claim=scratch):
+        shutil.rmtree("docs/results/other", ignore_errors=True)
+        _other_published_run(Path("docs/results/other"), [{
+            "claim": claim, "source": "paper", "comparison": "selected@switch - selected@scratch",
+            "measured": measured, "verdict": "supported", "sentence": sentence(claim, measured, "supported"),
+            "timed": False, "run": "cpu+other", "precision": "fp32"}])
+
+    other_run("+0.25 points")
+    dest = publish(also=["docs/results/other"])
+    shutil.copyfile(table_path("runs"), dest / "tables/runs.csv")  # the report stage's table, as a real run has it
+    before_readme, before_page = Path("README.md").read_text(), (dest / "README.md").read_text()
+    assert "+0.25 points" in before_readme and "+0.25 points" in before_page and "-0.75 points" not in before_page
+    other_run("-0.75 points")  # the borrowed-from run, republished
+    for _ in range(2):
+        assert reborrow(dest, ["docs/results/other"]) == [str(dest / "README.md"), "README.md"]
+        readme, page = Path("README.md").read_text(), (dest / "README.md").read_text()
+        assert page.count("-0.75 points") == 2 and readme.count("-0.75 points") == 1  # row and sentence; row
+        assert "+0.25 points" not in page + readme
+        assert page.count(BORROWED_HEADING) == 1 and page.index(BORROWED_HEADING) < page.index("## Measurements")
+        assert "[report](../other/README.md)" in page and "[report](docs/results/other/README.md)" in readme
+        # the rest of the page, and the block's own lines, as published
+        assert page.replace("-0.75 points", "+0.25 points") == before_page
+        assert re.sub(r" +", " ", readme.replace("-0.75 points", "+0.25 points")) == re.sub(r" +", " ", before_readme)
+    # a README whose block is another run's (its rows may link this folder) is left alone
+    Path("README.md").write_text(readme.replace(f"]({dest}/README.md).", "](docs/results/x/README.md)."))
+    kept = Path("README.md").read_text()
+    assert reborrow(dest, ["docs/results/other"]) == [str(dest / "README.md")] and Path("README.md").read_text() == kept
+    other_run("-0.75 points", claim="the switch schedule matches scratch training")  # reworded there
+    with pytest.raises(ValueError, match="1 borrowed claims on its page, 0 of them found in docs/results/other"):
+        reborrow(dest, ["docs/results/other"])
+    with pytest.raises(ValueError, match=r"--reborrow docs/results/none: no README.md there; valid choices: "
+                                         r"docs/results/cpu-mirror, docs/results/other"):
+        reborrow("docs/results/none", ["docs/results/other"])
+    with pytest.raises(ValueError, match="that is the folder whose claims are borrowed into"):
+        reborrow(dest, [str(dest)])
+    with pytest.raises(ValueError, match="--reborrow needs --also"):
+        reborrow(dest, [])
+    assert (dest / "README.md").read_text() == page  # every refusal before anything is written

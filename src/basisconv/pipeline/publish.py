@@ -1,16 +1,18 @@
 """Publish a finished pipeline run of the arXiv 2408.06024 replication into the repository's README.
 
-``python -m basisconv.pipeline.publish`` copies ``reports/`` (README, Markdown tables, figures) to ``docs/results/<profile>/``
-and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in ``README.md`` (or another
-named block, ``--block results-cpu-long``) with the
-run's data label, code commit, hardware, versions, wall time and the verdict table of ``basisconv.pipeline.claims``
-(the same one the report stage writes), with a one-line reading of it and a link to the full report. Every number comes from the run's files; the wall time is the sum of
-papermill's recorded durations of the executed notebooks.
+``python -m basisconv.pipeline.publish`` copies ``reports/`` (README, Markdown tables, figures) to
+``docs/results/<profile>/`` and replaces the block between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
+``README.md`` (or another named block, ``--block results-cpu-long``) with the run's data label, code commit,
+hardware, versions, wall time and the verdict table of ``basisconv.pipeline.claims`` (the same one the report stage
+writes), with a one-line reading of it and a link to the full report. Every number comes from the run's files; the
+wall time is the sum of papermill's recorded durations of the executed notebooks.
 
 Every published folder keeps its verdict table as ``tables/claims.csv`` (with the run's profile and precision). A
 profile that does not train some comparison (``cpu-full`` has no ``scratch`` runs: issue 21 asks for them "in at least
 the cheap profile") can borrow those claims from another published run, ``--also docs/results/cpu-mirror``: a claim
-the run itself decides is never borrowed, and each borrowed row names the run, its precision and its report.
+the run itself decides is never borrowed, and each borrowed row names the run, its precision and its report. After
+the borrowed-from run is republished, ``--reborrow docs/results/cpu-full-mirror --also docs/results/cpu-mirror``
+borrows its rows again into the published page and README block, without rerunning the borrowing run.
 """
 from __future__ import annotations
 
@@ -119,7 +121,8 @@ def provenance(r: dict, commit: str | None = None) -> str:
     spread = (f" The basis-stage runs ran on {n_machines} machines (the pipeline resumed after a session ended): "
               "epoch times are compared only between runs of one machine." if n_machines > 1 else "")
     return (f"> **Provenance.** Profile `{profile}`, made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` "
-            f"from the code at commit `{commit or code_commit(profile)}` and published by `python -m basisconv.pipeline.publish`; "
+            f"from the code at commit `{commit or code_commit(profile)}` and published by "
+            "`python -m basisconv.pipeline.publish`; "
             f"training in {base.get('precision', 'fp32')}, timings in {timed}.{spread}\n")
 
 
@@ -193,8 +196,6 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
     secs = notebook_seconds()
     runs = r["tables"]["runs"]
     basis_seconds = basis_stage_seconds(runs, **(train_span or _train_span(r["basis"]["params_resolved"])))
-    reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
-                           ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
     base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."
@@ -210,13 +211,39 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
         f"sensitivity sweep {sel['search_seconds']:,.0f} s, faithfulness checks {faith['seconds']:,.0f} s, basis-stage "
         f"trainings {basis_seconds:,.0f} s.{base_acc}",
         "",
-        claims.verdict_markdown(r, table=own, extra=borrowed),
+        verdicts_and_reading(r, own, borrowed),
         "",
-        reading,
-        "",
-        f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md).",
+        report_link(dest),
     ]
     return "\n".join(lines), dest
+
+
+def verdicts_and_reading(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame) -> str:
+    """The README block's verdict table (the run's own rows, then the borrowed ones) and its one-line reading;
+    ``r`` needs only ``r["tables"]["runs"]`` (the seed count)."""
+    reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
+                           ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
+    return f"{claims.verdict_markdown(r, table=own, extra=borrowed)}\n\n{reading}"
+
+
+def report_link(dest: Path) -> str:
+    """The README block's last line: the link to the published report (how ``reborrow`` knows whose block it is)."""
+    return f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md)."
+
+
+BORROWED_HEADING = "### Claims this profile does not train, from another published run (its verdicts, not this run's)"
+MEASUREMENTS = "## Measurements by topic"  # the report's section after its verdicts, before which borrowed rows go
+
+
+def borrowed_section(borrowed: pd.DataFrame, also, dest: Path) -> str:
+    """The published page's section of borrowed claims (``borrowed_claims``): their table and sentences, each link
+    relative to the page's folder ``dest`` (the README's links are relative to the repository)."""
+    table = borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
+    sentences = "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence))
+    section = f"{BORROWED_HEADING}\n\n{table}\n\n{sentences}\n\n"
+    for folder in map(Path, also):
+        section = section.replace(f"]({folder}/README.md)", f"]({os.path.relpath(folder, dest)}/README.md)")
+    return section
 
 
 def publish(readme="README.md", docs_dir="docs/results", block_name: str = "results", also=()) -> Path:
@@ -246,14 +273,8 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     own.to_csv(dest / CLAIMS_CSV, index=False)
     title, body = (reports / "README.md").read_text().split("\n", 1)
     if len(borrowed):  # the borrowed rows in the report too, after its own verdicts
-        section = ("### Claims this profile does not train, from another published run (its verdicts, not this "
-                   "run's)\n\n"
-                   + borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False) + "\n\n"
-                   + "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence)) + "\n\n")
-        for folder in map(Path, also):  # the README's links are relative to the repository, the page's to its folder
-            section = section.replace(f"]({folder}/README.md)", f"]({os.path.relpath(folder, dest)}/README.md)")
-        mark = "## Measurements by topic"
-        body = body.replace(mark, section + mark, 1) if mark in body else body + "\n" + section
+        section = borrowed_section(borrowed, also, dest)
+        body = body.replace(MEASUREMENTS, section + MEASUREMENTS, 1) if MEASUREMENTS in body else f"{body}\n{section}"
     atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r, commit)}\n{body}")
     (dest / "notebooks").mkdir()
     for html in Path(EXECUTED_DIR).glob("*.html"):  # the executed notebooks the report links to
@@ -264,13 +285,74 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     return dest
 
 
+def reborrow(folder, also, readme="README.md", block_name: str = "results") -> list[str]:
+    """Refresh the borrowed rows of a published run from ``also`` as those folders are now, without rerunning it:
+    after a borrowed-from run was republished, the borrowing run's page and README block would otherwise show the
+    older run's numbers beside links to the newer report. Which claims are borrowed stays as published (each row of
+    the page's borrowed section, found again by its claim in ``also``; a claim no longer there is an error: then
+    republish the run itself); the run's own rows come from its ``tables/claims.csv``, re-rendered, and the README
+    block keeps its provenance and hardware lines. ``readme``'s block is rewritten only when its report link is
+    ``folder``'s. Every input is checked before anything is written; returns the files rewritten."""
+    folder = Path(folder)
+    page = folder / "README.md"
+    for f in (page, folder / CLAIMS_CSV, folder / "tables/runs.csv"):
+        if not f.is_file():
+            valid = sorted(str(c.parent.parent) for c in folder.parent.glob(f"*/{CLAIMS_CSV}"))
+            raise ValueError(f"--reborrow {folder}: no {f.relative_to(folder)} there; valid choices: "
+                             f"{', '.join(valid) or 'none'}")
+    if not also:
+        raise ValueError("--reborrow needs --also: the published runs to borrow from again")
+    if any(Path(a).resolve() == folder.resolve() for a in also):
+        raise ValueError(f"--also {folder}: that is the folder whose claims are borrowed into")
+    text = page.read_text()
+    if BORROWED_HEADING not in text:
+        raise ValueError(f"--reborrow {folder}: its page borrows nothing (no '{BORROWED_HEADING}' section)")
+    old = text[text.index(BORROWED_HEADING):]
+    old = old[:old.index(MEASUREMENTS)] if MEASUREMENTS in old else old
+    own = pd.read_csv(folder / CLAIMS_CSV, keep_default_na=False)
+    candidates = borrowed_claims(own, also)
+    # the page's sentences name each borrowed claim: "- In run `x`: The paper claims that <claim>. This ..."
+    before = [line for line in old.splitlines() if line.startswith("- In run `")]
+    borrowed = candidates[[any(f"claims that {c}. " in line for line in before) for c in candidates.claim]]
+    if len(borrowed) != len(before):
+        raise ValueError(f"--reborrow {folder}: {len(before)} borrowed claims on its page, {len(borrowed)} of them "
+                         f"found in {', '.join(map(str, also))} (reworded or no longer decided there); republish "
+                         f"{folder} itself")
+    start, end = markers(block_name)
+    readme = Path(readme)
+    rtext = readme.read_text()
+    block = rtext.split(start, 1)[1].split(end, 1)[0].strip("\n").split("\n") \
+        if start in rtext and end in rtext else []
+    new_block = None
+    if block and block[-1] == report_link(folder):
+        first_row = next((i for i, line in enumerate(block) if line.startswith("|")), None)
+        if first_row is None:
+            raise ValueError(f"{readme}: the {block_name} block of {folder} has no verdict table to refresh")
+        r = {"tables": {"runs": pd.read_csv(folder / "tables/runs.csv")}}
+        new_block = "\n".join(block[:first_row] + [verdicts_and_reading(r, own, borrowed), "", block[-1]])
+    atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder), 1))
+    written = [str(page)]
+    if new_block is not None:
+        pre, rest = rtext.split(start, 1)
+        atomic_write_text(readme, f"{pre}{start}\n{new_block}\n{end}{rest.split(end, 1)[1]}")
+        written.append(str(readme))
+    return written
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--block", default="results", help="README block to fill: <!-- BLOCK:start --> ... :end -->")
     ap.add_argument("--also", action="append", default=[], metavar="FOLDER",
                     help="a published run (docs/results/<profile>) to borrow the claims this run does not decide from")
+    ap.add_argument("--reborrow", metavar="FOLDER",
+                    help="do not publish the work tree's run: borrow the --also claims into this published run "
+                         "(docs/results/<profile>) again, as those folders are now")
     args = ap.parse_args(argv)
+    if args.reborrow:
+        written = reborrow(args.reborrow, args.also, args.readme, args.block)
+        print(f"borrowed into {args.reborrow} again from {', '.join(args.also)}: rewrote {', '.join(written)}")
+        return
     dest = publish(args.readme, block_name=args.block, also=args.also)
     print(f"published to {dest} and {args.readme} ({args.block} block)")
 
