@@ -278,7 +278,7 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     to them reaches a later job. ``shard=(k, n)``: only every n-th job from the k-th (a worker's part of a split
     sweep); every job is seeded on its own and converts the same unmodified baseline, so a job's row does not depend
     on the jobs run before it in the process: merged shards and a resumed sweep equal a single straight worker's
-    rows (tests/test_sensitivity.py). The model stays on its device and is not modified."""
+    rows, their timings aside (tests/test_sensitivity.py). The model stays on its device and is not modified."""
     k, n = shard
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")

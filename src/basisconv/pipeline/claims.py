@@ -13,9 +13,9 @@ speak to (a claim whose runs were not trained is left out, not guessed):
 
 1. all layers cost accuracy: ``baseline - all_layers`` > 0 (superiority, paired over seeds);
 2. the selection stays within ``margin`` points of the baseline (non-inferiority);
-3. the selection beats all layers and every comparison subset (random, largest-first, spectral) at equal
-   parameter savings; the comparison lists both models' parameters and MACs, since the subsets are matched in
-   parameters only;
+3. the selection beats all layers and every comparison subset (random, largest-first, spectral) saving about as
+   many parameters; the comparison lists both models' parameters and MACs, since the subsets are matched in
+   parameters only, and only as near as whole layers allow;
 4. the switch schedule matches training basis layers from scratch (equivalence within ``margin``) at lower cost
    (total training time, paired over seeds);
 5. selective basis layers reduce training time: epoch time of the epochs after the switch, the selection's against
