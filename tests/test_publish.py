@@ -191,8 +191,8 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
-    assert ("Of the paper's 4 claims, 2 hold here, 0 do not hold here and 2 are not decided at this scale (1 claim of them "
-            "from the published run `cpu+mirror`, which trains what this profile does not).") in text
+    assert ("Of the paper's 4 claims (1 of them from the published run `cpu+mirror`, which trains what this profile "
+            "does not), 2 hold here, 0 do not hold here and 2 are not decided at this scale.") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
     assert {"precision", "sentence", "verdict", "timed"} <= set(kept.columns)
@@ -212,8 +212,8 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
                       "verdict": [SUPPORTED, CONTRADICTED, UNDECIDED, SUPPORTED],
                       "borrowed": [False, False, True, False]})
     assert reading_line(t, "`cpu`") == (
-        "Of the paper's 3 claims, 1 holds here, 1 does not hold here and 1 is not decided at this scale (1 claim of "
-        "them from the published run `cpu`, which trains what this profile does not). The package's own 1 "
+        "Of the paper's 3 claims (1 of them from the published run `cpu`, which trains what this profile does not), "
+        "1 holds here, 1 does not hold here and 1 is not decided at this scale. The package's own 1 "
         "assumption (rows marked (package), not claims of the paper): 1 holds here, 0 do not hold here, 0 are not "
         "decided.")
     assert reading_line(t.iloc[:2]) == ("Of the paper's 2 claims, 1 holds here, 1 does not hold here and 0 are not "

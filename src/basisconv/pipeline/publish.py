@@ -96,11 +96,12 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     paper = table.source != "package"
     held, failed, open_ = counts(table[paper])
     n_borrowed = int((borrowed & paper).sum())
-    whence = (f" ({plural(n_borrowed, 'claim')} of them from the published run {runs_from}, which trains what "
-              "this profile does not)" if n_borrowed else "")
-    line = (f"Of the paper's {plural(int(paper.sum()), 'claim')}, {plural(held, 'holds', 'hold')} here, "
+    # the borrowed count stands apart from the verdict counts: it is a share of all the claims, not of the last count
+    whence = (f" ({n_borrowed} of them from the published run {runs_from}, which trains what this profile does not)"
+              if n_borrowed else "")
+    line = (f"Of the paper's {plural(int(paper.sum()), 'claim')}{whence}, {plural(held, 'holds', 'hold')} here, "
             f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
-            f"scale{whence}.")
+            f"scale.")
     if (~paper).any():
         held, failed, open_ = counts(table[~paper])
         line += (f" The package's own {plural(int((~paper).sum()), 'assumption')} (rows marked (package), not claims "
