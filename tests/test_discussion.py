@@ -145,7 +145,8 @@ PAIRS = pd.DataFrame({"method": ["real", "real", "finetune"], "layer_a": ["a", "
                                          (-0.9, -0.2, "This does not hold here")])
 def test_faithfulness_verdict_words(lo, hi, words):
     text = D.faithfulness(P, _faith(lo, hi), FAITH_TABLE, PAIRS)
-    assert "The search assumes that the `finetune` proxy ranks layers in the same direction as retraining them (rank correlation above 0). " + words in text
+    assert ("The search assumes that the `finetune` proxy ranks layers in the same direction as retraining them at ratio "
+            "0.5 for 2 epochs (rank correlation above 0). " + words) in text
     assert "On 5 layers at ratio 0.5" in text and "2 epochs" in text and "largest: `c`, CI [-0.30, +2.00]" in text
     assert "not used by the selection: Spearman 0.10 (zero_shot; 95 % bootstrap CI [-0.50, 0.70]" in text
     assert "over 2 layer pairs" in text and "0.31 points" in text

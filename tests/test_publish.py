@@ -60,8 +60,9 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     text = Path("README.md").read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "\nold\n" not in text
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % (mean ± std) over 1 seed.",
-                     "from the code at commit `", "(the first seed), sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage "
-                     "trainings 25 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
+                     "from the code at commit `", "with `ALLOW_LONG=1` where it stops at its wall-time estimate",
+                     "(the first seed), sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage trainings (the "
+                     "other baseline seeds and every basis run) 25 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
                      "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
                      "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "

@@ -38,6 +38,7 @@ import pandas as pd
 from basisconv.core import evidence
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, interval_verdict
 from basisconv.pipeline import variants
+from basisconv.pipeline.tables import plural
 
 # the selection "keeps accuracy" when it loses at most this many points against the baseline (non-inferiority), and
 # two schedules "match" when they differ by less than this either way (equivalence)
@@ -204,13 +205,16 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return []
     n = faith.get("n_layers", "?")
+    # what the retraining was: the assumption is tested at one ratio and a short retraining, not at every option
+    at = "".join([f" at ratio {faith['ratio']:g}" if "ratio" in faith else "",
+                  f" for {plural(faith['retrain_epochs'], 'epoch')}" if "retrain_epochs" in faith else ""])
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         measured, verdict = f"Spearman {v:.2f} over {n} layers (no bootstrap interval)", UNDECIDED
     else:
         measured = f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers"
         verdict = interval_verdict(lo, hi, 0.0)
-    return [Decided(f"the `{proxy}` proxy ranks layers in the same direction as retraining them (rank correlation "
-                    "above 0)", "package",
+    return [Decided(f"the `{proxy}` proxy ranks layers in the same direction as retraining them{at} (rank "
+                    "correlation above 0)", "package",
                     f"{proxy} drop vs retrained drop", measured, verdict)]
 
 

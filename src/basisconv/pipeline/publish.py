@@ -203,14 +203,15 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
                 if n else "")
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
-        f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, then `python -m basisconv.pipeline.publish`) "
+        f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, with `ALLOW_LONG=1` where it stops at its wall-time "
+        "estimate, then `python -m basisconv.pipeline.publish`) "
         f"from the code at commit `{commit or code_commit(profile)}`.",
         f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
         f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
         f"{sum(secs.values()) / 60:.1f} min (work that earlier runs finished is reused, so it can be less than the "
         f"compute); compute recorded in the results: baseline training {base['train_time']:,.0f} s (the first seed), "
         f"sensitivity sweep {sel['search_seconds']:,.0f} s, faithfulness checks {faith['seconds']:,.0f} s, basis-stage "
-        f"trainings {basis_seconds:,.0f} s.{base_acc}",
+        f"trainings (the other baseline seeds and every basis run) {basis_seconds:,.0f} s.{base_acc}",
         "",
         verdicts_and_reading(r, own, borrowed),
         "",
