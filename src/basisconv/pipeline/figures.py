@@ -151,7 +151,7 @@ CAPTIONS: dict[str, str] = {
         "marks the switch epoch, after which the switch runs train basis layers (before it they are their seed's "
         "baseline). Read: how much accuracy a variant loses at the switch and how much of it the epochs after the "
         "switch win back (little can be, where the switch comes in the last epochs of a one-cycle schedule, at a "
-        "learning rate near 0)."),
+        "learning rate near zero)."),
     "basis_epoch_time": (
         "Mean wall time of an epoch from the switch epoch on (the epochs in which switch runs train their "
         "basis layers) per variant, mean over seeds with a t-interval; the dotted line is the baseline's mean. "
