@@ -67,7 +67,8 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
                      "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
                      "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "
                      "interval) | supported |",
-                     "Of the paper's 3 claims, 1 holds here, 0 do not hold here and 2 are not decided at this scale."):
+                     "Of the 3 rows testing the paper's claims, 1 holds here, 0 do not hold here and 2 are not "
+                     "decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
     page = (dest / "README.md").read_text()  # the published report says which code and precision produced it
@@ -192,8 +193,8 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
-    assert ("Of the paper's 4 claims (1 of them from the published run `cpu+mirror`, which trains what this profile "
-            "does not), 2 hold here, 0 do not hold here and 2 are not decided at this scale.") in text
+    assert ("Of the 4 rows testing the paper's claims (1 of them from the published run `cpu+mirror`, which trains "
+            "what this profile does not), 2 hold here, 0 do not hold here and 2 are not decided at this scale.") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
     assert {"precision", "sentence", "verdict", "timed"} <= set(kept.columns)
@@ -213,12 +214,12 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
                       "verdict": [SUPPORTED, CONTRADICTED, UNDECIDED, SUPPORTED],
                       "borrowed": [False, False, True, False]})
     assert reading_line(t, "`cpu`") == (
-        "Of the paper's 3 claims (1 of them from the published run `cpu`, which trains what this profile does not), "
-        "1 holds here, 1 does not hold here and 1 is not decided at this scale. The package's own 1 "
+        "Of the 3 rows testing the paper's claims (1 of them from the published run `cpu`, which trains what this "
+        "profile does not), 1 holds here, 1 does not hold here and 1 is not decided at this scale. The package's own 1 "
         "assumption (rows marked (package), not claims of the paper): 1 holds here, 0 do not hold here, 0 are not "
         "decided.")
-    assert reading_line(t.iloc[:2]) == ("Of the paper's 2 claims, 1 holds here, 1 does not hold here and 0 are not "
-                                        "decided at this scale.")
+    assert reading_line(t.iloc[:2]) == ("Of the 2 rows testing the paper's claims, 1 holds here, 1 does not hold "
+                                        "here and 0 are not decided at this scale.")
 
 
 def test_basis_stage_seconds_counts_a_switch_run_from_its_snapshot():

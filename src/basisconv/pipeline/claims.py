@@ -253,7 +253,9 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
     note = ("" if n >= 2 else " With one seed no interval exists, so no accuracy claim can be decided.")
     return (shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
             + "\n\nAccuracy: test accuracy in points, paired over seeds (same seed, same batch order), 95 % "
-            "t-intervals. Speed: ratio of baseline to variant time, geometric mean over interleaved timing rounds with "
-            "the 95 % t-interval of the log ratio. (package): an assumption of this package's search, not a claim "
-            "of the paper."
+            "t-intervals. Speed: ratio of baseline to variant time, geometric mean over interleaved timing rounds "
+            "(each round times every model once, in turn, so a slow spell of the machine slows them alike) with the "
+            "95 % t-interval of the log ratio; 'by MACs': the same ratio of multiply-accumulates (one image's "
+            "forward pass), the speedup the paper's cost analysis predicts. (package): an assumption of this "
+            "package's search, not a claim of the paper."
             + note)

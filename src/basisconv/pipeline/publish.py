@@ -99,7 +99,9 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     # the borrowed count stands apart from the verdict counts: it is a share of all the claims, not of the last count
     whence = (f" ({n_borrowed} of them from the published run {runs_from}, which trains what this profile does not)"
               if n_borrowed else "")
-    line = (f"Of the paper's {plural(int(paper.sum()), 'claim')}{whence}, {plural(held, 'holds', 'hold')} here, "
+    # rows, not claims: a claim tested again at a second budget (`~ml2`) is a row of its own
+    line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence}, "
+            f"{plural(held, 'holds', 'hold')} here, "
             f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
             f"scale.")
     if (~paper).any():
