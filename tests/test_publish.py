@@ -281,3 +281,95 @@ def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--reborrow needs --also"):
         reborrow(dest, [])
     assert (dest / "README.md").read_text() == page  # every refusal before anything is written
+
+
+def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
+    """A published run whose page and claims.csv word a comparison claim as older code did (``old_word``), with a
+    borrowed row, an old figure caption and a README block; returns (folder, published claims)."""
+    from basisconv.pipeline import claims
+    from basisconv.pipeline.publish import BORROWED_HEADING, CLAIMS_HEADING, MEASUREMENTS, report_link
+    folder = root / "docs/results/run"
+    (folder / "tables").mkdir(parents=True)
+    runs = pd.DataFrame({"variant": ["baseline", "selected@switch", "random0@switch"] * 3,
+                         "seed": [0] * 3 + [1] * 3 + [2] * 3,
+                         "test_acc": [0.880, 0.870, 0.800, 0.884, 0.871, 0.810, 0.882, 0.875, 0.805],
+                         "params": [100, 60, 58] * 3, "macs": [1e6, 6e5, 5e5] * 3})
+    runs.to_csv(folder / "tables/runs.csv", index=False)
+    own = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs)]).assign(run="cpu-full+mirror",
+                                                                                precision="bf16 autocast")
+    now = "random layers saving about as many parameters"
+    assert own.claim.str.contains(now).sum() == 1
+    old = own.assign(claim=own.claim.str.replace(now, f"random layers {old_word}", regex=False))
+    old = old.assign(sentence=[claims.sentence(c, m, v, s) for c, m, v, s in
+                               zip(old.claim, old.measured, old.verdict, old.source)])
+    old.to_csv(folder / "tables/claims.csv", index=False)
+    other = root / "docs/results/other"
+    scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
+    _other_published_run(other, [{"claim": scratch, "source": "paper", "comparison": "selected@switch - "
+                                  "selected@scratch", "measured": "+0.25 points", "verdict": "supported",
+                                  "sentence": claims.sentence(scratch, "+0.25 points", "supported"), "timed": False,
+                                  "run": "cpu+other", "precision": "fp32"}])
+    section = (f"{BORROWED_HEADING}\n\n| table |\n\n- In run `cpu+other`: "
+               f"{claims.sentence(scratch, '+0.25 points', 'supported')}\n\n")
+    (folder / "README.md").write_text(
+        "# Title\n\n> **Provenance.** Profile `cpu-full+mirror`, from the code at commit `abc`.\n\n"
+        f"{CLAIMS_HEADING}\n\n{claims.verdict_markdown({'tables': {'runs': runs}}, table=old)}\n\n"
+        + "\n".join(f"- {x}" for x in old.sentence) + f"\n\n{section}{MEASUREMENTS}\n\ntopic prose\n\n## Figures\n\n"
+        "**Figure 1: `basis_curves`.** An older caption.\n\n![basis_curves](figures/basis_curves.png)\n")
+    (root / "README.md").write_text(f"intro\n{START}\nProfile line.\nHardware line.\n\n| old table |\n\nreading\n\n"
+                                    f"{report_link(Path('docs/results/run'))}\n{END}\noutro\n")
+    return Path("docs/results/run"), old
+
+
+def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_every_number(tmp_path, monkeypatch):
+    """Known answer: a page published with older wording ('at equal parameter saving') gets the current claim words
+    in its claims.csv, verdict table, sentences and README block, and the current figure captions; measured values
+    and verdicts stay as published, the prose between them stays, page and block say they were re-worded; twice is
+    the same as once."""
+    from basisconv.pipeline.figures import caption
+    from basisconv.pipeline.publish import REWORDED, reborrow
+    monkeypatch.chdir(tmp_path)
+    folder, old = _reworded_fixture(tmp_path)
+    for _ in range(2):
+        written = reborrow(folder, ["docs/results/other"], reword=True)
+        assert written == [str(folder / "README.md"), str(folder / "tables/claims.csv"), "README.md"]
+        new = pd.read_csv(folder / "tables/claims.csv", keep_default_na=False)
+        page, readme = (folder / "README.md").read_text(), Path("README.md").read_text()
+        assert new.drop(columns=["claim", "sentence"]).equals(old.drop(columns=["claim", "sentence"]))
+        assert (new.claim != old.claim).sum() == 1 and "equal parameter saving" not in page + readme + "".join(new.claim)
+        worded = "the selection beats random layers saving about as many parameters (`random0@switch`)"
+        assert worded in set(new.claim) and page.count(worded) == 2 and readme.count(worded) == 1  # row, sentence
+        assert f"**Figure 1: `basis_curves`.** {caption('basis_curves')}" in page and "older caption" not in page
+        assert page.count(REWORDED) == 1 and readme.count(REWORDED) == 1
+        assert re.search(r"^> \*\*Provenance\.\*\* .* at commit `abc`\. " + REWORDED + " .*every number and verdict "
+                         r"is the run's\.$", page, re.M)
+        assert "topic prose" in page and "- In run `cpu+other`:" in page and "Profile line.\nHardware line." in readme
+        assert "| old table |" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
+
+
+def test_reword_refuses_a_changed_number_and_a_page_that_is_not_its_table(tmp_path, monkeypatch):
+    """Only words may change: a per-run table that now gives another measurement, or a page whose sentences are not
+    its claims.csv's, is refused before anything is written; --reword alone is refused by the command line."""
+    from basisconv.pipeline.publish import main, reborrow
+    monkeypatch.chdir(tmp_path)
+    folder, _ = _reworded_fixture(tmp_path)
+    runs = pd.read_csv(folder / "tables/runs.csv")
+    files = {p: p.read_bytes() for p in [folder / "README.md", folder / "tables/claims.csv", Path("README.md")]}
+    runs.assign(test_acc=runs.test_acc.where(runs.variant != "random0@switch", 0.7)).to_csv(
+        folder / "tables/runs.csv", index=False)
+    with pytest.raises(ValueError, match=r"--reword docs/results/run: `selected@switch - random0@switch .*` now "
+                                         r"measures .* only words may change"):
+        reborrow(folder, ["docs/results/other"], reword=True)
+    runs.to_csv(folder / "tables/runs.csv", index=False)
+    page = files[folder / "README.md"].decode()
+    (folder / "README.md").write_text(page.replace("- The paper claims that the sensitivity", "- The paper says the sensitivity"))
+    with pytest.raises(ValueError, match="--reword docs/results/run: the page's verdict sentences are not those of "
+                                         "its tables/claims.csv"):
+        reborrow(folder, ["docs/results/other"], reword=True)
+    (folder / "README.md").write_text(page.replace("`basis_curves`", "`no_such_figure`", 1))
+    with pytest.raises(ValueError, match="--reword docs/results/run: no caption for figure 'no_such_figure'"):
+        reborrow(folder, ["docs/results/other"], reword=True)
+    (folder / "README.md").write_bytes(files[folder / "README.md"])
+    assert all(p.read_bytes() == b for p, b in files.items())
+    with pytest.raises(SystemExit):
+        main(["--reword"])

@@ -12,7 +12,10 @@ profile that does not train some comparison (``cpu-full`` has no ``scratch`` run
 the cheap profile") can borrow those claims from another published run, ``--also docs/results/cpu-mirror``: a claim
 the run itself decides is never borrowed, and each borrowed row names the run, its precision and its report. After
 the borrowed-from run is republished, ``--reborrow docs/results/cpu-full-mirror --also docs/results/cpu-mirror``
-borrows its rows again into the published page and README block, without rerunning the borrowing run.
+borrows its rows again into the published page and README block, without rerunning the borrowing run; with
+``--reword`` it also re-words that run's own accuracy and training-time claims and its figure captions in the current
+code's words (``reworded_claims``: numbers and verdicts must come out as published), for a run too long to rerun at
+every change of wording.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import pandas as pd
 import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
-from basisconv.pipeline import claims, report
+from basisconv.pipeline import claims, figures, report
 from basisconv.experiment.io import atomic_write_text
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
@@ -289,14 +292,68 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     return dest
 
 
-def reborrow(folder, also, readme="README.md", block_name: str = "results") -> list[str]:
+CLAIMS_HEADING = "## The paper's claims and what this run decides"  # the report's verdict section
+FIGURE_LINE = re.compile(r"^\*\*Figure (\d+): `([^`]+)`\.\*\* .*$", re.M)  # a caption line of the report
+REWORDED = "Claim wording and figure captions re-rendered"  # how a re-worded page and block say so
+
+
+def reworded_claims(folder) -> pd.DataFrame:
+    """A published run's verdict table (``tables/claims.csv``) with its accuracy and training-time claims in the
+    current code's words: each is derived again from the run's per-run table (``tables/runs.csv``) by
+    ``claims.accuracy_claims`` and ``claims.training_time_claim`` and matched to the published row by its comparison
+    (the runs compared and their sizes). Only words may change: a derived claim that measures or decides otherwise
+    than its published row, or that the published table lacks, raises (the computation changed, so the run must be
+    republished). Rows the per-run table cannot derive (speed, search cost, the proxy) keep their words."""
+    folder = Path(folder)
+    own = pd.read_csv(folder / CLAIMS_CSV, keep_default_na=False)
+    runs = pd.read_csv(folder / "tables/runs.csv")
+    derived = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs) + claims.training_time_claim(runs)],
+                           columns=claims.COLUMNS)
+    missing = sorted(set(derived.comparison) - set(own.comparison))
+    if missing or derived.comparison.duplicated().any():
+        raise ValueError(f"--reword {folder}: the current code decides claims its {CLAIMS_CSV} lacks "
+                         f"({'; '.join(missing) or 'a comparison twice'}); republish {folder} itself")
+    out = own.copy()
+    for i, d in own.merge(derived, on="comparison", suffixes=("", "_new")).iterrows():
+        if (d.measured_new, d.verdict_new, d.source_new) != (d.measured, d.verdict, d.source):
+            raise ValueError(f"--reword {folder}: `{d.comparison}` now measures {d.measured_new!r} "
+                             f"({d.verdict_new}), published {d.measured!r} ({d.verdict}); only words may change, "
+                             f"so republish {folder} itself")
+        at = own.index[own.comparison == d.comparison]
+        out.loc[at, "claim"], out.loc[at, "sentence"] = d.claim_new, d.sentence_new
+    return out
+
+
+def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.DataFrame, note: str) -> str:
+    """The published ``text`` with its verdict section (table, note and sentences: the report stage's) rendered from
+    ``new`` instead of ``old`` (its published claims), every figure caption from ``figures.caption`` and ``note``
+    at the end of its provenance line (in place of an earlier one). Raises, before anything is written, on a page
+    whose verdict sentences are not ``old``'s or that names a figure without a caption."""
+    if CLAIMS_HEADING not in text:
+        raise ValueError(f"the page has no '{CLAIMS_HEADING}' section")
+    head, rest = text.split(CLAIMS_HEADING, 1)
+    end = rest.find("\n#")
+    section, tail = (rest, "") if end < 0 else (rest[:end + 1], rest[end + 1:])
+    if [line[2:] for line in section.splitlines() if line.startswith("- ")] != list(old.sentence):
+        raise ValueError("the page's verdict sentences are not those of its tables/claims.csv")
+    verdicts = claims.verdict_markdown({"tables": {"runs": runs}}, table=new)
+    section = "\n\n" + verdicts + "\n\n" + "\n".join(f"- {x}" for x in new.sentence) + "\n\n"
+    tail = FIGURE_LINE.sub(lambda m: f"**Figure {m[1]}: `{m[2]}`.** {figures.caption(m[2])}", tail)
+    head = re.sub(r"^(> \*\*Provenance\.\*\*.*?)(?: " + REWORDED + r"[^\n]*)?$", lambda m: f"{m[1]} {note}",
+                  head, count=1, flags=re.M)
+    return head + CLAIMS_HEADING + section + tail
+
+
+def reborrow(folder, also, readme="README.md", block_name: str = "results", reword: bool = False) -> list[str]:
     """Refresh the borrowed rows of a published run from ``also`` as those folders are now, without rerunning it:
     after a borrowed-from run was republished, the borrowing run's page and README block would otherwise show the
     older run's numbers beside links to the newer report. Which claims are borrowed stays as published (each row of
     the page's borrowed section, found again by its claim in ``also``; a claim no longer there is an error: then
     republish the run itself); the run's own rows come from its ``tables/claims.csv``, re-rendered, and the README
     block keeps its provenance and hardware lines. ``readme``'s block is rewritten only when its report link is
-    ``folder``'s. Every input is checked before anything is written; returns the files rewritten."""
+    ``folder``'s. ``reword``: the run's own claims in the current code's words as well (``reworded_claims``), and
+    its figure captions; page and block then say so, with the commit. Every input is checked before anything is
+    written; returns the files rewritten."""
     folder = Path(folder)
     page = folder / "README.md"
     for f in (page, folder / CLAIMS_CSV, folder / "tables/runs.csv"):
@@ -314,6 +371,16 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results") -> l
     old = text[text.index(BORROWED_HEADING):]
     old = old[:old.index(MEASUREMENTS)] if MEASUREMENTS in old else old
     own = pd.read_csv(folder / CLAIMS_CSV, keep_default_na=False)
+    runs = pd.read_csv(folder / "tables/runs.csv")
+    note = ""
+    if reword:
+        published, own = own, reworded_claims(folder)
+        note = (f"{REWORDED} by `python -m basisconv.pipeline.publish --reword` from the code at commit "
+                f"`{code_commit()}`; every number and verdict is the run's.")
+        try:
+            text = reworded_page(text, published, own, runs, note)
+        except (ValueError, KeyError) as e:  # KeyError: a figure without a caption (figures.caption lists them)
+            raise ValueError(f"--reword {folder}: {e.args[0]}") from e
     candidates = borrowed_claims(own, also)
     # the page's sentences name each borrowed claim: "- In run `x`: The paper claims that <claim>. This ..."
     before = [line for line in old.splitlines() if line.startswith("- In run `")]
@@ -332,10 +399,13 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results") -> l
         first_row = next((i for i, line in enumerate(block) if line.startswith("|")), None)
         if first_row is None:
             raise ValueError(f"{readme}: the {block_name} block of {folder} has no verdict table to refresh")
-        r = {"tables": {"runs": pd.read_csv(folder / "tables/runs.csv")}}
-        new_block = "\n".join(block[:first_row] + [verdicts_and_reading(r, own, borrowed), "", block[-1]])
+        lead = [line for line in block[:first_row] if not line.startswith(REWORDED)]
+        lead += [note, ""] if note else []
+        new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed), "", block[-1]])
     atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder), 1))
-    written = [str(page)]
+    if reword:
+        own.to_csv(folder / CLAIMS_CSV, index=False)
+    written = [str(page)] + ([str(folder / CLAIMS_CSV)] if reword else [])
     if new_block is not None:
         pre, rest = rtext.split(start, 1)
         atomic_write_text(readme, f"{pre}{start}\n{new_block}\n{end}{rest.split(end, 1)[1]}")
@@ -352,9 +422,14 @@ def main(argv=None) -> None:
     ap.add_argument("--reborrow", metavar="FOLDER",
                     help="do not publish the work tree's run: borrow the --also claims into this published run "
                          "(docs/results/<profile>) again, as those folders are now")
+    ap.add_argument("--reword", action="store_true",
+                    help="with --reborrow: that run's own accuracy and training-time claims and its figure captions "
+                         "in the current code's words too (its numbers and verdicts must come out as published)")
     args = ap.parse_args(argv)
+    if args.reword and not args.reborrow:
+        ap.error("--reword needs --reborrow FOLDER: the published run to re-word")
     if args.reborrow:
-        written = reborrow(args.reborrow, args.also, args.readme, args.block)
+        written = reborrow(args.reborrow, args.also, args.readme, args.block, reword=args.reword)
         print(f"borrowed into {args.reborrow} again from {', '.join(args.also)}: rewrote {', '.join(written)}")
         return
     dest = publish(args.readme, block_name=args.block, also=args.also)
