@@ -32,7 +32,7 @@ import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.pipeline import claims, figures, report
-from basisconv.experiment.io import atomic_write_text
+from basisconv.experiment.io import atomic_write_text, write_frame
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.stages.report import load_results
 from basisconv.pipeline.tables import plural
@@ -314,7 +314,7 @@ def reworded_claims(folder) -> pd.DataFrame:
         raise ValueError(f"--reword {folder}: the current code decides claims its {CLAIMS_CSV} lacks "
                          f"({'; '.join(missing) or 'a comparison twice'}); republish {folder} itself")
     out = own.copy()
-    for i, d in own.merge(derived, on="comparison", suffixes=("", "_new")).iterrows():
+    for _, d in own.merge(derived, on="comparison", suffixes=("", "_new")).iterrows():
         if (d.measured_new, d.verdict_new, d.source_new) != (d.measured, d.verdict, d.source):
             raise ValueError(f"--reword {folder}: `{d.comparison}` now measures {d.measured_new!r} "
                              f"({d.verdict_new}), published {d.measured!r} ({d.verdict}); only words may change, "
@@ -404,7 +404,7 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed), "", block[-1]])
     atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder), 1))
     if reword:
-        own.to_csv(folder / CLAIMS_CSV, index=False)
+        write_frame(folder / CLAIMS_CSV, own)
     written = [str(page)] + ([str(folder / CLAIMS_CSV)] if reword else [])
     if new_block is not None:
         pre, rest = rtext.split(start, 1)
