@@ -297,16 +297,14 @@ FIGURE_LINE = re.compile(r"^\*\*Figure (\d+): `([^`]+)`\.\*\* .*$", re.M)  # a c
 REWORDED = "Claim wording and figure captions re-rendered"  # how a re-worded page and block say so
 
 
-def reworded_claims(folder) -> pd.DataFrame:
-    """A published run's verdict table (``tables/claims.csv``) with its accuracy and training-time claims in the
-    current code's words: each is derived again from the run's per-run table (``tables/runs.csv``) by
+def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """A published run's verdict table ``own`` (its ``tables/claims.csv``) with its accuracy and training-time claims
+    in the current code's words: each is derived again from the run's per-run table ``runs`` (``tables/runs.csv``) by
     ``claims.accuracy_claims`` and ``claims.training_time_claim`` and matched to the published row by its comparison
     (the runs compared and their sizes). Only words may change: a derived claim that measures or decides otherwise
     than its published row, or that the published table lacks, raises (the computation changed, so the run must be
-    republished). Rows the per-run table cannot derive (speed, search cost, the proxy) keep their words."""
-    folder = Path(folder)
-    own = pd.read_csv(folder / CLAIMS_CSV, keep_default_na=False)
-    runs = pd.read_csv(folder / "tables/runs.csv")
+    republished). Rows the per-run table cannot derive (speed, search cost, the proxy) keep their words; ``folder``
+    names the run in the errors."""
     derived = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs) + claims.training_time_claim(runs)],
                            columns=claims.COLUMNS)
     missing = sorted(set(derived.comparison) - set(own.comparison))
@@ -374,7 +372,7 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
     runs = pd.read_csv(folder / "tables/runs.csv")
     note = ""
     if reword:
-        published, own = own, reworded_claims(folder)
+        published, own = own, reworded_claims(folder, own, runs)
         note = (f"{REWORDED} by `python -m basisconv.pipeline.publish --reword` from the code at commit "
                 f"`{code_commit()}`; every number and verdict is the run's.")
         try:
