@@ -62,12 +62,12 @@ def test_publish_fills_block_from_files(tmp_path, monkeypatch):
     for expected in ("cpu+mirror", "CIFAR-10 (local JPEG mirror)", "Test CPU", "1.5 min", "55.50 ± 0.00 % (mean ± std) over 1 seed.",
                      "from the code at commit `", "with `ALLOW_LONG=1` where it stops at its wall-time estimate",
                      "(the first seed), sensitivity sweep 12 s, faithfulness checks 50 s, basis-stage trainings (the "
-                     "other baseline seeds and every basis run) 25 s", "| the sensitivity-selected layers keep accuracy (within 1 point of the "
-                     "baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
-                     "scale |", "| the sensitivity search is cheap next to training (at most 10 % of one baseline "
-                     "training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "
+                     "other baseline seeds and every basis run) 25 s", "| the sensitivity-selected layers keep accuracy (read here as: within 1 point "
+                     "of the baseline) | selected@switch - baseline | -0.40 points (1 seed: no interval) | not decided at this "
+                     "scale |", "| the sensitivity search is cheap next to training (read here as: at most 10 % of one "
+                     "baseline training) | sweep / one baseline training | 12 s against 120 s, 10.0 % (one timing of each: no "
                      "interval) | supported |",
-                     "Of the 3 rows testing the paper's claims, 1 holds here, 0 do not hold here and 2 are not "
+                     "Of the 2 rows testing the paper's claims, 1 holds here, 0 do not hold here and 1 is not "
                      "decided at this scale."):
         assert expected in re.sub(r" +", " ", text), expected  # table cells are padded
     assert dest == Path("docs/results/cpu-mirror") and (dest / "figures/a.png").is_file()
@@ -159,7 +159,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)
     Path("README.md").write_text(f"intro\n{START}\nold\n{END}\noutro\n")
-    cheap = "the sensitivity search is cheap next to training (at most 10 % of one baseline training)"
+    cheap = "the sensitivity search is cheap next to training (read here as: at most 10 % of one baseline training)"
     scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
     rows = [{"claim": c, "source": "paper", "comparison": comp, "measured": m, "verdict": v,
              "sentence": sentence(c, m, v), "timed": timed, "run": "cpu+mirror", "precision": "fp32"}
@@ -193,8 +193,8 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "
             "supported |") in text
-    assert ("Of the 4 rows testing the paper's claims (1 of them from the published run `cpu+mirror`, which trains "
-            "what this profile does not), 2 hold here, 0 do not hold here and 2 are not decided at this scale.") in text
+    assert ("Of the 3 rows testing the paper's claims (1 of them from the published run `cpu+mirror`, which trains "
+            "what this profile does not), 2 hold here, 0 do not hold here and 1 is not decided at this scale.") in text
     kept = pd.read_csv(dest / "tables/claims.csv")  # its own verdicts only, with the run's profile and precision
     assert cheap in set(kept.claim) and scratch not in set(kept.claim) and set(kept.run) == {"cpu+mirror"}
     assert {"precision", "sentence", "verdict", "timed"} <= set(kept.columns)
@@ -270,9 +270,33 @@ def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
     Path("README.md").write_text(readme.replace(f"]({dest}/README.md).", "](docs/results/x/README.md)."))
     kept = Path("README.md").read_text()
     assert reborrow(dest, ["docs/results/other"]) == [str(dest / "README.md")] and Path("README.md").read_text() == kept
-    other_run("-0.75 points", claim="the switch schedule matches scratch training")  # reworded there
+    other_run("-0.75 points", claim="the switch schedule matches scratch training")  # reworded there: found by
+    reborrow(dest, ["docs/results/other"])  # its comparison, and shown in the new words
+    page = (dest / "README.md").read_text()
+    assert "the switch schedule matches scratch training" in page and scratch not in page
+    # a claim that run no longer decides is refused; one it now decides by timing is that machine's: dropped, and
+    # page and block say so, at this reborrow and every later one
+    shutil.rmtree("docs/results/other")
+    _other_published_run(Path("docs/results/other"), [{
+        "claim": "x", "source": "paper", "comparison": "a - b", "measured": "+1.00 points", "verdict": "supported",
+        "sentence": sentence("x", "+1.00 points", "supported"), "timed": False, "run": "cpu+other", "precision": "fp32"}])
     with pytest.raises(ValueError, match="1 borrowed claims on its page, 0 of them found in docs/results/other"):
         reborrow(dest, ["docs/results/other"])
+    assert (dest / "README.md").read_text() == page
+    timed = "the switch schedule matches scratch training"
+    shutil.rmtree("docs/results/other")
+    _other_published_run(Path("docs/results/other"), [{
+        "claim": timed, "source": "paper", "comparison": "a / b by training-step time", "measured": "1.10x",
+        "verdict": "supported", "sentence": sentence(timed, "1.10x", "supported"), "timed": True, "run": "cpu+other",
+        "precision": "fp32"}])
+    Path("README.md").write_text(before_readme)
+    for _ in range(2):
+        reborrow(dest, ["docs/results/other"])
+        page, readme = (dest / "README.md").read_text(), Path("README.md").read_text()
+        gone = f"No longer borrowed: '{timed}' (its run now decides it by timing"
+        assert page.count(gone) == 1 and readme.count(gone) == 1 and "1.10x" not in page + readme
+        assert "- In run `cpu+other`" not in page
+    page = (dest / "README.md").read_text()
     with pytest.raises(ValueError, match=r"--reborrow docs/results/none: no README.md there; valid choices: "
                                          r"docs/results/cpu-mirror, docs/results/other"):
         reborrow("docs/results/none", ["docs/results/other"])
@@ -287,7 +311,7 @@ def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
     """A published run whose page and claims.csv word a comparison claim as older code did (``old_word``), with a
     borrowed row, an old figure caption and a README block; returns (folder, published claims)."""
     from basisconv.pipeline import claims
-    from basisconv.pipeline.publish import BORROWED_HEADING, CLAIMS_HEADING, MEASUREMENTS, report_link
+    from basisconv.pipeline.publish import CLAIMS_HEADING, MEASUREMENTS, borrowed_section, report_link
     folder = root / "docs/results/run"
     (folder / "tables").mkdir(parents=True)
     runs = pd.DataFrame({"variant": ["baseline", "selected@switch", "random0@switch"] * 3,
@@ -299,7 +323,13 @@ def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
                                                                                 precision="bf16 autocast")
     now = "random layers saving about as many parameters"
     assert own.claim.str.contains(now).sum() == 1
-    old = own.assign(claim=own.claim.str.replace(now, f"random layers {old_word}", regex=False))
+    # as older code published it: in other words, the comparison as the paper's, and a claim decided from epoch
+    # times of trainings run apart (withdrawn since: the machine's drift entered it)
+    old = own.assign(claim=own.claim.str.replace(now, f"random layers {old_word}", regex=False), source="paper")
+    epoch = next(iter(claims.WITHDRAWN))
+    old = pd.concat([old, old.iloc[:1].assign(claim=epoch, comparison="baseline - selected@switch",
+                                              measured="+6.74 s, 95 % CI [+3.53, +9.96] over 3 seeds",
+                                              verdict="supported", timed=False)], ignore_index=True)
     old = old.assign(sentence=[claims.sentence(c, m, v, s) for c, m, v, s in
                                zip(old.claim, old.measured, old.verdict, old.source)])
     old.to_csv(folder / "tables/claims.csv", index=False)
@@ -309,10 +339,16 @@ def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
                                   "selected@scratch", "measured": "+0.25 points", "verdict": "supported",
                                   "sentence": claims.sentence(scratch, "+0.25 points", "supported"), "timed": False,
                                   "run": "cpu+other", "precision": "fp32"}])
-    section = (f"{BORROWED_HEADING}\n\n| table |\n\n- In run `cpu+other`: "
-               f"{claims.sentence(scratch, '+0.25 points', 'supported')}\n\n")
+    section = borrowed_section(pd.read_csv(other / "tables/claims.csv", keep_default_na=False)
+                               .assign(comparison=lambda t: t.comparison + " (run `cpu+other`, fp32: [report](x))"),
+                               [], folder)
     (folder / "README.md").write_text(
         "# Title\n\n> **Provenance.** Profile `cpu-full+mirror`, from the code at commit `abc`.\n\n"
+        "## Main table\n\nTest accuracy in %, mean and std over seeds; differences in points; the per-run rows: "
+        "[tables/runs.csv](tables/runs.csv).\n\n| table |\n\nRun names: `<variant>@switch` continues. Epoch (s) and "
+        "training (s) of a switch run include the 24 dense epochs before the switch, the baseline's; of the verdict "
+        "table's time claims, time per epoch compares the epochs from the switch on only, and switch against scratch "
+        "compares whole trainings, those dense epochs included.\n\n"
         f"{CLAIMS_HEADING}\n\n{claims.verdict_markdown({'tables': {'runs': runs}}, table=old)}\n\n"
         + "\n".join(f"- {x}" for x in old.sentence) + f"\n\n{section}{MEASUREMENTS}\n\ntopic prose\n\n## Figures\n\n"
         "**Figure 1: `basis_curves`.** An older caption.\n\n![basis_curves](figures/basis_curves.png)\n")
@@ -328,6 +364,7 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
     the same as once."""
     from basisconv.pipeline.figures import caption
     from basisconv.pipeline.publish import REWORDED, reborrow
+    from basisconv.pipeline.report import MAIN_TABLE_NOTE, time_columns_text
     monkeypatch.chdir(tmp_path)
     folder, old = _reworded_fixture(tmp_path)
     for _ in range(2):
@@ -335,14 +372,24 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
         assert written == [str(folder / "README.md"), str(folder / "tables/claims.csv"), "README.md"]
         new = pd.read_csv(folder / "tables/claims.csv", keep_default_na=False)
         page, readme = (folder / "README.md").read_text(), Path("README.md").read_text()
-        assert new.drop(columns=["claim", "sentence"]).equals(old.drop(columns=["claim", "sentence"]))
-        assert (new.claim != old.claim).sum() == 1 and "equal parameter saving" not in page + readme + "".join(new.claim)
+        kept = old.iloc[:-1]  # the withdrawn row dropped, every other number and verdict as published
+        assert new.drop(columns=["claim", "sentence", "source"]).equals(kept.drop(columns=["claim", "sentence", "source"]))
+        assert (new.claim != kept.claim).sum() == 1 and "equal parameter saving" not in page + readme + "".join(new.claim)
+        assert list(new.source) == ["implied" if "random0" in c else "paper" for c in new.comparison]
+        epoch = old.claim.iloc[-1]
+        assert epoch not in set(new.claim) and "+6.74 s" not in page.split("Withdrawn")[0].split(REWORDED)[1]
+        said = f"Withdrawn: the row '{epoch}' (published: +6.74 s, 95 % CI [+3.53, +9.96] over 3 seeds, supported)"
+        assert page.count(said) == 1 and readme.count(said) == 1 and "machine's drift" in page
         worded = "the selection beats random layers saving about as many parameters (`random0@switch`)"
         assert worded in set(new.claim) and page.count(worded) == 2 and readme.count(worded) == 1  # row, sentence
+        assert f"The paper's search implies that {worded}." in page
         assert f"**Figure 1: `basis_curves`.** {caption('basis_curves')}" in page and "older caption" not in page
+        # the main table's note and the time columns' sentence in the current words
+        assert f"## Main table\n\n{MAIN_TABLE_NOTE}\n\n| table |\n\nRun names: `<variant>@switch` continues. " \
+               f"{time_columns_text(24)}\n\n" in page and "time per epoch compares" not in page
         assert page.count(REWORDED) == 1 and readme.count(REWORDED) == 1
         assert re.search(r"^> \*\*Provenance\.\*\* .* at commit `abc`\. " + REWORDED + " .*every number and verdict "
-                         r"is the run's\.$", page, re.M)
+                         r"is the run's\. Withdrawn: [^\n]*machine's drift[^\n]*\.$", page, re.M)
         assert "topic prose" in page and "- In run `cpu+other`:" in page and "Profile line.\nHardware line." in readme
         assert "| old table |" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
 

@@ -267,7 +267,7 @@ def _acc(t: pd.DataFrame, v: str) -> str:
 
 def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame) -> str:
     """The basis stage: the selection against the baseline and all layers (the claims' paired intervals and
-    verdicts, ``claims.accuracy_claims`` and ``claims.training_time_claim``), compression and the number of seeds."""
+    verdicts, ``claims.accuracy_claims``; training time is the benchmark's), compression and the number of seeds."""
     sched = P["basis"]["comparison_schedule"]
     if runs is None or not len(runs) or table is None or not len(table):
         return "No basis-stage run was trained, so there is nothing to compare."
@@ -289,7 +289,7 @@ def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame) -> str:
                    "compression).")
     if lo < 2:
         out.append(f"With {_n(lo, 'seed')} no paired interval exists, so no accuracy claim can be decided.")
-    decided = claims.accuracy_claims(runs, sched) + claims.training_time_claim(runs, sched)
+    decided = claims.accuracy_claims(runs, sched)
     text = _join(out)
     return text + ("\n\n" + _bullets(decided) if decided else "\n\nNo claim can be decided from these variants.")
 

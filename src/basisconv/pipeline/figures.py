@@ -155,9 +155,9 @@ CAPTIONS: dict[str, str] = {
     "basis_epoch_time": (
         "Mean wall time of an epoch from the switch epoch on (the epochs in which switch runs train their "
         "basis layers) per variant, mean over seeds with a t-interval; the dotted line is the baseline's mean. "
-        "Read: whether the basis variants train faster per epoch than the baseline on this hardware, beyond the "
-        "seed-to-seed spread. Runs trained at different times (a resumed or partly re-run pipeline) carry the "
-        "machine's speed drift as well; the verdict table's epoch-time claim pairs each seed's runs of one machine."),
+        "Read: a measurement, not a verdict: the trainings ran minutes to hours apart, so the machine's speed "
+        "drift between them is part of every difference here; the verdict table decides the time claims from "
+        "the benchmark's interleaved timings instead."),
     "benchmark_measured_vs_theory": (
         "Per layer and ratio, the measured forward+backward speedup of the reduced basis layer over the dense "
         "conv (filled, bars: the timings' interquartile ranges combined) and its kernel floor (hollow: the two "

@@ -242,12 +242,26 @@ BORROWED_HEADING = "### Claims this profile does not train, from another publish
 MEASUREMENTS = "## Measurements by topic"  # the report's section after its verdicts, before which borrowed rows go
 
 
-def borrowed_section(borrowed: pd.DataFrame, also, dest: Path) -> str:
+def page_borrowed(section: str) -> list[tuple[str, str]]:
+    """``(claim, comparison)`` of each row of a published page's borrowed table (``borrowed_section``); the
+    comparison without the run, precision and link that the page adds to it."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("|")]
+    return [(r[0], _bare_comparison(r[1])) for r in rows[2:] if len(r) >= 4]
+
+
+def _bare_comparison(comparison: str) -> str:
+    """A borrowed row's comparison without the run, precision and report link ``borrowed_claims`` adds."""
+    return comparison.split(" (run `")[0]
+
+
+def borrowed_section(borrowed: pd.DataFrame, also, dest: Path, gone=()) -> str:
     """The published page's section of borrowed claims (``borrowed_claims``): their table and sentences, each link
-    relative to the page's folder ``dest`` (the README's links are relative to the repository)."""
+    relative to the page's folder ``dest`` (the README's links are relative to the repository); ``gone``: lines
+    saying which claims are no longer borrowed (``reborrow``)."""
     table = borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
     sentences = "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence))
-    section = f"{BORROWED_HEADING}\n\n{table}\n\n{sentences}\n\n"
+    section = f"{BORROWED_HEADING}\n\n{table}\n\n{sentences}\n\n" + "".join(f"{g}\n\n" for g in gone)
     for folder in map(Path, also):
         section = section.replace(f"]({folder}/README.md)", f"]({os.path.relpath(folder, dest)}/README.md)")
     return section
@@ -294,37 +308,67 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
 
 CLAIMS_HEADING = "## The paper's claims and what this run decides"  # the report's verdict section
 FIGURE_LINE = re.compile(r"^\*\*Figure (\d+): `([^`]+)`\.\*\* .*$", re.M)  # a caption line of the report
+TABLE_NOTE = re.compile(r"^Test accuracy in %, mean and std over seeds;.*$", re.M)  # the main table's note
+# the run names' sentence on the time columns, as every version of the report stage worded it
+TIME_COLUMNS = re.compile(r"Epoch \(s\) and training \(s\) of a switch run include the (\d+) dense epochs? before "
+                          r"the switch, the baseline's[;.].*?(?:those dense epochs included|interleaved timings)\.")
 REWORDED = "Claim wording and figure captions re-rendered"  # how a re-worded page and block say so
+NO_LONGER = "No longer borrowed:"  # how a page and block say a claim left the borrowed rows (``reborrow``)
+
+
+def _is_true(x) -> bool:
+    """A ``timed`` cell as read from a CSV (bool, or its text)."""
+    return str(x).strip().lower() == "true"
+
+
+def withdrawn_rows(own: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a published verdict table that decide a claim the current code has withdrawn
+    (``claims.WITHDRAWN``: decided from untimed evidence that cannot carry it), with the reason in ``why``."""
+    gone = own[own.claim.isin(list(claims.WITHDRAWN)) & ~own.timed.map(_is_true)]
+    return gone.assign(why=[claims.WITHDRAWN[c] for c in gone.claim])
+
+
+def withdrawn_text(gone: pd.DataFrame) -> str:
+    """What a re-worded page and README block say of the rows ``withdrawn_rows`` dropped (empty when none)."""
+    return "".join(f" Withdrawn: the row '{g.claim}' (published: {g.measured}, {g.verdict}), since {g.why}."
+                   for g in gone.itertuples())
+
+
+# who may become whom in a re-wording: the words of a claim's opener, never a package assumption into the paper's
+_REWORDABLE_SOURCES = {"paper", "implied"}
 
 
 def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """A published run's verdict table ``own`` (its ``tables/claims.csv``) with its accuracy and training-time claims
-    in the current code's words: each is derived again from the run's per-run table ``runs`` (``tables/runs.csv``) by
-    ``claims.accuracy_claims`` and ``claims.training_time_claim`` and matched to the published row by its comparison
-    (the runs compared and their sizes). Only words may change: a derived claim that measures or decides otherwise
-    than its published row, or that the published table lacks, raises (the computation changed, so the run must be
-    republished). Rows the per-run table cannot derive (speed, search cost, the proxy) keep their words; ``folder``
-    names the run in the errors."""
-    derived = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs) + claims.training_time_claim(runs)],
-                           columns=claims.COLUMNS)
+    """A published run's verdict table ``own`` (its ``tables/claims.csv``) with its accuracy claims in the current
+    code's words: each is derived again from the run's per-run table ``runs`` (``tables/runs.csv``) by
+    ``claims.accuracy_claims`` and matched to the published row by its comparison (the runs compared and their
+    sizes). Only words may change (the claim, its sentence, and whether the paper states it or its search implies
+    it): a derived claim that measures or decides otherwise than its published row, or that the published table
+    lacks, raises (the computation changed, so the run must be republished). Rows of withdrawn claims
+    (``withdrawn_rows``) are dropped; rows the per-run table cannot derive (speed, search cost, the proxy) keep their
+    words; ``folder`` names the run in the errors."""
+    derived = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs)], columns=claims.COLUMNS)
     missing = sorted(set(derived.comparison) - set(own.comparison))
     if missing or derived.comparison.duplicated().any():
         raise ValueError(f"--reword {folder}: the current code decides claims its {CLAIMS_CSV} lacks "
                          f"({'; '.join(missing) or 'a comparison twice'}); republish {folder} itself")
     out = own.copy()
     for _, d in own.merge(derived, on="comparison", suffixes=("", "_new")).iterrows():
-        if (d.measured_new, d.verdict_new, d.source_new) != (d.measured, d.verdict, d.source):
+        same_source = d.source_new == d.source or {d.source_new, d.source} <= _REWORDABLE_SOURCES
+        if (d.measured_new, d.verdict_new) != (d.measured, d.verdict) or not same_source:
             raise ValueError(f"--reword {folder}: `{d.comparison}` now measures {d.measured_new!r} "
-                             f"({d.verdict_new}), published {d.measured!r} ({d.verdict}); only words may change, "
-                             f"so republish {folder} itself")
+                             f"({d.verdict_new}, {d.source_new}), published {d.measured!r} ({d.verdict}, {d.source}); "
+                             f"only words may change, so republish {folder} itself")
         at = own.index[own.comparison == d.comparison]
-        out.loc[at, "claim"], out.loc[at, "sentence"] = d.claim_new, d.sentence_new
-    return out
+        out.loc[at, "claim"], out.loc[at, "sentence"], out.loc[at, "source"] = d.claim_new, d.sentence_new, \
+            d.source_new
+    return out.drop(index=withdrawn_rows(own).index)
 
 
 def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.DataFrame, note: str) -> str:
     """The published ``text`` with its verdict section (table, note and sentences: the report stage's) rendered from
-    ``new`` instead of ``old`` (its published claims), every figure caption from ``figures.caption`` and ``note``
+    ``new`` instead of ``old`` (its published claims), every figure caption from ``figures.caption``, the main
+    table's note and the run names' sentence on the time columns in the current words (``report``), and ``note``
     at the end of its provenance line (in place of an earlier one). Raises, before anything is written, on a page
     whose verdict sentences are not ``old``'s or that names a figure without a caption."""
     if CLAIMS_HEADING not in text:
@@ -337,6 +381,8 @@ def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.Data
     verdicts = claims.verdict_markdown({"tables": {"runs": runs}}, table=new)
     section = "\n\n" + verdicts + "\n\n" + "\n".join(f"- {x}" for x in new.sentence) + "\n\n"
     tail = FIGURE_LINE.sub(lambda m: f"**Figure {m[1]}: `{m[2]}`.** {figures.caption(m[2])}", tail)
+    head = TABLE_NOTE.sub(lambda m: report.MAIN_TABLE_NOTE, head, count=1)
+    head = TIME_COLUMNS.sub(lambda m: report.time_columns_text(int(m[1])), head, count=1)
     head = re.sub(r"^(> \*\*Provenance\.\*\*.*?)(?: " + REWORDED + r"[^\n]*)?$", lambda m: f"{m[1]} {note}",
                   head, count=1, flags=re.M)
     return head + CLAIMS_HEADING + section + tail
@@ -346,8 +392,8 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
     """Refresh the borrowed rows of a published run from ``also`` as those folders are now, without rerunning it:
     after a borrowed-from run was republished, the borrowing run's page and README block would otherwise show the
     older run's numbers beside links to the newer report. Which claims are borrowed stays as published (each row of
-    the page's borrowed section, found again by its claim in ``also``; a claim no longer there is an error: then
-    republish the run itself); the run's own rows come from its ``tables/claims.csv``, re-rendered, and the README
+    the page's borrowed section, found again by its comparison in ``also``; a claim no longer there is an error: then
+    republish the run itself; one its run now decides by timing is dropped, and page and block say so); the run's own rows come from its ``tables/claims.csv``, re-rendered, and the README
     block keeps its provenance and hardware lines. ``readme``'s block is rewritten only when its report link is
     ``folder``'s. ``reword``: the run's own claims in the current code's words as well (``reworded_claims``), and
     its figure captions; page and block then say so, with the commit. Every input is checked before anything is
@@ -373,20 +419,33 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
     note = ""
     if reword:
         published, own = own, reworded_claims(folder, own, runs)
+        # rows withdrawn by an earlier re-wording are no longer in claims.csv: their note is carried over
+        earlier = re.findall(r" Withdrawn: the row .*?\.(?= Withdrawn:|$)", next(
+            (line for line in text.splitlines() if line.startswith("> **Provenance.**") and REWORDED in line), ""))
         note = (f"{REWORDED} by `python -m basisconv.pipeline.publish --reword` from the code at commit "
-                f"`{code_commit()}`; every number and verdict is the run's.")
+                f"`{code_commit()}`; every number and verdict is the run's."
+                + "".join(dict.fromkeys(earlier + [withdrawn_text(withdrawn_rows(published))])))
         try:
             text = reworded_page(text, published, own, runs, note)
         except (ValueError, KeyError) as e:  # KeyError: a figure without a caption (figures.caption lists them)
             raise ValueError(f"--reword {folder}: {e.args[0]}") from e
     candidates = borrowed_claims(own, also)
-    # the page's sentences name each borrowed claim: "- In run `x`: The paper claims that <claim>. This ..."
-    before = [line for line in old.splitlines() if line.startswith("- In run `")]
-    borrowed = candidates[[any(f"claims that {c}. " in line for line in before) for c in candidates.claim]]
-    if len(borrowed) != len(before):
+    before = page_borrowed(old)
+    # a borrowed claim that its run now decides by timing is that machine's and no longer borrowed (it is dropped
+    # here, and the note says so); every other one must be found again by its comparison
+    timed = {c for a in also for c, t in pd.read_csv(Path(a) / CLAIMS_CSV, keep_default_na=False)[["claim", "timed"]]
+             .itertuples(index=False) if _is_true(t)}
+    dropped = [(c, m) for c, m in before if m not in set(candidates.comparison.map(_bare_comparison)) and c in timed]
+    kept = [m for c, m in before if (c, m) not in dropped]
+    borrowed = candidates[candidates.comparison.map(_bare_comparison).isin(kept)]
+    if len(borrowed) != len(kept):
         raise ValueError(f"--reborrow {folder}: {len(before)} borrowed claims on its page, {len(borrowed)} of them "
-                         f"found in {', '.join(map(str, also))} (reworded or no longer decided there); republish "
-                         f"{folder} itself")
+                         f"found in {', '.join(map(str, also))} (no longer decided there, or decided otherwise); "
+                         f"republish {folder} itself")
+    # kept on the page and in the block at every later reborrow too
+    gone = list(dict.fromkeys([line for line in old.splitlines() if line.startswith(NO_LONGER)] + [
+        f"{NO_LONGER} '{c}' (its run now decides it by timing that machine's models, a verdict of that machine "
+        "only)." for c, _ in dropped]))
     start, end = markers(block_name)
     readme = Path(readme)
     rtext = readme.read_text()
@@ -397,10 +456,10 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         first_row = next((i for i, line in enumerate(block) if line.startswith("|")), None)
         if first_row is None:
             raise ValueError(f"{readme}: the {block_name} block of {folder} has no verdict table to refresh")
-        lead = [line for line in block[:first_row] if not line.startswith(REWORDED)]
-        lead += [note, ""] if note else []
+        lead = [line for line in block[:first_row] if not line.startswith((REWORDED, NO_LONGER))]
+        lead += ([note, ""] if note else []) + (gone + [""] if gone else [])
         new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed), "", block[-1]])
-    atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder), 1))
+    atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder, gone), 1))
     if reword:
         write_frame(folder / CLAIMS_CSV, own)
     written = [str(page)] + ([str(folder / CLAIMS_CSV)] if reword else [])

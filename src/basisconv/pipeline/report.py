@@ -185,8 +185,8 @@ def claims(r: dict) -> list[tuple[str, str]]:
         ("Accuracy of every variant.",
          f"Measured test accuracy (mean ± sample std over seeds): baseline {acc('baseline')}; all layers (switch) "
          f"{acc('all_layers@switch')}, (scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
-         f"{acc('selected@scratch')}; random subsets at equal savings "
-         f"{', '.join(acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first "
+         f"{acc('selected@scratch')}; random layer subsets saving about as many parameters (one draw each) "
+         f"{', '.join(f'`{v}` ' + acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("The selection against the other subsets.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
@@ -233,11 +233,22 @@ def run_names_text(sel: dict, span: dict, trained) -> str:
         parts.append(", ".join(ratios) + ": basis layers on every candidate layer at that ratio (the main point's "
                      f"ratio: {B['ratio']:g}).")
     if has["switch"]:
-        parts.append(f"Epoch (s) and training (s) of a switch run include the {tables.plural(S, 'dense epoch')} "
-                     "before the switch, the baseline's; "
-                     "of the verdict table's time claims, time per epoch compares the epochs from the switch on "
-                     "only, and switch against scratch compares whole trainings, those dense epochs included.")
+        parts.append(time_columns_text(S))
     return " ".join(["Run names:", *parts]) if parts else ""
+
+
+# the main table's note: what its columns are
+MAIN_TABLE_NOTE = ("Test accuracy in %, mean and std over seeds; differences in points; params: the model's parameters; "
+                   "compression: the baseline's parameters over the variant's; macs: multiply-accumulates of one "
+                   "forward pass of one 32x32 image; the per-run rows: [tables/runs.csv](tables/runs.csv).")
+
+
+def time_columns_text(switch_epoch: int) -> str:
+    """What the main table's time columns hold, and that they decide no claim."""
+    return (f"Epoch (s) and training (s) of a switch run include the {tables.plural(switch_epoch, 'dense epoch')} "
+            "before the switch, the baseline's. The time columns are measurements, not evidence: trainings run "
+            "minutes to hours apart, and the machine's speed drifts between them, so they decide no claim; the "
+            "verdict table's time claims come from the benchmark's interleaved timings.")
 
 
 def targets_note(tg: dict) -> str:

@@ -29,9 +29,10 @@ from basisconv.pipeline.stages import common
 
 L = STAGES["benchmark"]
 # a whole-model row's numbers in the summary: the speedup with its interval over the interleaved timing rounds
-# (what the speed claim is decided on, ``pipeline.claims.speed_claims``)
+# (what the speed claims are decided on, ``pipeline.claims.speed_claims``), and each round's time with the MACs
+# (what the schedules' cost is decided on, ``pipeline.claims.schedule_cost_claim``)
 MODEL_SUMMARY_KEYS = ("median_ms", "measured_speedup", "theoretical_speedup", "images_per_s", "repeats",
-                      "speedup_geomean", "speedup_low", "speedup_high", "speedup_verdict")
+                      "speedup_geomean", "speedup_low", "speedup_high", "speedup_verdict", "round_ms", "macs")
 
 
 def precisions(P: dict) -> list[str]:

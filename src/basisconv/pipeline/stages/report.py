@@ -53,9 +53,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              f"{base.get('precision', 'fp32')}. Baseline training (the first seed): "
              f"{base['train_time']:.0f} s.", "",
              "## Main table", "",
-             "Test accuracy in %, mean and std over seeds; differences in points; params: the model's parameters; "
-             "compression: the baseline's parameters over the variant's; macs: multiply-accumulates of one forward "
-             "pass of one 32x32 image; the per-run rows: [tables/runs.csv](tables/runs.csv).", "",
+             report.MAIN_TABLE_NOTE, "",
              tables.markdown(r["main_table"], name="main_table"), "",
              report.run_names_text(r["selection"], r["basis"]["params_resolved"], r["main_table"].variant), "",
              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
