@@ -46,6 +46,10 @@ def test_faithfulness_paragraph():
     s = report.faithfulness(m, ["zero_shot", "finetune"])
     assert "0.70 (zero_shot; no bootstrap interval); undefined (finetune)" in s
     assert "0.25 points (real), n/a points (zero_shot), 0.50 points (finetune)" in s
+    # every proxy named is defined, in the order given
+    assert s.endswith(f"`zero_shot`: {report.PROXY_WORDS['zero_shot']}; `finetune`: {report.PROXY_WORDS['finetune']}.")
+    from basisconv.core.sensitivity import PROXIES
+    assert set(report.PROXY_WORDS) == set(PROXIES)  # a new proxy gets its words here too
 
 
 @pytest.mark.parametrize("low,high,reading", [

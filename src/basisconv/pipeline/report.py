@@ -98,9 +98,16 @@ def spearman_text(metrics: dict, p: str) -> str:
     return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {reading})"
 
 
+# what each proxy of ``basisconv.core.sensitivity.PROXIES`` does to the converted model before it is evaluated
+PROXY_WORDS = {"zero_shot": "BatchNorm statistics recalibrated, no gradient step",
+               "finetune": "the same, then a few SGD steps on the converted layer alone",
+               "finetune_all": "the same steps on every parameter of the network"}
+
+
 def faithfulness(metrics: dict, proxies) -> str:
     """Spearman correlation of proxy and real drops with bootstrap intervals, and additivity of pairs
-    (``results/metrics/faithfulness.json``)."""
+    (``results/metrics/faithfulness.json``); each proxy named with what it does (``PROXY_WORDS``)."""
+    said = "; ".join(f"`{p}`: {PROXY_WORDS[p]}" for p in proxies if p in PROXY_WORDS)
     def inter(m):
         v = metrics.get(f"additivity_{m}_mean_abs_interaction")
         return "n/a" if v is None else f"{v:.2f}"
@@ -110,7 +117,9 @@ def faithfulness(metrics: dict, proxies) -> str:
             "correlation between proxy drop and real drop is " + "; ".join(spearman_text(metrics, p) for p in proxies)
             + f". Additivity over {metrics['n_pairs']} layer pairs: the mean |drop(a, b) - drop(a) - drop(b)| is "
             + ", ".join(f"{inter(m)} points ({m})" for m in ["real", *proxies])
-            + f". The checks took {metrics['seconds']:.0f} s.")
+            + f". The checks took {metrics['seconds']:.0f} s."
+            + (f" The proxies (each scores a layer by the accuracy drop of the model with that layer converted): "
+               f"{said}." if said else ""))
 
 
 def _speed(bench: dict, key: str) -> str:
@@ -186,7 +195,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
          f"Measured test accuracy (mean ± sample std over seeds): baseline {acc('baseline')}; all layers (switch) "
          f"{acc('all_layers@switch')}, (scratch) {acc('all_layers@scratch')}; selected (switch) {acc('selected@switch')}, (scratch) "
          f"{acc('selected@scratch')}; random layer subsets saving about as many parameters (one draw each) "
-         f"{', '.join(f'`{v}` ' + acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first "
+         f"{', '.join(f'`{v}` ' + acc(v) for v in mt.index if variants.variant_of(v).name == 'random' and not variants.point_of(v)) or 'not trained in this run'}; largest-first (the layers with the most parameters converted first until the saving matches) "
          f"{acc('largest@switch')}; spectral (singular-value energy threshold) {acc('spectral@switch')}."),
         ("The selection against the other subsets.", selection_verdict(r["main_table"])),
         ("Cost of the search.", search_cost(sel, r["baseline"]) + f" Selected {len(sel['layers'])} layers with "
