@@ -331,7 +331,8 @@ def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
                                               measured="+6.74 s, 95 % CI [+3.53, +9.96] over 3 seeds",
                                               verdict="supported", timed=False)], ignore_index=True)
     old = old.assign(sentence=[claims.sentence(c, m, v, s) for c, m, v, s in
-                               zip(old.claim, old.measured, old.verdict, old.source)])
+                               zip(old.claim, old.measured, old.verdict, old.source)]).drop(columns="timed")
+    # (no 'timed' column: as a page published before rows were marked timed has it)
     old.to_csv(folder / "tables/claims.csv", index=False)
     other = root / "docs/results/other"
     scratch = "the switch schedule matches training basis layers from scratch (within 1 point)"
@@ -420,3 +421,14 @@ def test_reword_refuses_a_changed_number_and_a_page_that_is_not_its_table(tmp_pa
     assert all(p.read_bytes() == b for p, b in files.items())
     with pytest.raises(SystemExit):
         main(["--reword"])
+
+
+def test_withdrawn_rows_are_the_untimed_rows_of_withdrawn_claims():
+    from basisconv.pipeline import claims
+    from basisconv.pipeline.publish import withdrawn_rows
+    claim = next(iter(claims.WITHDRAWN))
+    t = pd.DataFrame({"claim": [claim, claim, "kept"], "measured": ["+1 s", "1.1x", "+1 points"],
+                      "timed": [False, True, False]})
+    gone = withdrawn_rows(t)
+    assert list(gone.index) == [0] and gone.why.iloc[0] == claims.WITHDRAWN[claim]  # a timed row of it stays
+    assert list(withdrawn_rows(t.drop(columns="timed")).index) == [0, 1]  # published before rows were marked

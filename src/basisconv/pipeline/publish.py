@@ -323,8 +323,10 @@ def _is_true(x) -> bool:
 
 def withdrawn_rows(own: pd.DataFrame) -> pd.DataFrame:
     """The rows of a published verdict table that decide a claim the current code has withdrawn
-    (``claims.WITHDRAWN``: decided from untimed evidence that cannot carry it), with the reason in ``why``."""
-    gone = own[own.claim.isin(list(claims.WITHDRAWN)) & ~own.timed.map(_is_true)]
+    (``claims.WITHDRAWN``: decided from untimed evidence that cannot carry it), with the reason in ``why``; a table
+    published before rows were marked ``timed`` has none of them timed (the withdrawn ones never were)."""
+    timed = own.timed.map(_is_true) if "timed" in own else pd.Series(False, index=own.index)
+    gone = own[own.claim.isin(list(claims.WITHDRAWN)) & ~timed]
     return gone.assign(why=[claims.WITHDRAWN[c] for c in gone.claim])
 
 
