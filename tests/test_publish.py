@@ -295,6 +295,7 @@ def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
         page, readme = (dest / "README.md").read_text(), Path("README.md").read_text()
         gone = f"No longer borrowed: '{timed}' (its run now decides it by timing"
         assert page.count(gone) == 1 and readme.count(gone) == 1 and "1.10x" not in page + readme
+        assert "\n\n\n" not in readme
         assert "- In run `cpu+other`" not in page
     page = (dest / "README.md").read_text()
     with pytest.raises(ValueError, match=r"--reborrow docs/results/none: no README.md there; valid choices: "
@@ -393,6 +394,7 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
                          r"is the run's\. Withdrawn: [^\n]*machine's drift[^\n]*\.$", page, re.M)
         assert "topic prose" in page and "- In run `cpu+other`:" in page and "Profile line.\nHardware line." in readme
         assert "| old table |" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
+        assert "\n\n\n" not in readme  # the notes replaced, not stacked
 
 
 def test_reword_refuses_a_changed_number_and_a_page_that_is_not_its_table(tmp_path, monkeypatch):

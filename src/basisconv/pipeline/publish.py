@@ -459,7 +459,9 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         if first_row is None:
             raise ValueError(f"{readme}: the {block_name} block of {folder} has no verdict table to refresh")
         lead = [line for line in block[:first_row] if not line.startswith((REWORDED, NO_LONGER))]
-        lead += ([note, ""] if note else []) + (gone + [""] if gone else [])
+        while lead and not lead[-1].strip():  # one blank line between the paragraphs, however many notes went
+            lead.pop()
+        lead += [""] + [x for line in ([note] if note else []) + gone for x in (line, "")]
         new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed), "", block[-1]])
     atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder, gone), 1))
     if reword:
