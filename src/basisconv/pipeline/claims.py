@@ -229,13 +229,17 @@ def speed_claims(bench: dict) -> list[Decided]:
     return out
 
 
+SEARCH_CLAIM = (f"the sensitivity search is cheap next to training (read here as: at most {100 * CHEAP_FRACTION:.0f} % "
+                "of one baseline training)")
+SEARCH_COMPARISON = "sweep / one baseline training"
+
+
 def search_claim(sel: dict, baseline: dict) -> list[Decided]:
     """Claim 7: one measurement against a threshold (``CHEAP_FRACTION`` of one baseline training)."""
     if "search_seconds" not in sel or not baseline.get("train_time"):
         return []
     frac = sel["search_seconds"] / baseline["train_time"]
-    return [Decided(f"the sensitivity search is cheap next to training (read here as: at most "
-                    f"{100 * CHEAP_FRACTION:.0f} % of one baseline training)", "paper", "sweep / one baseline training",
+    return [Decided(SEARCH_CLAIM, "paper", SEARCH_COMPARISON,
                     f"{sel['search_seconds']:,.0f} s against {baseline['train_time']:,.0f} s, {100 * frac:.1f} % "
                     "(one timing of each: no interval)",
                     SUPPORTED if frac <= CHEAP_FRACTION else CONTRADICTED)]

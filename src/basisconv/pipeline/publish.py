@@ -347,8 +347,8 @@ def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
     sizes). Only words may change (the claim, its sentence, and whether the paper states it or its search implies
     it): a derived claim that measures or decides otherwise than its published row, or that the published table
     lacks, raises (the computation changed, so the run must be republished). Rows of withdrawn claims
-    (``withdrawn_rows``) are dropped; rows the per-run table cannot derive (speed, search cost, the proxy) keep their
-    words; ``folder`` names the run in the errors."""
+    (``withdrawn_rows``) are dropped; the search-cost row takes the current words of its claim; rows the per-run
+    table cannot derive (speed, the proxy) keep their words; ``folder`` names the run in the errors."""
     derived = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs)], columns=claims.COLUMNS)
     missing = sorted(set(derived.comparison) - set(own.comparison))
     if missing or derived.comparison.duplicated().any():
@@ -364,6 +364,11 @@ def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
         at = own.index[own.comparison == d.comparison]
         out.loc[at, "claim"], out.loc[at, "sentence"], out.loc[at, "source"] = d.claim_new, d.sentence_new, \
             d.source_new
+    # the search-cost row: one measurement against a fixed threshold, so its words are the current ones as they are
+    at = out.index[(out.comparison == claims.SEARCH_COMPARISON) & (out.source == "paper")]
+    out.loc[at, "claim"] = claims.SEARCH_CLAIM
+    out.loc[at, "sentence"] = [claims.sentence(claims.SEARCH_CLAIM, m, v) for m, v in
+                               zip(out.loc[at, "measured"], out.loc[at, "verdict"])]
     return out.drop(index=withdrawn_rows(own).index)
 
 
