@@ -220,6 +220,37 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
         "decided.")
     assert reading_line(t.iloc[:2]) == ("Of the 2 rows testing the paper's claims, 1 holds here, 1 does not hold "
                                         "here and 0 are not decided at this scale.")
+    # comparisons the package adds are counted apart from the paper's claims too
+    implied = pd.concat([t, pd.DataFrame({"claim": ["e", "f"], "source": ["implied"] * 2,
+                                          "verdict": [SUPPORTED, UNDECIDED], "borrowed": [False] * 2})])
+    assert reading_line(implied, "`cpu`") == (
+        "Of the 3 rows testing the paper's claims (1 of them from the published run `cpu`, which trains what this "
+        "profile does not), 1 holds here, 1 does not hold here and 1 is not decided at this scale. Of the 2 "
+        "comparisons this package adds to test what the paper's search implies (rows marked (implied)), 1 holds "
+        "here, 0 do not hold here and 1 is not decided. The package's own 1 assumption (rows marked (package), not "
+        "claims of the paper): 1 holds here, 0 do not hold here, 0 are not decided.")
+
+
+@pytest.mark.timeout(60)
+def test_caveats_name_the_fixes_a_page_predates(tmp_path, monkeypatch):
+    """Known answer on a two-commit repository: a page of the first commit predates a fix made in the second."""
+    import subprocess
+    from basisconv.pipeline.publish import caveats, page_commit
+    monkeypatch.chdir(tmp_path)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    commits = []
+    for i in range(2):
+        Path("f").write_text(str(i))
+        subprocess.run(git + ["add", "f"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", str(i)], check=True)
+        commits.append(subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                      check=True).stdout.strip())
+    fixes = [(commits[1], "the fix")]
+    assert caveats(commits[0], fixes) == ["the fix"] and caveats(commits[1], fixes) == []
+    assert caveats("0123456789ab", fixes) == [] and caveats(None, fixes) == []  # unknown code: nothing claimed
+    page = f"# t\n\n> **Provenance.** Profile `x`, from the code at commit `{commits[0]}` and published.\n"
+    assert page_commit(page) == commits[0] and page_commit("# t\n") is None
 
 
 def test_basis_stage_seconds_counts_a_switch_run_from_its_snapshot():
@@ -235,7 +266,7 @@ def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
     README block; the run's own rows, provenance and hardware lines stay; twice is the same as once; which claims are
     borrowed stays as published (a claim reworded there is refused), and another run's block is not touched."""
     from basisconv.pipeline.claims import sentence
-    from basisconv.pipeline.publish import BORROWED_HEADING, reborrow
+    from basisconv.pipeline.publish import BORROWED_HEADING, no_longer_line, reborrow
     from basisconv.pipeline.stages.report import table_path
     _fake_run(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -293,7 +324,7 @@ def test_reborrow_refreshes_only_the_borrowed_rows(tmp_path, monkeypatch):
     for _ in range(2):
         reborrow(dest, ["docs/results/other"])
         page, readme = (dest / "README.md").read_text(), Path("README.md").read_text()
-        gone = f"No longer borrowed: '{timed}' (its run now decides it by timing"
+        gone = no_longer_line(timed)
         assert page.count(gone) == 1 and readme.count(gone) == 1 and "1.10x" not in page + readme
         assert "\n\n\n" not in readme
         assert "- In run `cpu+other`" not in page
@@ -355,7 +386,8 @@ def _reworded_fixture(root: Path, old_word: str = "at equal parameter saving"):
         "table's time claims, time per epoch compares the epochs from the switch on only, and switch against scratch "
         "compares whole trainings, those dense epochs included.\n\n"
         f"{CLAIMS_HEADING}\n\n{claims.verdict_markdown({'tables': {'runs': runs}}, table=old)}\n\n"
-        + "\n".join(f"- {x}" for x in old.sentence) + f"\n\n{section}{MEASUREMENTS}\n\ntopic prose\n\n## Figures\n\n"
+        + "\n".join(f"- {x}" for x in old.sentence) + f"\n\n{section}{MEASUREMENTS}\n\ntopic prose: random subsets at equal savings 78.01 %; basis 1.95x (91 % of "
+        "its theory; faster than dense on 14/14)\n\n## Figures\n\n"
         "**Figure 1: `basis_curves`.** An older caption.\n\n![basis_curves](figures/basis_curves.png)\n")
     (root / "README.md").write_text(f"intro\n{START}\nProfile line.\nHardware line.\n\n| old table |\n\nreading\n\n"
                                     f"{report_link(Path('docs/results/run'))}\n{END}\noutro\n")
@@ -396,7 +428,11 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
                f"{time_columns_text(24)}\n\n" in page and "time per epoch compares" not in page
         assert page.count(REWORDED) == 1 and readme.count(REWORDED) == 1
         assert re.search(r"^> \*\*Provenance\.\*\* .* at commit `abc`\. " + REWORDED + " .*every number and verdict "
-                         r"is the run's\. Withdrawn: [^\n]*machine's drift[^\n]*\.$", page, re.M)
+                         r"still shown is the run's as published\. Withdrawn: [^\n]*machine's drift[^\n]*\.$", page,
+                         re.M)
+        # the topic prose's phrases older code worded stronger than its evidence, in today's words
+        assert "random layer subsets saving about as many parameters (one draw each) 78.01 %" in page
+        assert "faster than dense by median time on 14/14, no interval)" in page and "equal savings" not in page
         assert "topic prose" in page and "- In run `cpu+other`:" in page and "Profile line.\nHardware line." in readme
         assert "| old table |" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
         assert "\n\n\n" not in readme  # the notes replaced, not stacked

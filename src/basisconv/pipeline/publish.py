@@ -89,14 +89,15 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
 def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     """The one-line reading of a verdict table (``claim``, ``source``, ``verdict`` and, for rows borrowed from other
     published runs, ``borrowed``), singular and plural right (``tables.plural``): the paper's claims counted apart
-    from the package's own assumptions (``source`` ``package``), which are not claims of the paper."""
+    from what its search implies (``source`` ``implied``: comparisons this package adds) and from the package's own
+    assumptions (``source`` ``package``), neither of which the paper states."""
     borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
 
     def counts(rows: pd.DataFrame) -> tuple[int, int, int]:
         v = rows.verdict.value_counts()
         return v.get(SUPPORTED, 0), v.get(CONTRADICTED, 0), v.get(UNDECIDED, 0)
 
-    paper = table.source != "package"
+    paper = table.source == "paper"
     held, failed, open_ = counts(table[paper])
     n_borrowed = int((borrowed & paper).sum())
     # the borrowed count stands apart from the verdict counts: it is a share of all the claims, not of the last count
@@ -107,9 +108,16 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
             f"{plural(held, 'holds', 'hold')} here, "
             f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
             f"scale.")
-    if (~paper).any():
-        held, failed, open_ = counts(table[~paper])
-        line += (f" The package's own {plural(int((~paper).sum()), 'assumption')} (rows marked (package), not claims "
+    implied = table.source == "implied"
+    if implied.any():
+        held, failed, open_ = counts(table[implied])
+        line += (f" Of the {plural(int(implied.sum()), 'comparison')} this package adds to test what the paper's "
+                 f"search implies (rows marked (implied)), {plural(held, 'holds', 'hold')} here, "
+                 f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided.")
+    own = table.source == "package"
+    if own.any():
+        held, failed, open_ = counts(table[own])
+        line += (f" The package's own {plural(int(own.sum()), 'assumption')} (rows marked (package), not claims "
                  f"of the paper): {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here, "
                  f"{plural(open_, 'is', 'are')} not decided.")
     return line
@@ -308,12 +316,47 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
 
 CLAIMS_HEADING = "## The paper's claims and what this run decides"  # the report's verdict section
 FIGURE_LINE = re.compile(r"^\*\*Figure (\d+): `([^`]+)`\.\*\* .*$", re.M)  # a caption line of the report
+# phrases of the topic prose that older report code wrote stronger than its evidence, and today's words for them
+PHRASES = [(re.compile(r"random subsets at equal savings"),
+            "random layer subsets saving about as many parameters (one draw each)"),
+           (re.compile(r"faster than dense on (\d+/\d+)\)"), r"faster than dense by median time on \1, no interval)")]
 TABLE_NOTE = re.compile(r"^Test accuracy in %, mean and std over seeds;.*$", re.M)  # the main table's note
 # the run names' sentence on the time columns, as every version of the report stage worded it
 TIME_COLUMNS = re.compile(r"Epoch \(s\) and training \(s\) of a switch run include the (\d+) dense epochs? before "
                           r"the switch, the baseline's[;.].*?(?:those dense epochs included|interleaved timings)\.")
 REWORDED = "Claim wording and figure captions re-rendered"  # how a re-worded page and block say so
 NO_LONGER = "No longer borrowed:"  # how a page and block say a claim left the borrowed rows (``reborrow``)
+# fixes after which a published run's numbers may differ: (commit, what a run of older code may carry); ``--reword``
+# names each whose commit the page's code predates
+FIXES = [("81a714f", "this run's code predates fix 81a714f: its sensitivity sweep's rows could depend on the layers "
+                     "timed before them (a layer left in channels_last; a resumed sweep differed from a straight one "
+                     "in 7 of 64 rows), so its selection, and every row built on it, may differ from today's code's.")]
+
+
+def no_longer_line(claim: str) -> str:
+    """What a page and README block say of a borrowed claim that its run now decides by timing (``reborrow``)."""
+    return (f"{NO_LONGER} '{claim}' (borrowed earlier, when it was decided from training times; its run now decides "
+            "it from interleaved timings of that run's machine, a verdict of that machine only, so this run, which "
+            "times its own models, does not borrow it).")
+
+
+def page_commit(text: str) -> str | None:
+    """The code commit a published page names on its provenance line (``from the code at commit `...```)."""
+    m = re.search(r"^> \*\*Provenance\.\*\*.*?from the code at commit `([0-9a-f]+)", text, re.M)
+    return m[1] if m else None
+
+
+def caveats(commit: str | None, fixes=None) -> list[str]:
+    """The ``FIXES`` (or ``fixes``) whose commit ``commit`` does not contain (``git merge-base --is-ancestor``);
+    none when either is unknown to git (a page of unknown code names no fix it cannot check)."""
+    out = []
+    for fix, text in FIXES if fixes is None else fixes:
+        if not commit:
+            break
+        r = subprocess.run(["git", "merge-base", "--is-ancestor", fix, commit], capture_output=True)
+        if r.returncode == 1:  # 0: contains the fix; 128: unknown commit
+            out.append(text)
+    return out
 
 
 def _is_true(x) -> bool:
@@ -375,8 +418,9 @@ def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
 def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.DataFrame, note: str) -> str:
     """The published ``text`` with its verdict section (table, note and sentences: the report stage's) rendered from
     ``new`` instead of ``old`` (its published claims), every figure caption from ``figures.caption``, the main
-    table's note and the run names' sentence on the time columns in the current words (``report``), and ``note``
-    at the end of its provenance line (in place of an earlier one). Raises, before anything is written, on a page
+    table's note and the run names' sentence on the time columns in the current words (``report``), the topic
+    prose's ``PHRASES`` that older code worded stronger than its evidence, and ``note`` at the end of its provenance
+    line (in place of an earlier one). Raises, before anything is written, on a page
     whose verdict sentences are not ``old``'s or that names a figure without a caption."""
     if CLAIMS_HEADING not in text:
         raise ValueError(f"the page has no '{CLAIMS_HEADING}' section")
@@ -388,6 +432,8 @@ def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.Data
     verdicts = claims.verdict_markdown({"tables": {"runs": runs}}, table=new)
     section = "\n\n" + verdicts + "\n\n" + "\n".join(f"- {x}" for x in new.sentence) + "\n\n"
     tail = FIGURE_LINE.sub(lambda m: f"**Figure {m[1]}: `{m[2]}`.** {figures.caption(m[2])}", tail)
+    for old_words, words in PHRASES:
+        tail = old_words.sub(words, tail)
     head = TABLE_NOTE.sub(lambda m: report.MAIN_TABLE_NOTE, head, count=1)
     head = TIME_COLUMNS.sub(lambda m: report.time_columns_text(int(m[1])), head, count=1)
     head = re.sub(r"^(> \*\*Provenance\.\*\*.*?)(?: " + REWORDED + r"[^\n]*)?$", lambda m: f"{m[1]} {note}",
@@ -430,8 +476,9 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         earlier = re.findall(r" Withdrawn: the row .*?\.(?= Withdrawn:|$)", next(
             (line for line in text.splitlines() if line.startswith("> **Provenance.**") and REWORDED in line), ""))
         note = (f"{REWORDED} by `python -m basisconv.pipeline.publish --reword` from the code at commit "
-                f"`{code_commit()}`; every number and verdict is the run's."
-                + "".join(dict.fromkeys(earlier + [withdrawn_text(withdrawn_rows(published))])))
+                f"`{code_commit()}`; every number and verdict still shown is the run's as published."
+                + "".join(dict.fromkeys(earlier + [withdrawn_text(withdrawn_rows(published))]))
+                + "".join(f" Caveat: {c}" for c in caveats(page_commit(text))))
         try:
             text = reworded_page(text, published, own, runs, note)
         except (ValueError, KeyError) as e:  # KeyError: a figure without a caption (figures.caption lists them)
@@ -449,10 +496,10 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         raise ValueError(f"--reborrow {folder}: {len(before)} borrowed claims on its page, {len(borrowed)} of them "
                          f"found in {', '.join(map(str, also))} (no longer decided there, or decided otherwise); "
                          f"republish {folder} itself")
-    # kept on the page and in the block at every later reborrow too
-    gone = list(dict.fromkeys([line for line in old.splitlines() if line.startswith(NO_LONGER)] + [
-        f"{NO_LONGER} '{c}' (its run now decides it by timing that machine's models, a verdict of that machine "
-        "only)." for c, _ in dropped]))
+    # kept on the page and in the block at every later reborrow too (in the current words)
+    before_gone = [m[1] for line in old.splitlines() if line.startswith(NO_LONGER)
+                   for m in [re.match(NO_LONGER + r" '(.*?)' \(", line)] if m]
+    gone = [no_longer_line(c) for c in dict.fromkeys(before_gone + [c for c, _ in dropped])]
     start, end = markers(block_name)
     readme = Path(readme)
     rtext = readme.read_text()
