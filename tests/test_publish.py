@@ -402,7 +402,9 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
     from basisconv.pipeline.figures import caption
     from basisconv.pipeline.publish import REWORDED, reborrow
     from basisconv.pipeline.report import MAIN_TABLE_NOTE, time_columns_text
+    from basisconv.pipeline import publish as publish_module
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(publish_module, "caveats", lambda commit, fixes=None: ["the code predates a fix."])
     folder, old = _reworded_fixture(tmp_path)
     for _ in range(2):
         written = reborrow(folder, ["docs/results/other"], reword=True)
@@ -436,6 +438,10 @@ def test_reword_renders_the_claims_and_captions_in_the_current_words_and_keeps_e
         assert "topic prose" in page and "- In run `cpu+other`:" in page and "Profile line.\nHardware line." in readme
         assert "| old table |" not in readme and readme.startswith("intro\n") and readme.endswith("outro\n")
         assert "\n\n\n" not in readme  # the notes replaced, not stacked
+        assert page.count("Caveat: the code predates a fix.") == 1 and readme.count("Caveat: the code predates") == 1
+    # a plain reborrow afterwards keeps the block's re-wording note, with its withdrawals and caveats
+    reborrow(folder, ["docs/results/other"])
+    assert Path("README.md").read_text() == readme and (folder / "README.md").read_text() == page
 
 
 def test_reword_refuses_a_changed_number_and_a_page_that_is_not_its_table(tmp_path, monkeypatch):
@@ -457,6 +463,18 @@ def test_reword_refuses_a_changed_number_and_a_page_that_is_not_its_table(tmp_pa
     with pytest.raises(ValueError, match="--reword docs/results/run: the page's verdict sentences are not those of "
                                          "its tables/claims.csv"):
         reborrow(folder, ["docs/results/other"], reword=True)
+    (folder / "README.md").write_text(page.replace("the 24 dense epochs before the switch, the baseline's;",
+                                                   "its first 24 dense epochs, the baseline's;"))
+    with pytest.raises(ValueError, match="--reword docs/results/run: the page's sentence on its time columns is in "
+                                         "words --reword does not know"):
+        reborrow(folder, ["docs/results/other"], reword=True)
+    claims_csv = files[folder / "tables/claims.csv"].decode()
+    (folder / "tables/claims.csv").write_text(claims_csv.replace("17.8 %\",contradicted", "17.8 %\",supported"))
+    (folder / "README.md").write_bytes(files[folder / "README.md"])
+    with pytest.raises(ValueError, match=r"--reword docs/results/run: the search-cost row .* is not decided so under "
+                                         r"today's threshold \(10 %\)"):
+        reborrow(folder, ["docs/results/other"], reword=True)
+    (folder / "tables/claims.csv").write_bytes(files[folder / "tables/claims.csv"])
     (folder / "README.md").write_text(page.replace("`basis_curves`", "`no_such_figure`", 1))
     with pytest.raises(ValueError, match="--reword docs/results/run: no caption for figure 'no_such_figure'"):
         reborrow(folder, ["docs/results/other"], reword=True)

@@ -13,9 +13,10 @@ the cheap profile") can borrow those claims from another published run, ``--also
 the run itself decides is never borrowed, and each borrowed row names the run, its precision and its report. After
 the borrowed-from run is republished, ``--reborrow docs/results/cpu-full-mirror --also docs/results/cpu-mirror``
 borrows its rows again into the published page and README block, without rerunning the borrowing run; with
-``--reword`` it also re-words that run's own accuracy and training-time claims and its figure captions in the current
-code's words (``reworded_claims``: numbers and verdicts must come out as published), for a run too long to rerun at
-every change of wording.
+``--reword`` it also re-words that run's own accuracy claims, search-cost row, figure captions, main-table note, time
+columns' sentence and some topic-prose phrases in the current code's words, drops rows of withdrawn claims and names
+fixes the run's code predates (``reworded_claims``, ``reworded_page``: numbers and verdicts must come out as
+published), for a run too long to rerun at every change of wording.
 """
 from __future__ import annotations
 
@@ -171,7 +172,7 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
         if "timed" not in t:
             raise ValueError(f"--also {folder}: its {CLAIMS_CSV} has no 'timed' column (published before speed claims "
                              "were marked); republish that run first")
-        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim]) & ~t.timed.astype(bool)
+        t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim]) & ~t.timed.map(_is_true)
               & (t.source != "package")]
         rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
                                          for c, run, prec in zip(t.comparison, t.run, t.precision)]))
@@ -321,7 +322,8 @@ PHRASES = [(re.compile(r"random subsets at equal savings"),
             "random layer subsets saving about as many parameters (one draw each)"),
            (re.compile(r"faster than dense on (\d+/\d+)\)"), r"faster than dense by median time on \1, no interval)")]
 TABLE_NOTE = re.compile(r"^Test accuracy in %, mean and std over seeds;.*$", re.M)  # the main table's note
-# the run names' sentence on the time columns, as every version of the report stage worded it
+# the run names' sentence on the time columns, as the report stage worded it since c4d01ae (an older page is
+# refused by ``reworded_page`` rather than left saying epoch times decide claims)
 TIME_COLUMNS = re.compile(r"Epoch \(s\) and training \(s\) of a switch run include the (\d+) dense epochs? before "
                           r"the switch, the baseline's[;.].*?(?:those dense epochs included|interleaved timings)\.")
 REWORDED = "Claim wording and figure captions re-rendered"  # how a re-worded page and block say so
@@ -409,6 +411,13 @@ def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
             d.source_new
     # the search-cost row: one measurement against a fixed threshold, so its words are the current ones as they are
     at = out.index[(out.comparison == claims.SEARCH_COMPARISON) & (out.source == "paper")]
+    for i in at:  # its verdict under today's threshold must be the published one
+        share = re.search(r", (\d+(?:\.\d+)?) %", out.loc[i, "measured"])
+        now = claims.SUPPORTED if share and float(share[1]) <= 100 * claims.CHEAP_FRACTION else claims.CONTRADICTED
+        if share is None or now != out.loc[i, "verdict"]:
+            raise ValueError(f"--reword {folder}: the search-cost row ({out.loc[i, 'measured']!r}, "
+                             f"{out.loc[i, 'verdict']}) is not decided so under today's threshold "
+                             f"({100 * claims.CHEAP_FRACTION:g} %); republish {folder} itself")
     out.loc[at, "claim"] = claims.SEARCH_CLAIM
     out.loc[at, "sentence"] = [claims.sentence(claims.SEARCH_CLAIM, m, v) for m, v in
                                zip(out.loc[at, "measured"], out.loc[at, "verdict"])]
@@ -435,7 +444,10 @@ def reworded_page(text: str, old: pd.DataFrame, new: pd.DataFrame, runs: pd.Data
     for old_words, words in PHRASES:
         tail = old_words.sub(words, tail)
     head = TABLE_NOTE.sub(lambda m: report.MAIN_TABLE_NOTE, head, count=1)
-    head = TIME_COLUMNS.sub(lambda m: report.time_columns_text(int(m[1])), head, count=1)
+    head, n = TIME_COLUMNS.subn(lambda m: report.time_columns_text(int(m[1])), head, count=1)
+    if not n and "Epoch (s) and training (s)" in head:
+        raise ValueError("the page's sentence on its time columns is in words --reword does not know "
+                         "(TIME_COLUMNS); republish the run, or add its words there")
     head = re.sub(r"^(> \*\*Provenance\.\*\*.*?)(?: " + REWORDED + r"[^\n]*)?$", lambda m: f"{m[1]} {note}",
                   head, count=1, flags=re.M)
     return head + CLAIMS_HEADING + section + tail
@@ -473,7 +485,7 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
     if reword:
         published, own = own, reworded_claims(folder, own, runs)
         # rows withdrawn by an earlier re-wording are no longer in claims.csv: their note is carried over
-        earlier = re.findall(r" Withdrawn: the row .*?\.(?= Withdrawn:|$)", next(
+        earlier = re.findall(r" Withdrawn: the row .*?\.(?= Withdrawn:| Caveat:|$)", next(
             (line for line in text.splitlines() if line.startswith("> **Provenance.**") and REWORDED in line), ""))
         note = (f"{REWORDED} by `python -m basisconv.pipeline.publish --reword` from the code at commit "
                 f"`{code_commit()}`; every number and verdict still shown is the run's as published."
@@ -510,7 +522,8 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         first_row = next((i for i, line in enumerate(block) if line.startswith("|")), None)
         if first_row is None:
             raise ValueError(f"{readme}: the {block_name} block of {folder} has no verdict table to refresh")
-        lead = [line for line in block[:first_row] if not line.startswith((REWORDED, NO_LONGER))]
+        # the re-wording note is replaced only by a new one: a plain reborrow keeps it (and its withdrawals, caveats)
+        lead = [line for line in block[:first_row] if not line.startswith((REWORDED, NO_LONGER) if note else NO_LONGER)]
         while lead and not lead[-1].strip():  # one blank line between the paragraphs, however many notes went
             lead.pop()
         lead += [""] + [x for line in ([note] if note else []) + gone for x in (line, "")]
@@ -536,8 +549,8 @@ def main(argv=None) -> None:
                     help="do not publish the work tree's run: borrow the --also claims into this published run "
                          "(docs/results/<profile>) again, as those folders are now")
     ap.add_argument("--reword", action="store_true",
-                    help="with --reborrow: that run's own accuracy and training-time claims and its figure captions "
-                         "in the current code's words too (its numbers and verdicts must come out as published)")
+                    help="with --reborrow: that run's own claims, figure captions and notes in the current code's "
+                         "words too, withdrawn rows dropped (its numbers and verdicts must come out as published)")
     args = ap.parse_args(argv)
     if args.reword and not args.reborrow:
         ap.error("--reword needs --reborrow FOLDER: the published run to re-word")
