@@ -94,33 +94,29 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     assumptions (``source`` ``package``), neither of which the paper states."""
     borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
 
-    def counts(rows: pd.DataFrame) -> tuple[int, int, int]:
+    def tally(rows: pd.DataFrame, last: str, tail: str = "") -> str:
+        """'<n> hold(s) here, <n> do(es) not hold here<last><n> is/are not decided<tail>' of ``rows``."""
         v = rows.verdict.value_counts()
-        return v.get(SUPPORTED, 0), v.get(CONTRADICTED, 0), v.get(UNDECIDED, 0)
+        held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
+        return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
+                f"{plural(open_, 'is', 'are')} not decided{tail}")
 
     paper = table.source == "paper"
-    held, failed, open_ = counts(table[paper])
     n_borrowed = int((borrowed & paper).sum())
     # the borrowed count stands apart from the verdict counts: it is a share of all the claims, not of the last count
     whence = (f" ({n_borrowed} of them from the published run {runs_from}, which trains what this profile does not)"
               if n_borrowed else "")
     # rows, not claims: a claim tested again at a second budget (`~ml2`) is a row of its own
     line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence}, "
-            f"{plural(held, 'holds', 'hold')} here, "
-            f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided at this "
-            f"scale.")
+            f"{tally(table[paper], ' and ', ' at this scale')}.")
     implied = table.source == "implied"
     if implied.any():
-        held, failed, open_ = counts(table[implied])
         line += (f" Of the {plural(int(implied.sum()), 'comparison')} this package adds to test what the paper's "
-                 f"search implies (rows marked (implied)), {plural(held, 'holds', 'hold')} here, "
-                 f"{plural(failed, 'does', 'do')} not hold here and {plural(open_, 'is', 'are')} not decided.")
+                 f"search implies (rows marked (implied)), {tally(table[implied], ' and ')}.")
     own = table.source == "package"
     if own.any():
-        held, failed, open_ = counts(table[own])
         line += (f" The package's own {plural(int(own.sum()), 'assumption')} (rows marked (package), not claims "
-                 f"of the paper): {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here, "
-                 f"{plural(open_, 'is', 'are')} not decided.")
+                 f"of the paper): {tally(table[own], ', ')}.")
     return line
 
 
