@@ -229,6 +229,11 @@ def test_reading_line_counts_the_package_assumptions_apart_from_the_paper_claims
         "comparisons this package adds to test what the paper's search implies (rows marked (implied)), 1 holds "
         "here, 0 do not hold here and 1 is not decided. The package's own 1 assumption (rows marked (package), not "
         "claims of the paper): 1 holds here, 0 do not hold here, 0 are not decided.")
+    # a borrowed comparison is named as borrowed in its own count, not in the paper's
+    implied.loc[implied.claim == "e", "borrowed"] = True
+    assert "(rows marked (implied)) (1 of them from the published run `cpu`, which trains what this profile does " \
+           "not), 1 holds" in reading_line(implied, "`cpu`")
+    assert reading_line(implied, "`cpu`").count("1 of them from the published run") == 2
 
 
 @pytest.mark.timeout(60)

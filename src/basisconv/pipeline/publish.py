@@ -101,22 +101,24 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
         return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
                 f"{plural(open_, 'is', 'are')} not decided{tail}")
 
+    def whence(rows: pd.Series) -> str:
+        """' (<n> of them from the published run ...)' for the borrowed rows among ``rows`` (a mask), else ''."""
+        n = int((borrowed & rows).sum())
+        # the borrowed count stands apart from the verdict counts: it is a share of all these rows, not of the last
+        return f" ({n} of them from the published run {runs_from}, which trains what this profile does not)" if n else ""
+
     paper = table.source == "paper"
-    n_borrowed = int((borrowed & paper).sum())
-    # the borrowed count stands apart from the verdict counts: it is a share of all the claims, not of the last count
-    whence = (f" ({n_borrowed} of them from the published run {runs_from}, which trains what this profile does not)"
-              if n_borrowed else "")
     # rows, not claims: a claim tested again at a second budget (`~ml2`) is a row of its own
-    line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence}, "
+    line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence(paper)}, "
             f"{tally(table[paper], ' and ', ' at this scale')}.")
     implied = table.source == "implied"
     if implied.any():
         line += (f" Of the {plural(int(implied.sum()), 'comparison')} this package adds to test what the paper's "
-                 f"search implies (rows marked (implied)), {tally(table[implied], ' and ')}.")
+                 f"search implies (rows marked (implied)){whence(implied)}, {tally(table[implied], ' and ')}.")
     own = table.source == "package"
     if own.any():
         line += (f" The package's own {plural(int(own.sum()), 'assumption')} (rows marked (package), not claims "
-                 f"of the paper): {tally(table[own], ', ')}.")
+                 f"of the paper){whence(own)}: {tally(table[own], ', ')}.")
     return line
 
 
