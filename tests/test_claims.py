@@ -218,3 +218,65 @@ def test_speed_claim_point_is_the_centre_of_its_interval():
     old = {k: v for k, v in row.items() if k != "speedup_geomean"}
     d, = claims.speed_claims({"precision": "bf16", "models": {"all_layers.inference": old}})
     assert d.measured.startswith("1.39x (ratio of medians), 95 % CI")
+
+
+def test_same_models_finds_one_model_under_two_run_names():
+    """The basis stage's plan: a comparison subset that is every layer at the all-layers ratio is the all-layers
+    model (the ratio given as one number or per layer), and only with the same schedule."""
+    layers = ["a", "b", "c"]
+    plan = [("baseline", "-", None, None), ("all_layers", "switch", layers, 0.5),
+            ("all_layers", "scratch", layers, 0.5), ("selected", "switch", ["a", "c"], {"a": 0.5, "c": 0.25}),
+            ("random0", "switch", ["c", "a"], {"a": 0.5, "c": 0.25}), ("largest", "switch", ["a"], {"a": 0.5}),
+            ("spectral", "switch", ["c", "b", "a"], {"a": 0.5, "b": 0.5, "c": 0.5}),
+            ("spectral", "scratch", layers, {"a": 0.5, "b": 0.5, "c": 0.25})]
+    assert claims.same_models(plan) == {"random0@switch": "selected@switch", "spectral@switch": "all_layers@switch"}
+    assert claims.same_models(plan[:4]) == {}
+
+
+def test_a_row_with_the_same_models_is_not_separate_evidence():
+    """Known answers: the spectral subset equal to all layers repeats the row against all layers, and a subset equal
+    to the selection compares a model with itself; both say so, and the others do not change."""
+    spec = dict(SPEC, **{"spectral@switch": SPEC["all_layers@switch"]})
+    plain = {d.comparison.split(" (")[0]: d for d in claims.accuracy_claims(_runs(spec))}
+    t = {d.comparison.split(" (")[0]: d for d in
+         claims.accuracy_claims(_runs(spec), same={"spectral@switch": "all_layers@switch"})}
+    rep = t["selected@switch - spectral@switch"]
+    assert rep.repeats == ("`spectral@switch` is the same model as `all_layers@switch` here (the same layers at the "
+                           "same ratios, the same schedule), so this row repeats the row "
+                           "`selected@switch - all_layers@switch`")
+    assert rep.row()["sentence"].endswith(f"over 3 seeds. Not separate evidence: {rep.repeats}.")
+    assert (rep.measured, rep.verdict) == (t["selected@switch - all_layers@switch"].measured, SUPPORTED)
+    assert {k for k, d in t.items() if d.repeats} == {"selected@switch - spectral@switch"}
+    assert {k: (d.measured, d.verdict) for k, d in t.items()} == {k: (d.measured, d.verdict) for k, d in plain.items()}
+    assert not any(d.repeats for d in plain.values())  # without the plan's twins nothing is marked
+    own = {d.comparison.split(" (")[0]: d for d in
+           claims.accuracy_claims(_runs(spec), same={"random0@switch": "selected@switch"})}
+    assert own["selected@switch - random0@switch"].repeats.endswith("so this row compares a model with itself")
+    # the table marks the row and says what the mark means; its reading notes do not mention it otherwise
+    r = {"tables": {"runs": _runs(spec)}, "same_models": {"spectral@switch": "all_layers@switch"}}
+    md = claims.verdict_markdown(r)
+    row = next(line for line in md.splitlines() if "`spectral@switch`)" in line)
+    assert row.rstrip(" |").endswith("supported (not separate evidence: same model)")
+    assert "'not separate evidence: same model': the row's comparison" in md
+    assert "not separate evidence" not in claims.verdict_markdown({"tables": {"runs": _runs(spec)}})
+    assert claims.not_separate(float("nan")) is False and claims.not_separate("") is False
+
+
+def test_the_plan_read_back_is_the_basis_stage_plan():
+    """``claims.planned`` (what the report reads back from the selection and the basis section) gives the basis
+    stage's own plan entries for every run it trains: main point, fronts of both kinds, every comparison."""
+    from basisconv.pipeline.stages import basis
+    cands = ["a", "b", "c", "d"]
+    sub = {"layers": ["a", "b"], "ratios": {"a": 0.5, "b": 0.25}}
+    sel = {"candidates": cands, "layers": ["c"], "ratios": {"c": 0.5},
+           "comparisons": {"random0": sub, "random1": {"layers": ["d"], "ratios": {"d": 0.5}}, "largest": sub,
+                           "spectral": {"layers": cands, "ratios": dict.fromkeys(cands, 0.5)}},
+           "fronts": {"ml2": {"layers": ["c", "d"], "ratios": {"c": 0.5, "d": 0.5},
+                              "comparisons": {"random0": sub, "largest": {"layers": ["a"], "ratios": {"a": 0.25}}}}}}
+    B = {"variants": ["baseline", "baseline_fp32", "all_layers", "selected", "random", "largest", "spectral"],
+         "schedules": ["switch", "scratch"], "ratio": 0.5, "comparison_schedule": "switch", "front_ratios": [0.25]}
+    pl = basis.plan(B, sel, amp=True)
+    names = [v if s == "-" else f"{v}@{s}" for v, s, _, _ in pl]
+    assert len(pl) == 14 and claims.planned(names, sel, B) == pl
+    assert claims.same_models(pl) == {"largest@switch": "random0@switch", "spectral@switch": "all_layers@switch",
+                                      "random0~ml2@switch": "random0@switch"}

@@ -188,6 +188,18 @@ def test_basis_contradicted_and_undecided():
 
 
 @pytest.mark.timeout(60)
+def test_basis_says_which_run_names_train_one_model():
+    acc = [85.0, 86.0, 84.1]
+    runs = _runs({"baseline": (1_000_000, [90.0, 91.0, 89.0]), "all_layers@switch": (400_000, acc),
+                  "selected@switch": (600_000, [89.0, 90.5, 88.0]), "spectral@switch": (400_000, acc)})
+    text = D.basis(P, runs, main_table(runs, "test"), same={"spectral@switch": "all_layers@switch"})
+    assert "One model under two run names: `spectral@switch` is `all_layers@switch`" in text
+    spectral = next(l for l in text.splitlines() if "(`spectral@switch`)" in l)
+    assert spectral.endswith("so this row repeats the row `selected@switch - all_layers@switch`.")
+    assert "One model" not in D.basis(P, runs, main_table(runs, "test"))
+
+
+@pytest.mark.timeout(60)
 def test_basis_one_seed_and_no_selection():
     runs = _runs({"baseline": (1000, [90.0]), "all_layers@switch": (500, [85.0])}, seeds=(0,))
     text = D.basis(P, runs, main_table(runs, "test"))

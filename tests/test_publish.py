@@ -28,6 +28,7 @@ def _fake_run(tmp: Path):
     write_json(tmp / STAGES["sensitivity"]["selection"], {
         "candidates": ["a", "b"], "layers": ["b"], "ratios": {"b": 0.5}, "search_seconds": 12.0,
         "search_cost_fraction": 0.1, "predicted_loss": 0.3, "params_saved": 1234,
+        "comparisons": {"random0": {"layers": ["a"], "ratios": {"a": 0.5}}},
         "params_resolved": {"sensitivity": {"ratios": [0.5]}}})
     for name in TABLES:
         (tmp / table_path(name)).parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,8 @@ def _fake_run(tmp: Path):
     # the switch run carries its baseline snapshot's 3 epochs in train_time; its own last epoch took 25 s
     pd.DataFrame({"variant": ["baseline", "selected@switch"], "seed": [0, 0], "test_acc": [0.555, 0.551],
                   "train_time": [120.0, 100.0], "basis_epoch_time": [30.0, 25.0]}).to_csv(tmp / table_path("runs"), index=False)
-    write_json(tmp / STAGES["basis"]["summary"], {"params_resolved": {"train": {"epochs": 4}, "basis": {"switch_epoch": 3}}})
+    write_json(tmp / STAGES["basis"]["summary"], {"params_resolved": {"train": {"epochs": 4},
+                                                                      "basis": {"switch_epoch": 3, "ratio": 0.5}}})
     (tmp / "reports/tables").mkdir(parents=True)
     (tmp / "reports/figures").mkdir()
     (tmp / "reports/notebooks").mkdir()
@@ -498,3 +500,20 @@ def test_withdrawn_rows_are_the_untimed_rows_of_withdrawn_claims():
     gone = withdrawn_rows(t)
     assert list(gone.index) == [0] and gone.why.iloc[0] == claims.WITHDRAWN[claim]  # a timed row of it stays
     assert list(withdrawn_rows(t.drop(columns="timed")).index) == [0, 1]  # published before rows were marked
+
+
+def test_reading_line_does_not_count_a_row_with_the_same_models_twice():
+    """Known answer: of 3 comparisons the package adds, one repeats another with the same model under another run
+    name (its ``repeats`` cell says why; a CSV read back gives NaN for the others): it is named, not counted."""
+    from basisconv.core.evidence import CONTRADICTED, SUPPORTED
+    from basisconv.pipeline.publish import reading_line
+    t = pd.DataFrame({"claim": ["a", "e", "f", "g"], "source": ["paper", "implied", "implied", "implied"],
+                      "verdict": [SUPPORTED, SUPPORTED, CONTRADICTED, SUPPORTED],
+                      "repeats": [float("nan"), "", float("nan"), "`x` is the same model as `y` here"]})
+    assert reading_line(t) == (
+        "Of the 1 row testing the paper's claims, 1 holds here, 0 do not hold here and 0 are not decided at this "
+        "scale. Of the 3 comparisons this package adds to test what the paper's search implies (rows marked "
+        "(implied)), 1 holds here, 1 does not hold here and 0 are not decided; 1 row of these repeats another "
+        "row's comparison with the same model under another run name, so it is not counted (not separate "
+        "evidence).")
+    assert "repeats" not in reading_line(t.drop(columns="repeats"))

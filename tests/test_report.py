@@ -22,6 +22,30 @@ def test_selection_verdict_counts_wins():
     assert "one seed" not in s
 
 
+def test_selection_verdict_counts_one_model_once():
+    """Known answers: a subset that is the all-layers model counts once with it, and one that is the selection's own
+    model is not counted; both are said, the runs' own rows stay listed."""
+    mt = _table([("all_layers@switch", 85.0, 0.2, 3, 500), ("selected@switch", 89.0, 0.1, 3, 800),
+                 ("largest@switch", 89.5, 0.1, 3, 780), ("spectral@switch", 85.0, 0.2, 3, 500),
+                 ("random0@switch", 89.0, 0.1, 3, 800)])
+    s = report.selection_verdict(mt, same={"spectral@switch": "all_layers@switch", "random0@switch": "selected@switch"})
+    assert "higher mean against 1 of 2 distinct models" in s
+    assert ("`spectral@switch` is the same model as `all_layers@switch` here (the same layers at the same ratios), "
+            "so the two count once.") in s
+    assert "`random0@switch` is the selection's own model here (the same layers at the same ratios), so it is not " \
+           "counted." in s
+    assert "`spectral@switch` 85.00 ± 0.20 % with 500 parameters (+4.00 points" in s
+    assert "against 2 of 4 comparison variants" in report.selection_verdict(mt)  # not told: counted by name
+
+
+def test_same_models_text_names_only_the_runs_of_the_table():
+    same = {"spectral@switch": "all_layers@switch", "random0~ml2@switch": "random0@switch"}
+    s = report.same_models_text(same, ["baseline", "all_layers@switch", "spectral@switch", "random0@switch"])
+    assert s.startswith("One model under two run names: `spectral@switch` is `all_layers@switch` (the same layers")
+    assert "random0~ml2" not in s
+    assert report.same_models_text({}, ["baseline"]) == ""
+
+
 def test_selection_verdict_one_seed_and_missing():
     mt = _table([("selected@switch", 80.0, float("nan"), 1, 10), ("random0@switch", 81.0, float("nan"), 1, 10)])
     s = report.selection_verdict(mt)
@@ -137,7 +161,11 @@ def test_targets_note_names_the_reference_model():
     assert "`all_layers_switched` against `all_layers`" in report.targets_note(tg)
     assert "`selected_tuned` against `selected`" in report.targets_note(tg)
     assert "all_layers` against" not in report.targets_note(tg)
-    assert report.targets_note({"selected_train_step_fraction_of_theory": {}}) == ""
+    # the estimator is named (the verdict rows take another), with or without a derived model
+    alone = report.targets_note({"selected_train_step_fraction_of_theory": {}})
+    assert "median step time" in alone and "geometric mean" in alone and "against" not in alone
+    assert report.targets_note(tg).startswith(alone)
+    assert report.targets_note({"loader_fraction_of_step": {}}) == ""
 
 
 def test_speed_text_carries_its_interval():

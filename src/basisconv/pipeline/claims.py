@@ -30,6 +30,12 @@ speak to (a claim whose runs were not trained is left out, not guessed):
 8. the fast proxy ranks layers in the same direction as retraining does (ours, the premise of the search): the
    bootstrap interval of the Spearman correlation between proxy drops and retrained drops lies above 0;
 9. bf16 autocast leaves accuracy unchanged (ours; only when ``baseline_fp32`` was trained): equivalence.
+
+Two run names can train one model: a comparison subset may come out as the same layers at the same ratios as another
+variant (a spectral subset that is every layer at the all-layers ratio). ``same_models`` finds them in the basis
+stage's plan; an accuracy row whose comparison an earlier row already made with the same models, or that compares a
+model with itself, says so (``repeats``) and is not separate evidence: its sentence says it, the verdict table marks
+it, and the README's reading line does not count it.
 """
 from __future__ import annotations
 
@@ -66,11 +72,15 @@ WITHDRAWN = {
         "difference); it is now decided by the interleaved training-step timings",
 }
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
-COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed"]
+# ``repeats``: why a row is not separate evidence (``same_models``), "" for every other row
+COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
+# the sentence's last words for a row that repeats another (or compares a model with itself)
+NOT_SEPARATE = "Not separate evidence"
 
 
-def sentence(claim: str, measured: str, verdict: str, source: str = "paper") -> str:
-    """The claim as its source's, then this run's verdict in the words it allows, then the evidence.
+def sentence(claim: str, measured: str, verdict: str, source: str = "paper", repeats: str = "") -> str:
+    """The claim as its source's, then this run's verdict in the words it allows, then the evidence; ``repeats``:
+    why the row is not separate evidence (``Decided.repeats``), said last.
 
     >>> sentence("all layers cost accuracy", "+2.10 points, 95 % CI [+1.50, +2.70] over 3 seeds", "supported")
     'The paper claims that all layers cost accuracy. This holds here: +2.10 points, 95 % CI [+1.50, +2.70] over 3 seeds.'
@@ -79,24 +89,105 @@ def sentence(claim: str, measured: str, verdict: str, source: str = "paper") -> 
         raise ValueError(f"unknown verdict {verdict!r}; valid choices: {', '.join(WORDS)}")
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid choices: {', '.join(SOURCES)}")
-    return f"{SOURCES[source][0]} that {claim}. {WORDS[verdict]}: {measured}."
+    return f"{SOURCES[source][0]} that {claim}. {WORDS[verdict]}: {measured}." + (
+        f" {NOT_SEPARATE}: {repeats}." if repeats else "")
 
 
 @dataclass(frozen=True)
 class Decided:
     """One decided claim: its words, where it comes from, what was compared, the evidence and the verdict;
-    ``timed``: decided by timing models on this machine (a speed claim)."""
+    ``timed``: decided by timing models on this machine (a speed claim); ``repeats``: why the row is not separate
+    evidence (it repeats an earlier row's comparison with the same models, or compares a model with itself), else
+    ""."""
     claim: str
     source: str
     comparison: str
     measured: str
     verdict: str
     timed: bool = False
+    repeats: str = ""
 
     def row(self) -> dict:
         return {"claim": self.claim, "source": self.source, "comparison": self.comparison, "measured": self.measured,
-                "verdict": self.verdict, "sentence": sentence(self.claim, self.measured, self.verdict, self.source),
-                "timed": self.timed}
+                "verdict": self.verdict, "timed": self.timed, "repeats": self.repeats,
+                "sentence": sentence(self.claim, self.measured, self.verdict, self.source, self.repeats)}
+
+
+def same_models(plan) -> dict[str, str]:
+    """``{run: earlier run}`` for every run of the basis stage's plan (``stages.basis.plan``: ``(variant, schedule,
+    layers, ratio)`` in training order; ``ratio`` one number for every layer or one per layer) that trains the same
+    model as an earlier run: the same layers at the same ratios, with the same schedule (the rest of a run's config
+    is the basis section's, common to all). Such runs get different training keys, since the config keeps the ratio
+    as the plan gives it, but they are one computation: their accuracies are one result, not two.
+
+    >>> same_models([("all_layers", "switch", ["a", "b"], 0.5), ("spectral", "switch", ["b", "a"], {"a": .5, "b": .5}),
+    ...              ("largest", "switch", ["a"], {"a": 0.5})])
+    {'spectral@switch': 'all_layers@switch'}
+    """
+    first, out = {}, {}
+    for variant, schedule, layers, ratio in plan:
+        if layers is None:  # the baselines: no basis layer
+            continue
+        name = f"{variant}@{schedule}"
+        model = (schedule, tuple(sorted((layer, float(ratio[layer] if isinstance(ratio, dict) else ratio))
+                                        for layer in layers)))
+        if first.setdefault(model, name) != name:
+            out[name] = first[model]
+    return out
+
+
+def planned(runs, sel: dict, B: dict) -> list[tuple]:
+    """The basis stage's plan entries (``stages.basis.plan``: ``(variant, schedule, layers, ratio)``) of the run
+    names ``runs`` (``selected@switch``, ``random0~ml2@switch``, ``all_layers~r0.25@switch``, ``baseline``), read
+    back from the selection ``sel`` and the basis section ``B`` the stage ran with, in the order given.
+
+    The report stage reads the plan back instead of calling ``stages.basis.plan``: importing that stage would put
+    the training code into the report's code closure (``tests/test_layout.py``), and moving ``plan`` into a shared
+    module would change every training's key. ``tests/test_claims.py`` checks that the two agree."""
+    fronts = sel.get("fronts", {})
+    ratios = {variants.ratio_point(q): q for q in B.get("front_ratios", [])}
+    out = []
+    for run in runs:
+        name, _, schedule = run.partition("@")
+        base, _, point = name.partition(variants.POINT)
+        kind = variants.variant_of(run).name
+        at = fronts[point] if point and kind != "all_layers" else sel  # the selection at this point's budget
+        if kind in ("baseline", "baseline_fp32"):
+            out.append((name, "-", None, None))
+        elif kind == "all_layers":
+            out.append((name, schedule, sel["candidates"], ratios[point] if point else B["ratio"]))
+        elif kind == "selected":
+            out.append((name, schedule, at["layers"], at["ratios"]))
+        else:
+            out.append((name, schedule, at["comparisons"][base]["layers"], at["comparisons"][base]["ratios"]))
+    return out
+
+
+def _mark_repeats(rows: list[tuple[str, str, Decided | None]], same: dict[str, str]) -> list[Decided]:
+    """The decided rows of ``rows`` (``(a, b, decided)``: the runs compared, ``a - b``), each that an earlier row
+    already decided with the same two models (``same``: ``same_models``), or that compares a model with itself,
+    marked with why it is not separate evidence."""
+    def model(run):
+        return same.get(run, run)
+
+    seen, out = {}, []
+    for a, b, d in rows:
+        if d is None:
+            continue
+        pair = (model(a), model(b))
+        if pair[0] == pair[1]:
+            why = (f"`{a}` and `{b}` are the same model here (the same layers at the same ratios, the same schedule), "
+                   "so this row compares a model with itself")
+        elif pair in seen:
+            a0, b0 = seen[pair]
+            alias = " and ".join(f"`{x}` is the same model as `{y}`" for x, y in ((a, a0), (b, b0)) if x != y)
+            why = (f"{alias} here (the same layers at the same ratios, the same schedule), so this row repeats the row "
+                   f"`{a0} - {b0}`")
+        else:
+            seen[pair] = (a, b)
+            why = ""
+        out.append(d if not why else Decided(d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed, why))
+    return out
 
 
 def _paired(claim, a, b, kind, values, unit="points", source="paper", margin=MARGIN, note="") -> Decided | None:
@@ -114,30 +205,36 @@ def _size(mt: pd.DataFrame, v: str) -> str:
     return f"{int(mt.loc[v, 'params']):,} params, {mt.loc[v, 'macs'] / 1e6:,.1f} M MACs"
 
 
-def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float = MARGIN) -> list[Decided]:
+def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float = MARGIN,
+                    same: dict[str, str] | None = None) -> list[Decided]:
     """Claims 1-4 and 9 from the basis stage's per-seed rows (``variant``, ``seed``, ``test_acc`` in [0, 1],
-    ``params``, ``macs``, ``train_time``)."""
+    ``params``, ``macs``, ``train_time``); ``same``: the runs that train another run's model (``same_models``), whose
+    rows say that they are not separate evidence."""
     acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
     mt = runs.groupby("variant")[[c for c in ("params", "macs") if c in runs]].first()
     sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
-    out = [_paired("applying basis convolutions to every layer costs accuracy", "baseline", allv, "superiority", acc),
-           _paired(f"the sensitivity-selected layers keep accuracy (read here as: within {margin:g} point of the "
-                   "baseline)", sel, "baseline", "non-inferiority", acc, margin=margin),
-           _paired("the selection beats basis layers on every layer", sel, allv, "superiority", acc)]
+
+    def paired(claim, a, b, kind, **kw):
+        return a, b, _paired(claim, a, b, kind, acc, **kw)
+
+    out = [paired("applying basis convolutions to every layer costs accuracy", "baseline", allv, "superiority"),
+           paired(f"the sensitivity-selected layers keep accuracy (read here as: within {margin:g} point of the "
+                  "baseline)", sel, "baseline", "non-inferiority", margin=margin),
+           paired("the selection beats basis layers on every layer", sel, allv, "superiority")]
     for v in sorted(acc, key=lambda r: (variants.point_of(r), r)):  # the main point first, then each front's
         point = variants.point_of(v)
         s = f"selected{variants.POINT}{point}@{schedule}" if point else sel
         if v.endswith(f"@{schedule}") and variants.variant_of(v).kind == "comparison" and s in mt.index:
             at = f" at the {point} budget" if point else ""
-            out.append(_paired(f"the selection{at} beats {variants.variant_of(v).describe} (`{v}`)", s, v,
-                               "superiority", acc, source="implied", note=f" ({_size(mt, s)} vs {_size(mt, v)})"))
+            out.append(paired(f"the selection{at} beats {variants.variant_of(v).describe} (`{v}`)", s, v,
+                              "superiority", source="implied", note=f" ({_size(mt, s)} vs {_size(mt, v)})"))
     v = schedule_variant(runs)
     if v:  # the schedules compared on the selection if it was trained both ways (their cost: schedule_cost_claim)
-        out.append(_paired(f"the switch schedule matches training basis layers from scratch (read here as: within "
-                           f"{margin:g} point)", f"{v}@switch", f"{v}@scratch", "equivalence", acc, margin=margin))
-    out.append(_paired(f"bf16 autocast leaves accuracy unchanged (read here as: within {margin:g} point)", "baseline",
-                       "baseline_fp32", "equivalence", acc, source="package", margin=margin))
-    return [d for d in out if d is not None]
+        out.append(paired(f"the switch schedule matches training basis layers from scratch (read here as: within "
+                          f"{margin:g} point)", f"{v}@switch", f"{v}@scratch", "equivalence", margin=margin))
+    out.append(paired(f"bf16 autocast leaves accuracy unchanged (read here as: within {margin:g} point)", "baseline",
+                      "baseline_fp32", "equivalence", source="package", margin=margin))
+    return _mark_repeats(out, same or {})
 
 
 def schedule_variant(runs: pd.DataFrame) -> str | None:
@@ -266,9 +363,11 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
 
 def verdict_table(r: dict, schedule: str = "switch") -> pd.DataFrame:
     """Every claim the results ``r`` (``basisconv.pipeline.stages.report.load_results``) can decide, one row each:
-    claim, source (paper or package), comparison, measured evidence, verdict, and the sentence stating it."""
+    claim, source (paper or package), comparison, measured evidence, verdict, the sentence stating it, whether it
+    is timed, and why it is not separate evidence (``r["same_models"]``: ``same_models`` of the basis stage's
+    plan)."""
     runs = r["tables"]["runs"]
-    decided = accuracy_claims(runs, schedule)
+    decided = accuracy_claims(runs, schedule, same=r.get("same_models"))
     span = (r.get("basis") or {}).get("params_resolved") or {}
     if span:
         decided += schedule_cost_claim(r.get("benchmark") or {}, schedule_variant(runs), span["train"]["epochs"],
@@ -282,9 +381,10 @@ def verdict_table(r: dict, schedule: str = "switch") -> pd.DataFrame:
     return pd.DataFrame([d.row() for d in decided], columns=COLUMNS)
 
 
-def accuracy_markdown(runs: pd.DataFrame, schedule: str = "switch") -> str:
-    """The accuracy claims alone (what the basis stage can decide by itself), as a verdict table."""
-    return verdict_markdown({"tables": {"runs": runs}}, schedule)
+def accuracy_markdown(runs: pd.DataFrame, schedule: str = "switch", same: dict[str, str] | None = None) -> str:
+    """The accuracy claims alone (what the basis stage can decide by itself), as a verdict table; ``same``: as for
+    ``accuracy_claims``."""
+    return verdict_markdown({"tables": {"runs": runs}, "same_models": same or {}}, schedule)
 
 
 def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | None = None,
@@ -298,7 +398,9 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
         t = pd.concat([t, extra], ignore_index=True)
     if not len(t):
         return "No claim can be decided from this run (too few variants were trained)."
-    shown = t.assign(claim=[SOURCES[s][1] + c for c, s in zip(t.claim, t.source)])
+    shown = t.assign(claim=[SOURCES[s][1] + c for c, s in zip(t.claim, t.source)],
+                     verdict=[f"{v} ({NOT_SEPARATE.lower()}: same model)" if not_separate(x) else v
+                              for v, x in zip(t.verdict, t.get("repeats", [""] * len(t)))])
     n = int(r["tables"]["runs"].groupby("variant").seed.nunique().min())
     note = ("" if n >= 2 else " With one seed no interval exists, so no accuracy claim can be decided.")
     return (shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
@@ -310,4 +412,13 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
             "not by the trainings' epoch times (trainings run at different times carry the machine's drift). "
             "(implied): a comparison this package adds, testing what the paper's search implies; (package): an "
             "assumption of this package's search, not a claim of the paper."
+            + (f" '{NOT_SEPARATE.lower()}: same model': the row's comparison is made with a model another run name "
+               "also trained (the same layers at the same ratios), so it repeats an earlier row or compares a model "
+               "with itself; its sentence says which, and the reading of the table does not count it."
+               if any(map(not_separate, t.get("repeats", []))) else "")
             + note)
+
+
+def not_separate(x) -> bool:
+    """Whether a verdict table's ``repeats`` cell marks its row (a CSV read back gives NaN for "")."""
+    return isinstance(x, str) and bool(x)

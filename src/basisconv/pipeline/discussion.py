@@ -59,7 +59,7 @@ def _share(frac: float) -> str:
 
 def _bullets(decided: list) -> str:
     """The claims' own sentences (``claims.sentence``: the paper's claim, then this run's verdict and evidence)."""
-    return "\n".join(f"- {claims.sentence(d.claim, d.measured, d.verdict, d.source)}" for d in decided)
+    return "\n".join(f"- {d.row()['sentence']}" for d in decided)
 
 
 def _join(parts: list[str]) -> str:
@@ -265,9 +265,10 @@ def _acc(t: pd.DataFrame, v: str) -> str:
     return f"{_f(t.loc[v, 'test_acc_mean'])}" + ("" if _missing(std) else f" ± {_f(std)}") + " %"
 
 
-def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame) -> str:
+def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame, same: dict[str, str] | None = None) -> str:
     """The basis stage: the selection against the baseline and all layers (the claims' paired intervals and
-    verdicts, ``claims.accuracy_claims``; training time is the benchmark's), compression and the number of seeds."""
+    verdicts, ``claims.accuracy_claims``; training time is the benchmark's), compression and the number of seeds;
+    ``same``: the runs that train another run's model (``claims.same_models`` of the stage's plan), said so."""
     sched = P["basis"]["comparison_schedule"]
     if runs is None or not len(runs) or table is None or not len(table):
         return "No basis-stage run was trained, so there is nothing to compare."
@@ -289,7 +290,8 @@ def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame) -> str:
                    "compression).")
     if lo < 2:
         out.append(f"With {_n(lo, 'seed')} no paired interval exists, so no accuracy claim can be decided.")
-    decided = claims.accuracy_claims(runs, sched)
+    out.append(report_text.same_models_text(same or {}, t.index))
+    decided = claims.accuracy_claims(runs, sched, same=same)
     text = _join(out)
     return text + ("\n\n" + _bullets(decided) if decided else "\n\nNo claim can be decided from these variants.")
 

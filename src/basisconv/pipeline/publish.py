@@ -91,15 +91,22 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
     """The one-line reading of a verdict table (``claim``, ``source``, ``verdict`` and, for rows borrowed from other
     published runs, ``borrowed``), singular and plural right (``tables.plural``): the paper's claims counted apart
     from what its search implies (``source`` ``implied``: comparisons this package adds) and from the package's own
-    assumptions (``source`` ``package``), neither of which the paper states."""
+    assumptions (``source`` ``package``), neither of which the paper states; a row that is not separate evidence
+    (``repeats``: ``claims.same_models``) is left out of its group's counts, and the count says so."""
     borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
 
     def tally(rows: pd.DataFrame, last: str, tail: str = "") -> str:
-        """'<n> hold(s) here, <n> do(es) not hold here<last><n> is/are not decided<tail>' of ``rows``."""
-        v = rows.verdict.value_counts()
+        """'<n> hold(s) here, <n> do(es) not hold here<last><n> is/are not decided<tail>' of ``rows``, leaving out
+        the rows that are not separate evidence and saying how many they are."""
+        counted = ~(rows["repeats"].map(claims.not_separate).astype(bool) if "repeats" in rows
+                    else pd.Series(False, rows.index))
+        v = rows[counted].verdict.value_counts()
         held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
+        n = int((~counted).sum())
+        left = (f"; {plural(n, 'row')} of these {'repeats' if n == 1 else 'repeat'} another row's comparison with the "
+                "same model under another run name, so it is not counted (not separate evidence)" if n else "")
         return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
-                f"{plural(open_, 'is', 'are')} not decided{tail}")
+                f"{plural(open_, 'is', 'are')} not decided{tail}{left}")
 
     def whence(rows: pd.Series) -> str:
         """' (<n> of them from the published run ...)' for the borrowed rows among ``rows`` (a mask), else ''."""

@@ -32,12 +32,17 @@ def table_path(name: str) -> str:
 
 
 def load_results() -> dict:
-    """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.pipeline.layout``."""
-    return {"baseline": read_json(BASELINE_SUMMARY), "selection": read_json(SELECTION),
-            "benchmark": read_json(STAGES["benchmark"]["summary"]), "basis": read_json(STAGES["basis"]["summary"]),
+    """The stages' JSON results and every table (DataFrames), read from the paths of ``basisconv.pipeline.layout``,
+    and ``same_models``: the basis-stage runs that train another run's model (``claims.same_models`` of the plan of
+    the main table's runs, read back from the selection and the basis section the stage ran with)."""
+    sel, basis_summary = read_json(SELECTION), read_json(STAGES["basis"]["summary"])
+    main = pd.read_csv(table_path("main_table"))
+    plan = claims.planned(main.variant, sel, basis_summary["params_resolved"]["basis"])
+    return {"baseline": read_json(BASELINE_SUMMARY), "selection": sel,
+            "benchmark": read_json(STAGES["benchmark"]["summary"]), "basis": basis_summary,
             "faithfulness": read_json(STAGES["faithfulness"]["summary"]),
-            "tables": {n: pd.read_csv(table_path(n)) for n in TABLES},
-            "main_table": pd.read_csv(table_path("main_table"))}
+            "tables": {n: pd.read_csv(table_path(n)) for n in TABLES}, "main_table": main,
+            "same_models": claims.same_models(plan)}
 
 
 def figure_files() -> list[Path]:
@@ -47,6 +52,7 @@ def figure_files() -> list[Path]:
 
 def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     base, hw = r["baseline"], r["baseline"]["hardware"]
+    twins = report.same_models_text(r["same_models"], r["main_table"].variant)
     lines = [f"# {title}", "",
              f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
              f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
@@ -56,6 +62,7 @@ def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
              report.MAIN_TABLE_NOTE, "",
              tables.markdown(r["main_table"], name="main_table"), "",
              report.run_names_text(r["selection"], r["basis"]["params_resolved"], r["main_table"].variant), "",
+             *([twins, ""] if twins else []),
              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
              claims.verdict_markdown(r), ""]
     lines += [f"- {s}" for s in claims.verdict_table(r).sentence] + ["", "## Measurements by topic", ""]
