@@ -222,12 +222,15 @@ def test_speed_claim_point_is_the_centre_of_its_interval():
 
 def test_same_models_finds_one_model_under_two_run_names():
     """The basis stage's plan: a comparison subset that is every layer at the all-layers ratio is the all-layers
-    model (the ratio given as one number or per layer), and only with the same schedule."""
+    model (the ratio given as one number or per layer), only with the same schedule and the layers in the same order
+    (layers are converted, and randomly initialised, in that order)."""
     layers = ["a", "b", "c"]
     plan = [("baseline", "-", None, None), ("all_layers", "switch", layers, 0.5),
             ("all_layers", "scratch", layers, 0.5), ("selected", "switch", ["a", "c"], {"a": 0.5, "c": 0.25}),
-            ("random0", "switch", ["c", "a"], {"a": 0.5, "c": 0.25}), ("largest", "switch", ["a"], {"a": 0.5}),
-            ("spectral", "switch", ["c", "b", "a"], {"a": 0.5, "b": 0.5, "c": 0.5}),
+            ("random0", "switch", ["a", "c"], {"c": 0.25, "a": 0.5}), ("random1", "switch", ["c", "a"],
+                                                                        {"a": 0.5, "c": 0.25}),
+            ("largest", "switch", ["a"], {"a": 0.5}),
+            ("spectral", "switch", layers, {"a": 0.5, "b": 0.5, "c": 0.5}),
             ("spectral", "scratch", layers, {"a": 0.5, "b": 0.5, "c": 0.25})]
     assert claims.same_models(plan) == {"random0@switch": "selected@switch", "spectral@switch": "all_layers@switch"}
     assert claims.same_models(plan[:4]) == {}
@@ -249,15 +252,22 @@ def test_a_row_with_the_same_models_is_not_separate_evidence():
     assert {k for k, d in t.items() if d.repeats} == {"selected@switch - spectral@switch"}
     assert {k: (d.measured, d.verdict) for k, d in t.items()} == {k: (d.measured, d.verdict) for k, d in plain.items()}
     assert not any(d.repeats for d in plain.values())  # without the plan's twins nothing is marked
+    # a subset that is the selection's own model: decided by that fact (it does not beat itself), and counted
     own = {d.comparison.split(" (")[0]: d for d in
            claims.accuracy_claims(_runs(spec), same={"random0@switch": "selected@switch"})}
-    assert own["selected@switch - random0@switch"].repeats.endswith("so this row compares a model with itself")
+    d = own["selected@switch - random0@switch"]
+    assert (d.verdict, d.repeats) == (CONTRADICTED, "")  # +1.80 points measured, but one model on both sides
+    assert d.measured.endswith("; `random0@switch` is the same model as `selected@switch` here (the same layers at "
+                               "the same ratios, the same schedule): a model does not beat itself")
+    twin = {d.comparison.split(" (")[0]: d for d in claims.accuracy_claims(
+        _runs(dict(SPEC, **{"selected@scratch": SPEC["selected@switch"]})), same={"selected@scratch": "selected@switch"})}
+    assert twin["selected@switch - selected@scratch"].verdict == SUPPORTED  # within any margin of itself
     # the table marks the row and says what the mark means; its reading notes do not mention it otherwise
     r = {"tables": {"runs": _runs(spec)}, "same_models": {"spectral@switch": "all_layers@switch"}}
     md = claims.verdict_markdown(r)
     row = next(line for line in md.splitlines() if "`spectral@switch`)" in line)
     assert row.rstrip(" |").endswith("supported (not separate evidence: same model)")
-    assert "'not separate evidence: same model': the row's comparison" in md
+    assert "'not separate evidence: same model': the row compares the same two models as an earlier row" in md
     assert "not separate evidence" not in claims.verdict_markdown({"tables": {"runs": _runs(spec)}})
     assert claims.not_separate(float("nan")) is False and claims.not_separate("") is False
 
@@ -280,3 +290,12 @@ def test_the_plan_read_back_is_the_basis_stage_plan():
     assert len(pl) == 14 and claims.planned(names, sel, B) == pl
     assert claims.same_models(pl) == {"largest@switch": "random0@switch", "spectral@switch": "all_layers@switch",
                                       "random0~ml2@switch": "random0@switch"}
+    # comparisons trained from scratch, fp32 (no baseline_fp32), no fronts of either kind
+    B2 = {**B, "comparison_schedule": "scratch", "front_ratios": []}
+    pl2 = basis.plan(B2, {k: v for k, v in sel.items() if k != "fronts"}, amp=False)
+    names2 = [v if s == "-" else f"{v}@{s}" for v, s, _, _ in pl2]
+    assert "random0@scratch" in names2 and "baseline_fp32" not in names2
+    assert claims.planned(names2, sel, B2) == pl2
+    # a run the selection cannot place: the results come from different runs, said before anything is computed
+    with pytest.raises(ValueError, match=r"run 'random7@switch' is not in the plan .* come from different runs"):
+        claims.planned(["random7@switch"], sel, B)

@@ -517,3 +517,24 @@ def test_reading_line_does_not_count_a_row_with_the_same_models_twice():
         "row's comparison with the same model under another run name, so it is not counted (not separate "
         "evidence).")
     assert "repeats" not in reading_line(t.drop(columns="repeats"))
+    two = pd.concat([t, t.tail(1)], ignore_index=True)
+    assert "; 2 rows of these repeat another row's comparison with the same model under another run name, so they " \
+           "are not counted (not separate evidence)." in reading_line(two)
+
+
+def test_reword_keeps_the_note_that_a_row_is_not_separate_evidence():
+    """The per-run table cannot know which runs train one model, so a re-worded row keeps its published note."""
+    from basisconv.pipeline import claims
+    from basisconv.pipeline.publish import reworded_claims
+    rows = []
+    for s, shift in ((0, 0.0), (1, 1.0), (2, -1.0)):
+        for v, acc in (("baseline", 90.0), ("all_layers@switch", 85.0), ("selected@switch", 89.5),
+                       ("spectral@switch", 85.0)):
+            rows.append({"variant": v, "seed": s, "test_acc": (acc + shift) / 100, "params": 10, "macs": 100})
+    runs = pd.DataFrame(rows)
+    same = {"spectral@switch": "all_layers@switch"}
+    own = pd.DataFrame([d.row() for d in claims.accuracy_claims(runs, same=same)], columns=claims.COLUMNS)
+    out = reworded_claims("docs/results/x", own, runs)
+    row = out[out.comparison.str.startswith("selected@switch - spectral@switch")].iloc[0]
+    assert row.sentence.endswith("so this row repeats the row `selected@switch - all_layers@switch`.")
+    assert list(out.sentence) == list(own.sentence)

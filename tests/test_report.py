@@ -39,11 +39,17 @@ def test_selection_verdict_counts_one_model_once():
 
 
 def test_same_models_text_names_only_the_runs_of_the_table():
+    runs = pd.DataFrame({"variant": ["all_layers@switch", "spectral@switch"] * 2 + ["random0@switch"] * 2,
+                         "seed": [0, 0, 1, 1, 0, 1], "test_acc": [0.8, 0.8, 0.81, 0.81, 0.7, 0.71]})
     same = {"spectral@switch": "all_layers@switch", "random0~ml2@switch": "random0@switch"}
-    s = report.same_models_text(same, ["baseline", "all_layers@switch", "spectral@switch", "random0@switch"])
-    assert s.startswith("One model under two run names: `spectral@switch` is `all_layers@switch` (the same layers")
+    s = report.same_models_text(same, runs)
+    assert s.startswith("One model under two run names: `spectral@switch` is `all_layers@switch` (equal test "
+                        "accuracy on each of 2 seeds). The same layers")
     assert "random0~ml2" not in s
-    assert report.same_models_text({}, ["baseline"]) == ""
+    apart = runs.assign(test_acc=[0.8, 0.8, 0.81, 0.8125, 0.7, 0.71])  # the same config, not the same numbers
+    assert "(test accuracies up to 0.25 points apart over 2 seeds (training is not bit-reproducible here))" in \
+        report.same_models_text(same, apart)
+    assert report.same_models_text({}, runs) == ""
 
 
 def test_selection_verdict_one_seed_and_missing():

@@ -33,9 +33,9 @@ speak to (a claim whose runs were not trained is left out, not guessed):
 
 Two run names can train one model: a comparison subset may come out as the same layers at the same ratios as another
 variant (a spectral subset that is every layer at the all-layers ratio). ``same_models`` finds them in the basis
-stage's plan; an accuracy row whose comparison an earlier row already made with the same models, or that compares a
-model with itself, says so (``repeats``) and is not separate evidence: its sentence says it, the verdict table marks
-it, and the README's reading line does not count it.
+stage's plan; an accuracy row whose comparison an earlier row already made with the same models says so
+(``repeats``) and is not separate evidence: its sentence says it, the verdict table marks it, and the README's
+reading line does not count it. A row whose two sides are one model is decided by that fact (``_mark_repeats``).
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ WITHDRAWN = {
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
 # ``repeats``: why a row is not separate evidence (``same_models``), "" for every other row
 COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
-# the sentence's last words for a row that repeats another (or compares a model with itself)
+# the sentence's last words for a row that repeats another row's comparison with the same models
 NOT_SEPARATE = "Not separate evidence"
 
 
@@ -97,8 +97,7 @@ def sentence(claim: str, measured: str, verdict: str, source: str = "paper", rep
 class Decided:
     """One decided claim: its words, where it comes from, what was compared, the evidence and the verdict;
     ``timed``: decided by timing models on this machine (a speed claim); ``repeats``: why the row is not separate
-    evidence (it repeats an earlier row's comparison with the same models, or compares a model with itself), else
-    ""."""
+    evidence (it repeats an earlier row's comparison with the same models), else ""."""
     claim: str
     source: str
     comparison: str
@@ -116,12 +115,13 @@ class Decided:
 def same_models(plan) -> dict[str, str]:
     """``{run: earlier run}`` for every run of the basis stage's plan (``stages.basis.plan``: ``(variant, schedule,
     layers, ratio)`` in training order; ``ratio`` one number for every layer or one per layer) that trains the same
-    model as an earlier run: the same layers at the same ratios, with the same schedule (the rest of a run's config
-    is the basis section's, common to all). Such runs get different training keys, since the config keeps the ratio
-    as the plan gives it, but they are one computation: their accuracies are one result, not two.
+    model as an earlier run: the same layers in the same order at the same ratios, with the same schedule (the rest
+    of a run's config is the basis section's, common to all; the order, because layers are converted in it and a
+    random initialisation draws in it). Such runs get different training keys, since the config keeps the ratio as
+    the plan gives it, but they are one configuration trained twice: their accuracies are one result, not two.
 
-    >>> same_models([("all_layers", "switch", ["a", "b"], 0.5), ("spectral", "switch", ["b", "a"], {"a": .5, "b": .5}),
-    ...              ("largest", "switch", ["a"], {"a": 0.5})])
+    >>> same_models([("all_layers", "switch", ["a", "b"], 0.5), ("spectral", "switch", ["a", "b"], {"a": .5, "b": .5}),
+    ...              ("largest", "switch", ["b", "a"], {"a": 0.5, "b": 0.5})])
     {'spectral@switch': 'all_layers@switch'}
     """
     first, out = {}, {}
@@ -129,8 +129,8 @@ def same_models(plan) -> dict[str, str]:
         if layers is None:  # the baselines: no basis layer
             continue
         name = f"{variant}@{schedule}"
-        model = (schedule, tuple(sorted((layer, float(ratio[layer] if isinstance(ratio, dict) else ratio))
-                                        for layer in layers)))
+        model = (schedule, tuple((layer, float(ratio[layer] if isinstance(ratio, dict) else ratio))
+                                 for layer in layers))
         if first.setdefault(model, name) != name:
             out[name] = first[model]
     return out
@@ -151,42 +151,62 @@ def planned(runs, sel: dict, B: dict) -> list[tuple]:
         name, _, schedule = run.partition("@")
         base, _, point = name.partition(variants.POINT)
         kind = variants.variant_of(run).name
-        at = fronts[point] if point and kind != "all_layers" else sel  # the selection at this point's budget
-        if kind in ("baseline", "baseline_fp32"):
-            out.append((name, "-", None, None))
-        elif kind == "all_layers":
-            out.append((name, schedule, sel["candidates"], ratios[point] if point else B["ratio"]))
-        elif kind == "selected":
-            out.append((name, schedule, at["layers"], at["ratios"]))
-        else:
-            out.append((name, schedule, at["comparisons"][base]["layers"], at["comparisons"][base]["ratios"]))
+        try:
+            at = fronts[point] if point and kind != "all_layers" else sel  # the selection at this point's budget
+            if kind in ("baseline", "baseline_fp32"):
+                out.append((name, "-", None, None))
+            elif kind == "all_layers":
+                out.append((name, schedule, sel["candidates"], ratios[point] if point else B["ratio"]))
+            elif kind == "selected":
+                out.append((name, schedule, at["layers"], at["ratios"]))
+            else:
+                out.append((name, schedule, at["comparisons"][base]["layers"], at["comparisons"][base]["ratios"]))
+        except KeyError as e:
+            raise ValueError(f"run {run!r} is not in the plan of this selection and basis section (no {e}): the "
+                             "basis stage's results and the selection come from different runs; `dvc repro` "
+                             "brings them together") from None
     return out
 
 
-def _mark_repeats(rows: list[tuple[str, str, Decided | None]], same: dict[str, str]) -> list[Decided]:
-    """The decided rows of ``rows`` (``(a, b, decided)``: the runs compared, ``a - b``), each that an earlier row
-    already decided with the same two models (``same``: ``same_models``), or that compares a model with itself,
-    marked with why it is not separate evidence."""
+# what a model compared with itself decides, by the kind of comparison: it does not beat itself, and it lies within
+# any margin of itself
+_SELF = {"superiority": (CONTRADICTED, "a model does not beat itself"),
+         "non-inferiority": (SUPPORTED, "a model is within any margin of itself"),
+         "equivalence": (SUPPORTED, "a model is within any margin of itself")}
+
+
+def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
+    """The decided rows of ``rows`` (``(a, b, kind, decided)``: the runs compared, ``a - b``, and the kind of
+    comparison), given the runs that train another run's model (``same``: ``same_models``):
+
+    - a row that an earlier row already decided with the same two models is marked with why it is not separate
+      evidence (``repeats``), and the reading of the table does not count it;
+    - a row whose two sides are one model is decided by that fact, whatever the seeds' noise: a model does not beat
+      itself (``contradicted``) and is within any margin of itself (``supported``); its evidence says so."""
     def model(run):
         return same.get(run, run)
 
     seen, out = {}, []
-    for a, b, d in rows:
+    for a, b, kind, d in rows:
         if d is None:
             continue
         pair = (model(a), model(b))
+        one = (f"`{b}` is the same model as `{a}` here" if model(b) == a else f"`{a}` is the same model as `{b}` here"
+               if model(a) == b else f"`{a}` and `{b}` are the same model here")
         if pair[0] == pair[1]:
-            why = (f"`{a}` and `{b}` are the same model here (the same layers at the same ratios, the same schedule), "
-                   "so this row compares a model with itself")
+            verdict, why = _SELF[kind]
+            d = Decided(d.claim, d.source, d.comparison,
+                        f"{d.measured}; {one} (the same layers at the same ratios, the same schedule): {why}",
+                        verdict, d.timed)
         elif pair in seen:
             a0, b0 = seen[pair]
             alias = " and ".join(f"`{x}` is the same model as `{y}`" for x, y in ((a, a0), (b, b0)) if x != y)
-            why = (f"{alias} here (the same layers at the same ratios, the same schedule), so this row repeats the row "
-                   f"`{a0} - {b0}`")
+            d = Decided(d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed,
+                        f"{alias} here (the same layers at the same ratios, the same schedule), so this row repeats "
+                        f"the row `{a0} - {b0}`")
         else:
             seen[pair] = (a, b)
-            why = ""
-        out.append(d if not why else Decided(d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed, why))
+        out.append(d)
     return out
 
 
@@ -215,7 +235,7 @@ def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float 
     sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
 
     def paired(claim, a, b, kind, **kw):
-        return a, b, _paired(claim, a, b, kind, acc, **kw)
+        return a, b, kind, _paired(claim, a, b, kind, acc, **kw)
 
     out = [paired("applying basis convolutions to every layer costs accuracy", "baseline", allv, "superiority"),
            paired(f"the sensitivity-selected layers keep accuracy (read here as: within {margin:g} point of the "
@@ -412,9 +432,9 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
             "not by the trainings' epoch times (trainings run at different times carry the machine's drift). "
             "(implied): a comparison this package adds, testing what the paper's search implies; (package): an "
             "assumption of this package's search, not a claim of the paper."
-            + (f" '{NOT_SEPARATE.lower()}: same model': the row's comparison is made with a model another run name "
-               "also trained (the same layers at the same ratios), so it repeats an earlier row or compares a model "
-               "with itself; its sentence says which, and the reading of the table does not count it."
+            + (f" '{NOT_SEPARATE.lower()}: same model': the row compares the same two models as an earlier row, one "
+               "of them trained under another run name too (the same layers at the same ratios); its sentence says "
+               "which, and the reading of the table does not count it."
                if any(map(not_separate, t.get("repeats", []))) else "")
             + note)
 

@@ -290,7 +290,7 @@ def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame, same: dict[str, str]
                    "compression).")
     if lo < 2:
         out.append(f"With {_n(lo, 'seed')} no paired interval exists, so no accuracy claim can be decided.")
-    out.append(report_text.same_models_text(same or {}, t.index))
+    out.append(report_text.same_models_text(same or {}, runs))
     decided = claims.accuracy_claims(runs, sched, same=same)
     text = _join(out)
     return text + ("\n\n" + _bullets(decided) if decided else "\n\nNo claim can be decided from these variants.")

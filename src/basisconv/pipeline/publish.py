@@ -104,7 +104,8 @@ def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
         held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
         n = int((~counted).sum())
         left = (f"; {plural(n, 'row')} of these {'repeats' if n == 1 else 'repeat'} another row's comparison with the "
-                "same model under another run name, so it is not counted (not separate evidence)" if n else "")
+                f"same model under another run name, so {'it is' if n == 1 else 'they are'} not counted (not "
+                "separate evidence)" if n else "")
         return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
                 f"{plural(open_, 'is', 'are')} not decided{tail}{left}")
 
@@ -412,8 +413,10 @@ def reworded_claims(folder, own: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
                              f"({d.verdict_new}, {d.source_new}), published {d.measured!r} ({d.verdict}, {d.source}); "
                              f"only words may change, so republish {folder} itself")
         at = own.index[own.comparison == d.comparison]
-        out.loc[at, "claim"], out.loc[at, "sentence"], out.loc[at, "source"] = d.claim_new, d.sentence_new, \
-            d.source_new
+        # the published row's note that it is not separate evidence stays (the per-run table cannot know it)
+        repeats = d.get("repeats") if claims.not_separate(d.get("repeats")) else ""
+        out.loc[at, "claim"], out.loc[at, "source"] = d.claim_new, d.source_new
+        out.loc[at, "sentence"] = claims.sentence(d.claim_new, d.measured, d.verdict, d.source_new, repeats)
     # the search-cost row: one measurement against a fixed threshold, so its words are the current ones as they are
     at = out.index[(out.comparison == claims.SEARCH_COMPARISON) & (out.source == "paper")]
     for i in at:  # its verdict under today's threshold must be the published one

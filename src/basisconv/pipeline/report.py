@@ -60,7 +60,7 @@ def selection_verdict(main_table: pd.DataFrame, schedule: str = "switch", same: 
             notes.append(f"`{v}` is the selection's own model here (the same layers at the same ratios), so it is "
                          "not counted.")
             continue
-        wins[m] = d > 0  # one model, one count, whatever names it was trained under
+        wins.setdefault(m, d > 0)  # one model, one count (its first name's), whatever names it was trained under
         if m != v and m in others:
             notes.append(f"`{v}` is the same model as `{m}` here (the same layers at the same ratios), so the two "
                          "count once.")
@@ -264,14 +264,25 @@ MAIN_TABLE_NOTE = ("Test accuracy in %, mean and std over seeds; differences in 
                    "forward pass of one 32x32 image; the per-run rows: [tables/runs.csv](tables/runs.csv).")
 
 
-def same_models_text(same: dict[str, str], trained) -> str:
-    """Which run names of the table ``trained`` train one model (``same``: ``claims.same_models``), or ""."""
-    trained = set(trained)
-    pairs = [f"`{v}` is `{m}`" for v, m in same.items() if v in trained and m in trained]
-    if not pairs:
+def same_models_text(same: dict[str, str], runs: pd.DataFrame) -> str:
+    """Which run names of the per-run table ``runs`` (``variant``, ``seed``, ``test_acc``) train one model (``same``:
+    ``claims.same_models``), and whether their per-seed test accuracies agree; "" when none do."""
+    acc = {v: dict(zip(g.seed, g.test_acc)) for v, g in runs.groupby("variant")}
+    parts = []
+    for v, m in same.items():
+        if v not in acc or m not in acc:
+            continue
+        common = sorted(set(acc[v]) & set(acc[m]))
+        gap = max((abs(acc[v][s] - acc[m][s]) for s in common), default=0.0)
+        seeds = tables.plural(len(common), "seed")
+        agree = (f"equal test accuracy on each of {seeds}" if gap == 0 else
+                 f"test accuracies up to {100 * gap:.2f} points apart over {seeds} (training is not bit-reproducible "
+                 "here)")
+        parts.append(f"`{v}` is `{m}` ({agree})")
+    if not parts:
         return ""
-    return ("One model under two run names: " + "; ".join(pairs) + " (the same layers at the same ratios, the same "
-            "schedule: one computation, trained under each name, so their rows agree and count as one result).")
+    return ("One model under two run names: " + "; ".join(parts) + ". The same layers at the same ratios with the "
+            "same schedule: one configuration, trained under each name, so its rows count as one result.")
 
 
 def time_columns_text(switch_epoch: int) -> str:
@@ -294,7 +305,7 @@ def targets_note(tg: dict) -> str:
     estimator = ("A model's train-step share of theory divides its measured speedup, here the baseline's median "
                  "step time over the variant's (medians over all timing rounds), by a theoretical speedup; the "
                  "verdict table's speed rows take the geometric mean of the rounds' ratios instead (the centre of "
-                 "their interval), so the two speedups can differ in the second decimal.")
+                 "their interval), so the two speedups can differ.")
     derived = {n: reference_model(n, rows) for n in rows}
     derived = {n: ref for n, ref in derived.items() if ref != n}
     if not derived:

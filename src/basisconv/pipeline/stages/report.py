@@ -52,7 +52,7 @@ def figure_files() -> list[Path]:
 
 def markdown(title: str, profile: str, r: dict, figs: dict) -> str:
     base, hw = r["baseline"], r["baseline"]["hardware"]
-    twins = report.same_models_text(r["same_models"], r["main_table"].variant)
+    twins = report.same_models_text(r["same_models"], r["tables"]["runs"])
     lines = [f"# {title}", "",
              f"Profile **{profile}**, data **{base['data']}**. Hardware: {hw['device_name']} ({hw['threads']} "
              f"threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
