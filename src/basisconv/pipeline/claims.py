@@ -433,8 +433,8 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
             "(implied): a comparison this package adds, testing what the paper's search implies; (package): an "
             "assumption of this package's search, not a claim of the paper."
             + (f" '{NOT_SEPARATE.lower()}: same model': the row compares the same two models as an earlier row, one "
-               "of them trained under another run name too (the same layers at the same ratios); its sentence says "
-               "which, and the reading of the table does not count it."
+               "of them trained under another run name too (the same layers at the same ratios); the claim's "
+               "sentence in the report says which, and the reading of the table does not count it."
                if any(map(not_separate, t.get("repeats", []))) else "")
             + note)
 

@@ -185,6 +185,26 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else own.iloc[:0]
 
 
+def unborrowed_speed(own: pd.DataFrame, also=()) -> list[tuple[str, str]]:
+    """``(claim, run)`` of each speed claim a published run of ``also`` decides and this run (``own``) does not:
+    never borrowed (``borrowed_claims``), so the reading says which they are rather than leave them out unsaid."""
+    rows = []
+    for folder in map(Path, also):
+        t = pd.read_csv(folder / CLAIMS_CSV, keep_default_na=False)
+        rows += [(c, run) for c, run, timed in zip(t.claim, t.run, t.timed)
+                 if _is_true(timed) and c not in set(own.claim)]
+    return list(dict.fromkeys(rows))
+
+
+def speed_not_borrowed(rows: list[tuple[str, str]]) -> str:
+    """The sentence naming the speed claims ``unborrowed_speed`` found, or ""."""
+    if not rows:
+        return ""
+    return (f"Not borrowed: {plural(len(rows), 'speed claim')} that another run decides by its own timings ("
+            + "; ".join(f"'{c}', run `{run}`" for c, run in rows) + "), since a speed verdict belongs to the machine "
+            "and the models that were timed, and this run's benchmark does not time that comparison.")
+
+
 def _train_span(P: dict) -> dict:
     """The epochs and switch epoch the basis stage ran with, from its summary's resolved params ``P`` (not the work
     tree's ``params.yaml``, which may since have been rewritten)."""
@@ -203,11 +223,12 @@ def basis_stage_seconds(runs: pd.DataFrame, epochs: int, switch_epoch: int) -> f
 
 def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = None,
                   borrowed: pd.DataFrame | None = None, commit: str | None = None,
-                  train_span: dict | None = None) -> tuple[str, Path]:
+                  train_span: dict | None = None, also=()) -> tuple[str, Path]:
     """The README block of the run's results ``r`` (``load_results()``) and the folder its report is published to;
     ``own``: its verdict table (``own_claims``, computed here when not given); ``borrowed``: rows of other runs'
     verdict tables (``borrowed_claims``) shown in the same table; ``commit``: as for ``provenance``; ``train_span``:
-    ``basis_stage_seconds``' epochs and switch_epoch (read from the basis stage's summary when not given)."""
+    ``basis_stage_seconds``' epochs and switch_epoch (read from the basis stage's summary when not given); ``also``:
+    the published runs borrowed from, whose speed claims the reading names as not borrowed."""
     base, sel, faith = r["baseline"], r["selection"], r["faithfulness"]
     profile = base["profile"]
     dest = dest_dir(r, docs_dir)
@@ -233,19 +254,22 @@ def results_block(r: dict, docs_dir="docs/results", own: pd.DataFrame | None = N
         f"sensitivity sweep {sel['search_seconds']:,.0f} s, faithfulness checks {faith['seconds']:,.0f} s, basis-stage "
         f"trainings (the other baseline seeds and every basis run) {basis_seconds:,.0f} s.{base_acc}",
         "",
-        verdicts_and_reading(r, own, borrowed),
+        verdicts_and_reading(r, own, borrowed, also),
         "",
         report_link(dest),
     ]
     return "\n".join(lines), dest
 
 
-def verdicts_and_reading(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame) -> str:
-    """The README block's verdict table (the run's own rows, then the borrowed ones) and its one-line reading;
-    ``r`` needs only ``r["tables"]["runs"]`` (the seed count)."""
+def verdicts_and_reading(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
+    """The README block's verdict table (the run's own rows, then the borrowed ones) and its one-line reading, with
+    the speed claims of the runs ``also`` that are not borrowed (``speed_not_borrowed``); ``r`` needs only
+    ``r["tables"]["runs"]`` (the seed count)."""
     reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
                            ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
-    return f"{claims.verdict_markdown(r, table=own, extra=borrowed)}\n\n{reading}"
+    unborrowed = speed_not_borrowed(unborrowed_speed(own, also))
+    return f"{claims.verdict_markdown(r, table=own, extra=borrowed)}\n\n{reading}" + (
+        f" {unborrowed}" if unborrowed else "")
 
 
 def report_link(dest: Path) -> str:
@@ -270,13 +294,16 @@ def _bare_comparison(comparison: str) -> str:
     return comparison.split(" (run `")[0]
 
 
-def borrowed_section(borrowed: pd.DataFrame, also, dest: Path, gone=()) -> str:
+def borrowed_section(borrowed: pd.DataFrame, also, dest: Path, gone=(), own: pd.DataFrame | None = None) -> str:
     """The published page's section of borrowed claims (``borrowed_claims``): their table and sentences, each link
     relative to the page's folder ``dest`` (the README's links are relative to the repository); ``gone``: lines
-    saying which claims are no longer borrowed (``reborrow``)."""
+    saying which claims are no longer borrowed (``reborrow``); ``own``: the run's own verdict table, to name the speed
+    claims of ``also`` that are not borrowed (``speed_not_borrowed``)."""
     table = borrowed[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
     sentences = "\n".join(f"- In run `{run}`: {x}" for run, x in zip(borrowed.run, borrowed.sentence))
-    section = f"{BORROWED_HEADING}\n\n{table}\n\n{sentences}\n\n" + "".join(f"{g}\n\n" for g in gone)
+    unborrowed = "" if own is None else speed_not_borrowed(unborrowed_speed(own, also))
+    section = f"{BORROWED_HEADING}\n\n{table}\n\n{sentences}\n\n" + "".join(f"{g}\n\n" for g in gone) + (
+        f"{unborrowed}\n\n" if unborrowed else "")
     for folder in map(Path, also):
         section = section.replace(f"]({folder}/README.md)", f"]({os.path.relpath(folder, dest)}/README.md)")
     return section
@@ -291,7 +318,7 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     borrowed = borrowed_claims(own, also)
     # once, before anything is written: publishing changes tracked files (README, docs/results)
     commit = code_commit(r["baseline"]["profile"])
-    block, dest = results_block(r, docs_dir, own, borrowed, commit)
+    block, dest = results_block(r, docs_dir, own, borrowed, commit, also=also)
     readme = Path(readme)
     text = readme.read_text()
     if start not in text or end not in text:
@@ -309,7 +336,7 @@ def publish(readme="README.md", docs_dir="docs/results", block_name: str = "resu
     own.to_csv(dest / CLAIMS_CSV, index=False)
     title, body = (reports / "README.md").read_text().split("\n", 1)
     if len(borrowed):  # the borrowed rows in the report too, after its own verdicts
-        section = borrowed_section(borrowed, also, dest)
+        section = borrowed_section(borrowed, also, dest, own=own)
         body = body.replace(MEASUREMENTS, section + MEASUREMENTS, 1) if MEASUREMENTS in body else f"{body}\n{section}"
     atomic_write_text(dest / "README.md", f"{title}\n\n{provenance(r, commit)}\n{body}")
     (dest / "notebooks").mkdir()
@@ -535,8 +562,9 @@ def reborrow(folder, also, readme="README.md", block_name: str = "results", rewo
         while lead and not lead[-1].strip():  # one blank line between the paragraphs, however many notes went
             lead.pop()
         lead += [""] + [x for line in ([note] if note else []) + gone for x in (line, "")]
-        new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed), "", block[-1]])
-    atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder, gone), 1))
+        new_block = "\n".join(lead + [verdicts_and_reading({"tables": {"runs": runs}}, own, borrowed, also), "",
+                                       block[-1]])
+    atomic_write_text(page, text.replace(old, borrowed_section(borrowed, also, folder, gone, own=own), 1))
     if reword:
         write_frame(folder / CLAIMS_CSV, own)
     written = [str(page)] + ([str(folder / CLAIMS_CSV)] if reword else [])
