@@ -194,7 +194,7 @@ def test_publish_keeps_its_claims_and_borrows_only_the_undecided_ones(tmp_path, 
     assert "| basis layers on every layer speed up the inference" not in text  # no row of another machine's timing
     unborrowed = ("Not borrowed: 1 speed claim that another run decides by its own timings ('basis layers on every "
                   "layer speed up the inference', run `cpu+mirror`), since a speed verdict belongs to the machine and "
-                  "the models that were timed, and this run's benchmark does not time that comparison.")
+                  "the models that were timed; this run does not decide it itself.")
     assert unborrowed in text  # named, not left out unsaid
     assert ("| the switch schedule matches training basis layers from scratch (within 1 point) | selected@switch - "
             "selected@scratch (run `cpu+mirror`, fp32: [report](docs/results/other/README.md)) | +0.10 points | "

@@ -202,7 +202,7 @@ def speed_not_borrowed(rows: list[tuple[str, str]]) -> str:
         return ""
     return (f"Not borrowed: {plural(len(rows), 'speed claim')} that another run decides by its own timings ("
             + "; ".join(f"'{c}', run `{run}`" for c, run in rows) + "), since a speed verdict belongs to the machine "
-            "and the models that were timed, and this run's benchmark does not time that comparison.")
+            f"and the models that were timed; this run does not decide {'it' if len(rows) == 1 else 'them'} itself.")
 
 
 def _train_span(P: dict) -> dict:
