@@ -7,7 +7,7 @@ PROFILE ?=
 # ALLOW_LONG=1: run even when the estimate exceeds BASISCONV_MAX_HOURS (default 3) on a machine without GPU
 ALLOW_LONG ?=
 PRE := python -m basisconv.pipeline.params check && BASISCONV_ALLOW_LONG=$(ALLOW_LONG) python -m basisconv.pipeline.estimate
-.PHONY: install test repro bench smoke check-pipeline gpu-check clean-venv
+.PHONY: install test repro bench smoke golden check-pipeline gpu-check clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: install
 # The whole pipeline on synthetic data in a few minutes, then checks of its outputs (what CI runs).
 smoke: install
 	. $(VENV)/bin/activate && python -m basisconv.pipeline.params smoke && $(PRE) && dvc repro && python tests/pipeline_check.py
+
+# The golden pages (tests/test_golden.py) from the smoke run in the work tree: review `git diff tests/golden` after.
+golden: install
+	. $(VENV)/bin/activate && python tests/test_golden.py --update
 
 # The GPU check: library dependencies only (no install, no DVC), synthetic data; report in $(OUT).
 OUT ?= gpu-check-report

@@ -163,6 +163,84 @@ def ablations() -> list[str]:
     return problems
 
 
+# the modules that only draw and write: an edit of any of them must re-compute nothing
+PROSE = ("claims", "report", "discussion", "figures", "tables", "publish", "render", "display")
+
+
+def _kept() -> dict:
+    """Every file a computation keeps (trainings, sweep and check rows, timings), with its modification time."""
+    return {str(p.relative_to(ROOT)): p.stat().st_mtime_ns for p in (ROOT / "models" / "runs").rglob("*")
+            if p.is_file()}
+
+
+def prose_edits_recompute_nothing() -> list[str]:
+    """Append a statement to every prose module and `dvc repro`: the notebooks that show them run again (they
+    import them), but no training, sweep row, check row or timing is made again, and no key changes. The modules
+    are restored and reproduced again, so the workspace ends as it started."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from basisconv.pipeline.layout import STAGES
+    files = [ROOT / "src" / "basisconv" / "pipeline" / f"{m}.py" for m in PROSE]
+    originals = {f: f.read_text() for f in files}
+    computing = [s for s in STAGES if s not in ("data", "report")]
+    keys = {s: _read(STAGES[s]["provenance"]).get("key") for s in computing}
+    before, problems = _kept(), []
+    try:
+        for f in files:
+            f.write_text(originals[f] + "\nEDITED_WORDS = 'a prose edit'\n")
+        ran, err = _repro()
+    finally:
+        for f, text in originals.items():
+            f.write_text(text)
+    if err:
+        problems.append(f"dvc repro after a prose edit failed: {err}")
+    elif "benchmark" not in ran or "report" not in ran:
+        problems.append(f"a prose edit ran stages {ran}: the benchmark and report notebooks show prose, so they "
+                        "should have re-rendered")
+    after = _kept()
+    changed = sorted(f for f in set(before) | set(after) if before.get(f) != after.get(f))
+    if changed:
+        problems.append(f"a prose edit re-computed kept results: {changed[:8]}")
+    for s in computing:
+        if _read(STAGES[s]["provenance"]).get("key") != keys[s]:
+            problems.append(f"a prose edit changed the key of stage {s}")
+    _, err = _repro()
+    if err:
+        problems.append(f"dvc repro after restoring the prose modules failed: {err}")
+    return problems
+
+
+def published_run_renders_again() -> list[str]:
+    """Publish the run into a scratch folder, render it again from that folder alone: the same bytes in every
+    file, and no checkpoint, weights or data kept in it."""
+    import shutil
+    import tempfile
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        readme = Path(tmp) / "README.md"
+        readme.write_text("# scratch\n<!-- results:start -->\n<!-- results:end -->\n")
+        cmd = [sys.executable, "-m", "basisconv.pipeline.publish", "--docs-dir", tmp, "--readme", str(readme)]
+        pub = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)
+        if pub.returncode:
+            return [f"publish failed: {pub.stderr[-2000:]}"]
+        (folder,) = [p for p in Path(tmp).iterdir() if p.is_dir()]
+        first = {p: p.read_bytes() for p in [*folder.rglob("*"), readme] if p.is_file()}
+        bad = [str(p.relative_to(folder)) for p in first if p.suffix in (".pt", ".ckpt", ".npz")]
+        if bad:
+            problems.append(f"the published folder keeps weights or data: {bad}")
+        shutil.rmtree(folder / "figures")
+        (folder / "README.md").unlink()
+        again = subprocess.run([sys.executable, "-m", "basisconv.pipeline.publish", "--readme", str(readme),
+                                "--render", str(folder)], cwd=ROOT, capture_output=True, text=True,
+                               timeout=DVC_TIMEOUT)
+        if again.returncode:
+            return problems + [f"publish --render failed: {again.stderr[-2000:]}"]
+        second = {p: p.read_bytes() for p in [*folder.rglob("*"), readme] if p.is_file()}
+        differ = sorted(str(p) for p in set(first) | set(second) if first.get(p) != second.get(p))
+        if differ:
+            problems.append(f"publish --render did not reproduce the published files: {differ[:8]}")
+    return problems
+
+
 def main() -> int:
     problems = []
     for stage, out in declared_outputs():
@@ -209,6 +287,8 @@ def main() -> int:
     table = subprocess.run(["dvc", "metrics", "show"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT).stdout
     if max(map(len, table.splitlines() or [""])) > 120:
         problems.append(f"`dvc metrics show` is wider than 120 columns:\n{table}")
+    problems += published_run_renders_again()
+    problems += prose_edits_recompute_nothing()
     problems += benchmark_params_rerun_only_benchmark()
     problems += ablations()
     status = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=DVC_TIMEOUT)

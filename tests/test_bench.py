@@ -7,7 +7,7 @@ import torch
 from basisconv import BasisConv2d, convert
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, t_quantile
 from basisconv.experiment.models import build_model
-from basisconv.perf import bench
+from basisconv.perf import analysis, bench
 
 
 CIFAR = dict(input_shape=(3, 32, 32), num_classes=10)  # the tests' models: CIFAR ResNets
@@ -57,9 +57,9 @@ def test_bench_models_modes_and_reference(switched):
         assert r["median_ms"] == sorted(r["round_ms"])[1]
         assert math.isfinite(r["speedup_low"]) and math.isfinite(r["speedup_high"])
         assert 0 < r["speedup_low"] <= r["speedup_geomean"] <= r["speedup_high"]
-        assert r["speedup_verdict"] in ((SUPPORTED, CONTRADICTED, UNDECIDED) if r["model"] != "baseline" else (None,))
+        assert "speedup_verdict" not in r  # decided where the claim is rendered, from the kept rounds
     for base in rows[:2]:  # the baseline against itself: s_r = 1 in every round
-        assert base["speedup_low"] == base["speedup_high"] == 1.0 and base["speedup_verdict"] is None
+        assert base["speedup_low"] == base["speedup_high"] == 1.0
 
 
 def test_bench_models_on_row_and_one_round(switched):
@@ -73,7 +73,6 @@ def test_bench_models_on_row_and_one_round(switched):
     for r in rows:  # one round: a median, no interval
         assert r["repeats"] == 1 and r["round_ms"] == [r["median_ms"]]
         assert math.isnan(r["speedup_low"]) and math.isnan(r["speedup_high"])
-        assert r["speedup_verdict"] == (None if r["model"] == "baseline" else UNDECIDED)
 
 
 @pytest.mark.parametrize("repeats", [0, -2, True, 2.0, "3"])
@@ -111,12 +110,14 @@ def test_speedup_interval_known_answers():
         bench.speedup_interval([1.0, 2.0], [1.0])
 
 
-def test_speedup_verdict():
-    assert bench.speedup_verdict(1.02, 1.3) == SUPPORTED
-    assert bench.speedup_verdict(0.7, 0.98) == CONTRADICTED
-    assert bench.speedup_verdict(0.95, 1.05) == UNDECIDED
-    assert bench.speedup_verdict(1.0, 1.0) == UNDECIDED  # the baseline against itself
-    assert bench.speedup_verdict(math.nan, math.nan) == UNDECIDED  # one round: no interval
+def test_speedup_verdict_is_the_interval_against_1():
+    """A speedup claim (faster than the baseline) is ``evidence.interval_verdict`` with bound 1."""
+    from basisconv.core.evidence import interval_verdict
+    assert interval_verdict(1.02, 1.3, 1.0) == SUPPORTED
+    assert interval_verdict(0.7, 0.98, 1.0) == CONTRADICTED
+    assert interval_verdict(0.95, 1.05, 1.0) == UNDECIDED
+    assert interval_verdict(1.0, 1.0, 1.0) == UNDECIDED  # the baseline against itself
+    assert interval_verdict(math.nan, math.nan, 1.0) == UNDECIDED  # one round: no interval
 
 
 def _layer_row(t, m, variant="basis_reduced", layer="l", ratio=0.5, ms=1.0, precision="fp32"):
@@ -133,7 +134,7 @@ def test_targets_from_rows():
               {"model": "selected_tuned", "mode": "train_step", "median_ms": 55.0, "measured_speedup": 1.85,
                "theoretical_speedup": 1.9, "batch_size": 8}]
     rows = [_layer_row(2.0, 1.8, layer="a"), _layer_row(3.0, 2.4, layer="b"), _layer_row(1.2, 0.9, layer="c")]
-    tg = bench.targets(rows, models, {"median_ms": 4.0}, {"trainer_overhead": 0.12})
+    tg = analysis.targets(rows, models, {"median_ms": 4.0}, {"trainer_overhead": 0.12})
     assert tg["precision"] == "fp32"
     assert tg["layers_fraction_of_theory"]["n_layers"] == 2 and tg["layers_fraction_of_theory"]["n_met"] == 1
     (miss,) = tg["layers_fraction_of_theory"]["misses"]  # b: 0.8 of theory; no kernel rows, so not measured
@@ -143,7 +144,7 @@ def test_targets_from_rows():
     assert tg["loader_fraction_of_step"] == {"target": "<= 0.05", "value": 0.04, "met": True}
     assert tg["trainer_overhead"]["met"] is False
     # rows of another precision are not this precision's targets
-    other = bench.targets([{**r, "precision": "bf16"} for r in rows] + rows[:1], models
+    other = analysis.targets([{**r, "precision": "bf16"} for r in rows] + rows[:1], models
                           + [{**m, "precision": "bf16"} for m in models], {"median_ms": 4.0},
                           {"trainer_overhead": 0.0}, precision="bf16")
     assert other["layers_fraction_of_theory"]["n_layers"] == 2 and other["precision"] == "bf16"
@@ -155,7 +156,7 @@ def test_layer_misses_name_the_limiting_step(kxk_ms, mix_ms, limit):
     # dense 4 ms; the basis layer 2 ms (2x of a 4x theory: 0.5); kxk has 1/5 of the dense MACs, the mix 1/20
     rows = [_layer_row(4.0, 2.0, ms=2.0), _layer_row(5.0, 4.0 / kxk_ms, "basis_kxk", ms=kxk_ms),
             _layer_row(20.0, 4.0 / mix_ms, "basis_mix", ms=mix_ms)]
-    (miss,) = bench.layer_misses(rows, 0.85)
+    (miss,) = analysis.layer_misses(rows, 0.85)
     assert miss["fraction"] == pytest.approx(0.5)
     assert miss["floor_fraction"] == pytest.approx(4.0 / (kxk_ms + mix_ms) / 4.0)
     assert miss["excess_ms"] == pytest.approx({"kxk conv": kxk_ms - 0.8, "1x1 mix": mix_ms - 0.2})
@@ -168,19 +169,19 @@ def test_kernel_floors_known_answer():
     rows = [_layer_row(4.0, 2.0, ms=2.0), _layer_row(5.0, 4.0, "basis_kxk", ms=1.0),
             _layer_row(20.0, 8.0, "basis_mix", ms=0.5), _layer_row(4.0, 2.0, ms=2.0, precision="bf16"),
             _layer_row(5.0, 4.0, "basis_kxk", ms=1.0, precision="bf16"), _layer_row(4.0, 2.0, layer="x", ms=2.0)]
-    (f,) = bench.kernel_floors(rows)  # bf16 has no mix row, layer x no kernel rows
+    (f,) = analysis.kernel_floors(rows)  # bf16 has no mix row, layer x no kernel rows
     assert (f["layer"], f["precision"], f["dense_ms"], f["kernels_ms"]) == ("l", "fp32", 4.0, 1.5)
     assert f["floor_speedup"] == pytest.approx(4.0 / 1.5) and (f["kxk_theory"], f["mix_theory"]) == (5.0, 20.0)
-    g = bench.kernel_floors([{**r, "variant": "basis"} if r["variant"] == "basis_reduced" else r for r in rows],
+    g = analysis.kernel_floors([{**r, "variant": "basis"} if r["variant"] == "basis_reduced" else r for r in rows],
                             basis_variant="basis")  # gpu-check's rows name the basis layer "basis"
     assert [x["floor_speedup"] for x in g] == [f["floor_speedup"]]
 
 
 def test_layer_sum_speedup():
     rows = [_layer_row(2.0, 2.0, layer="a", ms=5.0), _layer_row(2.0, 1.5, layer="b", ms=10.0)]  # saves 5 + 5 ms
-    assert bench.layer_sum_speedup(rows, {"a": 0.5, "b": 0.5}, 100.0, batch_size=8) == pytest.approx(100 / 90)
-    assert bench.layer_sum_speedup(rows, {"a": 0.25}, 100.0, batch_size=8) is None  # not timed at that ratio
-    assert bench.layer_sum_speedup(rows, {"a": 0.5}, 100.0, batch_size=16) is None  # nor at that batch size
+    assert analysis.layer_sum_speedup(rows, {"a": 0.5, "b": 0.5}, 100.0, batch_size=8) == pytest.approx(100 / 90)
+    assert analysis.layer_sum_speedup(rows, {"a": 0.25}, 100.0, batch_size=8) is None  # not timed at that ratio
+    assert analysis.layer_sum_speedup(rows, {"a": 0.5}, 100.0, batch_size=16) is None  # nor at that batch size
 
 
 @pytest.mark.parametrize("init", ["random", "qr"])

@@ -14,6 +14,7 @@ from basisconv.experiment.models import build_model
 from basisconv.core.conv_guard import CHANNEL_BLOCK, GuardedConv2d, affected, conv2d, guard_convs
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.guard  # the whole module: run again under ONEDNN_MAX_CPU_ISA=AVX2 (.ci/run)
 
 
 def test_reproduction_passes_through_the_guard():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from basisconv.pipeline import params
-from basisconv.pipeline.stages import basis as basis_stage
+from basisconv.pipeline import plan as basis_stage
 from basisconv.experiment.data import DataError, load_prepared, prepare
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from basisconv.pipeline import figures
-from basisconv.pipeline.layout import STAGES
+from basisconv.pipeline.display import STAGES
 
 LAYERS = ["layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.downsample.0"]
 SELECTION = {"layers": ["layer1.0.conv1", "layer2.0.conv1"], "ratios": {"layer1.0.conv1": 0.25, "layer2.0.conv1": 0.5}}
@@ -204,17 +204,10 @@ def test_basis_pareto_two_panels_in_millions_with_intervals(tmp_path, drawn):
 
 
 @pytest.mark.timeout(120)
-def test_training_curves_from_run_files(tmp_path, drawn):
-    from basisconv.experiment.io import write_json
-    from basisconv.pipeline.runs import run_files
+def test_training_curves_from_the_histories_table(tmp_path, drawn):
     runs = basis_runs()
-    d1, d2 = tmp_path / "basis", tmp_path / "baseline"
-    for r in runs.itertuples():
-        d = d2 if (r.variant, r.seed) == ("baseline", 0) else d1  # the first baseline seed is the baseline stage's
-        hist = [{"epoch": e, "val_acc": r.test_acc - 0.1 * (3 - e), "train_loss": 1.0} for e in (1, 2, 3)]
-        write_json(run_files(d, f"{r.variant}_s{r.seed}", r.key)["json"], {"history": hist})
-    hist = figures.run_histories(runs, [d1, d2])
-    assert len(hist) == 3 * len(runs) and set(hist.columns) >= {"variant", "seed", "epoch", "val_acc"}
+    hist = pd.DataFrame([{"variant": r.variant, "seed": r.seed, "epoch": e, "val_acc": r.test_acc - 0.1 * (3 - e),
+                          "train_loss": 1.0} for r in runs.itertuples() for e in (1, 2, 3)])
     _png(figures.training_curves(hist, 1, 0.95, tmp_path / "c.png"))
     panels = [ax for ax in drawn[-1].axes if ax.get_visible()]
     # one panel per variant but the baseline, which is drawn in each for reference
@@ -228,8 +221,6 @@ def test_training_curves_from_run_files(tmp_path, drawn):
         assert len(ax.collections) == (1 if ax.get_title().endswith("(n=1)") else 2)
         top = max(max(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 3)
         assert 80 < top <= 100  # in %
-    with pytest.raises(FileNotFoundError, match="no metrics file of run baseline seed 0"):
-        figures.run_histories(runs, [d1])
     _png(figures.training_curves(hist.iloc[:0], 1, 0.95, tmp_path / "e.png"))
     _png(figures.training_curves(hist.assign(val_acc=np.nan), 0, 0.95, tmp_path / "n.png"))
 
@@ -268,7 +259,7 @@ def layer_rows():
 
 @pytest.mark.timeout(180)
 def test_basis_speedups_and_timing_figures(tmp_path, drawn):
-    from basisconv.pipeline.stages.benchmark import basis_speedups
+    from basisconv.perf.analysis import basis_speedups
     sp = basis_speedups(layer_rows(), "channels_last")
     assert len(sp) == 4 and (sp.speedup_low < sp.measured_speedup).all() and (sp.measured_speedup < sp.speedup_high).all()
     r = sp[(sp.layer == "layer1.0.conv1") & (sp.ratio == 0.25)].iloc[0]

@@ -51,16 +51,16 @@ def package_copy(tmp_path):
 @pytest.mark.parametrize("edited,stage,changes", [
     ("core/sensitivity.py", "sensitivity", True), ("experiment/train.py", "baseline", True),
     ("experiment/train.py", "basis", True), ("perf/bench.py", "sensitivity", True),
-    ("pipeline/report.py", "report", True), ("core/basis.py", "basis", True),
+    ("core/basis.py", "basis", True),
     ("core/sensitivity.py", "baseline", False), ("pipeline/publish.py", "basis", False),
-    ("pipeline/report.py", "benchmark", False), ("pipeline/stages/basis.py", "report", False),
+    ("pipeline/report.py", "benchmark", False), ("pipeline/variants.py", "basis", True),
     ("core/basis.py", "data", False), ("experiment/train.py", "data", False),
 ])
 def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
     module = f"basisconv.pipeline.stages.{stage}"
     before = keys.code_digest(module, package_copy)
     with open(package_copy / edited, "a") as f:
-        f.write("\n# an edit\n")
+        f.write("\nEDITED = 1  # a change of code\n")
     assert (keys.code_digest(module, package_copy) != before) == changes
 
 
@@ -72,3 +72,45 @@ def test_run_files_keep_names_with_dots(tmp_path):
     assert a["ckpt"].name == "all_layers~r0.25@switch_s0-k1.ckpt" and a["json"].name.endswith("_s0-k1.json")
     assert a["weights"].name == "all_layers~r0.25@switch_s0-k1.pt"
     assert not set(a.values()) & set(b.values())
+
+
+COMPUTING = ("data", "baseline", "sensitivity", "faithfulness", "basis", "benchmark")
+PROSE = ("claims", "report", "discussion", "figures", "tables", "publish", "render", "display")
+
+
+def _digests(root):
+    return {s: keys.code_digest(f"basisconv.pipeline.stages.{s}", root) for s in COMPUTING}
+
+
+def test_words_never_enter_a_key(package_copy):
+    """A statement appended to every prose module, a reworded docstring and a comment in the variant registry (what
+    every basis training imports), and a label, colour and figure path edited where they live: no training, sweep,
+    faithfulness or benchmark key changes. A change of code in the registry does change them."""
+    before = _digests(package_copy)
+    for m in PROSE:
+        with open(package_copy / "pipeline" / f"{m}.py", "a") as f:
+            f.write("\nEDITED_WORDS = 'an appended statement'\n")
+    variants = package_copy / "pipeline" / "variants.py"
+    src = variants.read_text()
+    assert '"""The basis stage\'s variants' in src
+    variants.write_text(src.replace('"""The basis stage\'s variants', '"""Reworded: the basis stage\'s variants', 1)
+                        + "\n# a comment\n")
+    display = package_copy / "pipeline" / "display.py"
+    d = display.read_text()
+    for old, new in (('"the full-rank model"', '"the dense model"'), ('"tab:red"', '"tab:orange"'),
+                     ('"results/basis/pareto.png"', '"results/basis/front.png"')):
+        assert old in d
+        d = d.replace(old, new)
+    display.write_text(d)
+    assert _digests(package_copy) == before
+    variants.write_text(variants.read_text().replace('SCHEDULES = ("scratch", "switch")',
+                                                     'SCHEDULES = ("switch", "scratch")'))
+    after = _digests(package_copy)
+    assert after["basis"] != before["basis"] and after["data"] == before["data"]
+
+
+def test_computation_ignores_docstrings_and_comments_only():
+    a = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    assert keys.computation(a) == keys.computation('def f(x):\n    """Other words."""\n\n    return (x +\n            1)\n')
+    assert keys.computation(a) != keys.computation('def f(x):\n    return x + 2\n')
+    assert keys.computation('X = "label"\n') != keys.computation('X = "other label"\n')  # a string that is data

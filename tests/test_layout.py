@@ -1,4 +1,5 @@
-"""Paths declared once (basisconv.pipeline.layout) and complete DVC dependencies (the import closure of each stage)."""
+"""Paths declared once (basisconv.pipeline.layout, figures in basisconv.pipeline.display) and complete DVC dependencies
+(the import closure of each stage), generated into dvc.yaml by basisconv.pipeline.dvcfile."""
 import json
 import re
 from pathlib import Path
@@ -6,16 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from basisconv.pipeline import keys, layout
-from basisconv.pipeline.layout import STAGES
+from basisconv.pipeline import dvcfile, keys, layout
+from basisconv.pipeline.display import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def test_committed_dvc_yaml_is_generated_from_the_layout():
-    assert (ROOT / "dvc.yaml").read_text() == layout.render(), \
-        "dvc.yaml differs from basisconv.pipeline.layout: run `python -m basisconv.pipeline.layout`"
+    assert (ROOT / "dvc.yaml").read_text() == dvcfile.render(), \
+        "dvc.yaml differs from the layout: run `python -m basisconv.pipeline.dvcfile`"
 
 
 def _paths(entries):
@@ -83,6 +84,11 @@ def test_closures_contain_what_the_stages_use_and_nothing_of_the_others():
     assert b + "experiment.faithfulness" in clos["faithfulness"]
     assert b + "pipeline.stages.basis" not in clos["report"] and b + "perf.bench" not in clos["baseline"]
     assert b + "pipeline.publish" not in set().union(*clos.values())  # not a stage: editing it re-runs nothing
+    # drawing, words and the analysis of kept timings: in no computing stage's closure, so in no key
+    shown = {b + m for m in ("pipeline.claims", "pipeline.report", "pipeline.discussion", "pipeline.figures",
+                             "pipeline.tables", "pipeline.render", "pipeline.display", "perf.analysis")}
+    for name in ("data", "baseline", "sensitivity", "faithfulness", "basis", "benchmark"):
+        assert not shown & clos[name], (name, sorted(shown & clos[name]))
 
 
 def test_function_local_imports_count(tmp_path):

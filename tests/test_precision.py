@@ -10,7 +10,7 @@ from basisconv.experiment.models import build_model
 from basisconv.experiment.data import synthetic_cifar
 from basisconv.experiment.train import train
 from basisconv.experiment import precision
-from basisconv.pipeline.stages import basis as basis_stage
+from basisconv.pipeline import plan as basis_stage
 from basisconv.pipeline.stages import training
 
 

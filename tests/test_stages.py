@@ -48,7 +48,8 @@ def edited_package(tmp_path, monkeypatch):
         if not copy.exists():
             shutil.copytree(keys.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
         with open(copy / rel, "a") as f:
-            f.write("\n# an edit that changes no behaviour, but is code the stage runs\n")
+            # a statement (a comment or a docstring would change no key: words are not computation)
+            f.write("\nEDITED = 'an edit that changes no behaviour, but is code the stage runs'\n")
         monkeypatch.setattr(keys, "PACKAGE_DIR", copy)
     return edit
 

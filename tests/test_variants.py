@@ -8,8 +8,8 @@ from basisconv.core.basis import resolve_rank
 from basisconv.core.sensitivity import candidate_layers
 from basisconv.core.surgery import conv_layers
 from basisconv.experiment.models import build_model
-from basisconv.pipeline import variants
-from basisconv.pipeline.stages import basis as basis_stage
+from basisconv.pipeline import display, variants
+from basisconv.pipeline import plan as basis_stage
 from basisconv.pipeline.variants import COMPARISONS, VARIANTS, Match, variant_of
 
 B = {"variants": list(VARIANTS), "schedules": ["scratch", "switch"], "comparison_schedule": "switch", "switch_epoch": 2,
@@ -36,10 +36,10 @@ def test_random_runs_and_unknown_names():
 def test_styles_tell_runs_apart():
     runs = ["baseline", "baseline_fp32", "all_layers@switch", "selected@switch", "random0@switch", "random1@switch",
             "largest@switch", "spectral@switch"]
-    styles = [variants.style(r) for r in runs]
+    styles = [display.style(r) for r in runs]
     assert len({(s["color"], s["marker"]) for s in styles}) == len(runs)
     assert all(s["label"] == r for s, r in zip(styles, runs))
-    assert variants.style("selected@scratch")["marker"] != variants.style("selected@switch")["marker"]
+    assert display.style("selected@scratch")["marker"] != display.style("selected@switch")["marker"]
 
 
 @pytest.mark.parametrize("name", COMPARISONS)
@@ -106,7 +106,7 @@ def test_front_points_are_planned_counted_and_named(chosen):
     assert ("selected~ml2", "switch", ["a", "b"], {"a": 0.5, "b": 0.5}) in front
     for name, *_ in front:
         assert variant_of(name).name in chosen and variants.point_of(f"{name}@switch") in ("ml2", "r0.25")
-        assert variants.style(f"{name}@switch")["color"] == variants.style(
+        assert display.style(f"{name}@switch")["color"] == display.style(
             f"{name.partition(variants.POINT)[0]}@switch")["color"]  # a front keeps its variant's colour
     switch = [p for p in plan if p[1] == "switch" and p[2] is not None]
     assert variants.switch_runs_per_seed(Bc) == len(switch)

@@ -81,6 +81,22 @@ def t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """``(mean, low, high, n)``: the one t-interval of the package, ``mean +/- t_{(1+c)/2, n-1} sd / sqrt(n)`` (sd
+    with ``n - 1``) over ``values`` (NaNs dropped); NaN bounds when ``n < 2``, NaN everything when ``n == 0``.
+    Paired differences over seeds, log speedups over timing rounds and the figures' seed intervals all use it."""
+    v = [float(x) for x in values if not math.isnan(float(x))]
+    n = len(v)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = sum(v) / n
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+    half = t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
 @dataclass(frozen=True)
 class Paired:
     """A paired difference over ``n`` seeds (points): mean and ``confidence`` t-interval (NaN when ``n < 2``)."""
@@ -102,13 +118,8 @@ def paired_difference(a: dict, b: dict, confidence: float = 0.95) -> Paired:
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError(f"no common seeds: {sorted(a)} vs {sorted(b)}")
-    d = [a[s] - b[s] for s in seeds]
-    n, mean = len(d), sum(d) / len(d)
-    if n < 2:
-        return Paired(mean, math.nan, math.nan, n, confidence)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
-    half = t_quantile((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)
-    return Paired(mean, mean - half, mean + half, n, confidence)
+    mean, low, high, n = t_interval([a[s] - b[s] for s in seeds], confidence)
+    return Paired(mean, low, high, n, confidence)
 
 
 def interval_verdict(low: float, high: float, bound: float) -> str:

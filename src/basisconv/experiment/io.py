@@ -74,10 +74,16 @@ VECTOR_SUFFIX = ".svg"
 
 
 def save_figure(fig, path, dpi: int = 150, vector: bool = True) -> Path:
-    """The figure as PNG at ``path`` and, with ``vector``, as SVG beside it (for papers)."""
-    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
-    if vector:
-        _atomic(Path(path).with_suffix(VECTOR_SUFFIX), lambda tmp: fig.savefig(tmp, bbox_inches="tight"))
+    """The figure as PNG at ``path`` and, with ``vector``, as SVG beside it (for papers). Reproducible bytes: no
+    creation date in either file and a fixed salt for the SVG's element ids (matplotlib draws random ones), so a
+    page rendered again from the same results leaves its figures unchanged."""
+    import matplotlib as mpl
+    with mpl.rc_context({"svg.hashsalt": "basisconv"}):
+        _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png",
+                                              metadata={"Software": None}))
+        if vector:
+            _atomic(Path(path).with_suffix(VECTOR_SUFFIX),
+                    lambda tmp: fig.savefig(tmp, bbox_inches="tight", format="svg", metadata={"Date": None}))
     return Path(path)
 
 

@@ -5,7 +5,8 @@ theoretical speedup of a layer is the MAC ratio (from ``count_macs``). Measured 
 ``torch.utils.benchmark.Timer.blocked_autorange`` (it synchronises CUDA), after warm-up calls that are not timed;
 every row carries the device, thread count, torch version, precision, batch size and memory format it was taken
 with. Whole models are timed in interleaved rounds (every model once per round), so a model's speedup
-comes with a paired interval over the rounds (``speedup_interval``) and a verdict (``speedup_verdict``). Every timing runs in fp32 or in bf16 autocast (``precision``), so the claim can be checked in the dtype a run
+comes with a paired interval over the rounds (``speedup_interval``); verdicts are drawn from the kept rounds where a claim is
+decided (``basisconv.pipeline.claims``), not here. Every timing runs in fp32 or in bf16 autocast (``precision``), so the claim can be checked in the dtype a run
 actually trains in: under bf16 the convs get much cheaper per MAC while the memory-bound work does not.
 
 Why a layer falls short of its MAC ratio: every execution form of a reduced layer runs the same two kernels, the
@@ -31,7 +32,7 @@ from basisconv.core.checks import check_choice
 from basisconv.core.progress import bar as progress_bar
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import count_macs
-from basisconv.core.evidence import interval_verdict, t_quantile
+from basisconv.core.evidence import t_interval
 from basisconv.experiment.precision import PRECISIONS, autocast, dtype_name
 from basisconv.experiment.provenance import hardware_info
 from basisconv.core.surgery import conv_layers
@@ -262,19 +263,8 @@ def speedup_interval(base_rounds, rounds, confidence: float = 0.95) -> tuple[flo
                          f"{len(rounds)}")
     # log s_r = log(base_r / t_r); n rounds:
     #   [low, high] = exp( mean(log s) -/+ t_{(1+c)/2, n-1} * sd(log s) / sqrt(n) )      (sd with n-1)
-    logs = [math.log(b / t) for b, t in zip(base_rounds, rounds)]
-    n = len(logs)
-    mean = sum(logs) / n
-    if n < 2:
-        return math.exp(mean), math.nan, math.nan
-    half = t_quantile((1 + confidence) / 2, n - 1) * statistics.stdev(logs) / math.sqrt(n)
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
-
-
-def speedup_verdict(low: float, high: float) -> str:
-    """``SUPPORTED`` if the whole speedup interval is above 1 (faster than the baseline), ``CONTRADICTED`` if it is
-    below 1 (slower), otherwise (and for a NaN interval) ``UNDECIDED`` (``evidence.interval_verdict``, bound 1)."""
-    return interval_verdict(low, high, 1.0)
+    mean, low, high, _ = t_interval([math.log(b / t) for b, t in zip(base_rounds, rounds)], confidence)
+    return math.exp(mean), math.exp(low), math.exp(high)
 
 
 def _infer_fn(runner, x: torch.Tensor, device, amp: bool):
@@ -300,9 +290,8 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
     the machine (clocks, thermals, other load) hit all models alike instead of whichever model happened to be timed
     last, and the per-round ratios against the baseline give a paired interval (``speedup_interval``). A row's
     ``median_ms`` / ``iqr_ms`` are the medians of the round medians / IQRs, ``round_ms`` the round medians;
-    ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round) and ``speedup_verdict``
-    where it lies (the baseline's own row: interval exactly 1 and verdict ``None``, the reference is not compared
-    with itself). ``on_row`` gets each row once every round of its mode is done; the returned rows are model-major
+    ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round; the baseline's own row:
+    exactly 1). ``on_row`` gets each row once every round of its mode is done; the returned rows are model-major
     (a model's train step, then its inference).
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
@@ -348,8 +337,7 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
                    "iqr_ms": iqr, "images_per_s": batch_size / med * 1e3,
                    "theoretical_speedup": base_macs / macs, "measured_speedup": statistics.median(base_rounds) / med,
                    "repeats": repeats, "round_ms": round_ms, "speedup_geomean": geomean,
-                   "speedup_low": low, "speedup_high": high,
-                   "speedup_verdict": None if i == base else speedup_verdict(low, high)}
+                   "speedup_low": low, "speedup_high": high}
             out[i, mode] = row
             if on_row is not None:
                 on_row(row)
@@ -404,166 +392,3 @@ def bench_trainer_overhead(model: nn.Module, images: torch.Tensor, labels: torch
     bare_ips = batch_size / median_ms * 1e3
     return {"trainer_images_per_s": trainer_ips, "bare_images_per_s": bare_ips,
             "trainer_overhead": 1 - trainer_ips / bare_ips}
-
-
-# The performance targets, in one place: name -> (comparison, threshold). Recorded by the benchmark stage and
-# reported, never asserted by a test (a timing depends on the machine).
-LAYER_THEORY_MIN = 1.5  # layers whose theoretical speedup is at least this are held to the per-layer target
-TARGETS = {
-    "layers_fraction_of_theory": (">=", 0.85),
-    "train_step_fraction_of_theory": (">=", 0.90),
-    "loader_fraction_of_step": ("<=", 0.05),
-    "trainer_overhead": ("<=", 0.10),
-}
-
-
-def _target(name: str, value) -> dict:
-    op, thr = TARGETS[name]
-    met = value is not None and (value >= thr if op == ">=" else value <= thr)
-    return {"target": f"{op} {thr:.2f}", "value": value, "met": bool(met)}
-
-
-def _precision(row: dict) -> str:
-    return row.get("precision", "fp32")  # rows from before timings had a precision were fp32
-
-
-def kernel_floors(layer_rows: list[dict], basis_variant: str = "basis_reduced") -> list[dict]:
-    """The kernel floor of every timed basis layer: ``floor_speedup = t_dense / (t_kxk + t_mix)`` in fwd+bwd, the
-    best speedup any execution form composed of its two kernels can reach (the one home of this number: the
-    targets, gpu-check's table and the benchmark notebook read it from here).
-
-    One row per ``basis_variant`` fwd+bwd row whose ``basis_kxk`` and ``basis_mix`` rows were timed with it (same
-    layer, ratio, batch size, memory format and precision): those keys, the layer's ``theoretical_speedup``,
-    ``dense_ms`` (from the basis row's own speedup), each kernel's time and MAC ratio (``kxk_ms``, ``kxk_theory``,
-    ``mix_ms``, ``mix_theory``), ``kernels_ms`` and ``floor_speedup``."""
-    def key(r):
-        return r["layer"], r["ratio"], r["batch_size"], r.get("memory_format"), _precision(r)
-    rows = [r for r in layer_rows if r["pass"] == "fwd+bwd"]
-    parts = {(*key(r), r["variant"]): r for r in rows if r["variant"] in ("basis_kxk", "basis_mix")}
-    out = []
-    for r in rows:
-        kxk, mix = (parts.get((*key(r), v)) for v in ("basis_kxk", "basis_mix"))
-        if r["variant"] != basis_variant or kxk is None or mix is None:
-            continue
-        dense_ms = r["measured_speedup"] * r["median_ms"]
-        kernels_ms = kxk["median_ms"] + mix["median_ms"]
-        out.append({"layer": r["layer"], "ratio": r["ratio"], "batch_size": r["batch_size"],
-                    "memory_format": r.get("memory_format"), "precision": _precision(r),
-                    "theoretical_speedup": r["theoretical_speedup"], "dense_ms": dense_ms, "kxk_ms": kxk["median_ms"],
-                    "mix_ms": mix["median_ms"], "kxk_theory": kxk["theoretical_speedup"],
-                    "mix_theory": mix["theoretical_speedup"], "kernels_ms": kernels_ms,
-                    "floor_speedup": dense_ms / kernels_ms})
-    return out
-
-
-def layer_misses(layer_rows: list[dict], threshold: float, memory_format: str = "channels_last",
-                 precision: str = "fp32") -> list[dict]:
-    """Every reduced layer held to the target (theoretical >= ``LAYER_THEORY_MIN``) that misses ``threshold``,
-    with the measurement of its limiting step.
-
-    ``floor_fraction``: the kernel floor ``t_dense / (t_kxk + t_mix)`` over theory (the best any execution form
-    composed of the two kernels can reach). Below ``threshold`` the miss is a kernel limit and ``limit`` names the
-    kernel with the larger excess over its MAC share of the dense time (``excess_ms``); otherwise ``limit`` is
-    ``"form overhead"``, the form's time beyond the two kernels (``overhead_ms``).
-    """
-    rows = [r for r in layer_rows if r["pass"] == "fwd+bwd" and r["memory_format"] == memory_format
-            and _precision(r) == precision]
-    floors = {(f["layer"], f["ratio"], f["batch_size"]): f for f in kernel_floors(rows)}
-    out = []
-    for r in rows:
-        if r["variant"] != "basis_reduced" or r["theoretical_speedup"] < LAYER_THEORY_MIN:
-            continue
-        frac = r["measured_speedup"] / r["theoretical_speedup"]
-        if frac >= threshold:
-            continue
-        miss = {"layer": r["layer"], "ratio": r["ratio"], "batch_size": r["batch_size"], "fraction": frac,
-                "floor_fraction": None, "limit": "not measured", "excess_ms": {}, "overhead_ms": None}
-        f = floors.get((r["layer"], r["ratio"], r["batch_size"]))
-        if f is not None:
-            dense_ms = f["dense_ms"]
-            # each kernel's time beyond its MAC share of the dense conv's time (theoretical_speedup = dense/its MACs)
-            excess = {"kxk conv": f["kxk_ms"] - dense_ms / f["kxk_theory"],
-                      "1x1 mix": f["mix_ms"] - dense_ms / f["mix_theory"]}
-            floor = f["floor_speedup"] / r["theoretical_speedup"]
-            miss.update(floor_fraction=floor, excess_ms=excess, overhead_ms=r["median_ms"] - f["kernels_ms"],
-                        limit=max(excess, key=excess.get) if floor < threshold else "form overhead")
-        out.append(miss)
-    return out
-
-
-def layer_sum_speedup(layer_rows: list[dict], model_layers: dict, base_ms: float, *, batch_size: int,
-                      memory_format: str = "channels_last", precision: str = "fp32") -> float | None:
-    """The train-step speedup a model would have if each converted layer saved exactly what it saves alone:
-    ``base / (base - sum(t_dense - t_basis))`` over ``model_layers`` (``{layer: ratio}``), fwd+bwd at ``batch_size``.
-    Measured close to this, a model's miss lies in its layers, not in the glue between them. ``None`` when a layer
-    was not timed at that ratio and batch size."""
-    by = {(r["layer"], r["ratio"]): r for r in layer_rows if r["variant"] == "basis_reduced"
-          and r["pass"] == "fwd+bwd" and r["memory_format"] == memory_format and _precision(r) == precision
-          and r["batch_size"] == batch_size}
-    saved = 0.0
-    for layer, ratio in model_layers.items():
-        r = by.get((layer, ratio))
-        if r is None:
-            return None
-        saved += r["measured_speedup"] * r["median_ms"] - r["median_ms"]
-    return base_ms / (base_ms - saved) if saved < base_ms else None
-
-
-# the whole models held to the train-step target; ``selected_*`` are measured against ``selected``'s theory and
-# ``all_layers_*`` against ``all_layers``'s (the paper's MAC count: reduced form, leading basis)
-TARGET_MODELS = ("all_layers", "all_layers_switched", "selected", "selected_switched", "selected_tuned")
-
-
-def reference_model(name: str, names) -> str:
-    """The model whose theoretical speedup ``name``'s train step is held to: the fresh ``selected`` or ``all_layers``
-    it derives from (``selected_switched`` -> ``selected``) when ``names`` has it, else ``name`` itself."""
-    return next((b for b in ("selected", "all_layers") if name.startswith(b) and b in names), name)
-
-
-def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, trainer: dict,
-            memory_format: str = "channels_last", precision: str = "fp32",
-            model_layers: dict | None = None) -> dict:
-    """The performance targets of ``TARGETS`` (recorded, never asserted) in ``precision``, each with the measured
-    value and whether it is met:
-
-    - layers with theoretical speedup >= ``LAYER_THEORY_MIN``: measured fwd+bwd speedup as a fraction of theory
-      (basis_reduced), and every miss with its limiting step (``layer_misses``);
-    - the all-layers and selected-layers models' train step as a fraction of theory (the reduced form's MAC count),
-      the selection fresh, switched (QR) and switched with execution forms tuned by measurement; with
-      ``model_layers`` (``{model: {layer: ratio}}``) also the layer-sum bound (``layer_sum_speedup``);
-    - data loading as a fraction of a baseline training step; trainer overhead.
-    """
-    layer_rows = [r for r in layer_rows if _precision(r) == precision]
-    model_rows = [r for r in model_rows if _precision(r) == precision]
-    big = [r for r in layer_rows if r["variant"] == "basis_reduced" and r["pass"] == "fwd+bwd"
-           and r["memory_format"] == memory_format and r["theoretical_speedup"] >= LAYER_THEORY_MIN]
-    frac = [r["measured_speedup"] / r["theoretical_speedup"] for r in big]
-    step = {r["model"]: r for r in model_rows if r["mode"] == "train_step"}
-    thr = TARGETS["layers_fraction_of_theory"][1]
-    misses = layer_misses(layer_rows, thr, memory_format, precision)
-    out = {"precision": precision, "layers_fraction_of_theory": {
-        "target": f">= {thr:.2f} for layers with theoretical >= {LAYER_THEORY_MIN}x", "n_layers": len(big),
-        "n_met": sum(f >= thr for f in frac), "min": min(frac) if frac else None,
-        "median": sorted(frac)[len(frac) // 2] if frac else None, "met": bool(frac) and all(f >= thr for f in frac),
-        "n_kernel_limited": sum(m["floor_fraction"] is not None and m["floor_fraction"] < thr for m in misses),
-        "misses": misses}}
-    base_ms = step["baseline"]["median_ms"]
-    for name in TARGET_MODELS:
-        if name not in step:
-            continue
-        ref = reference_model(name, step)
-        theory = step[ref]["theoretical_speedup"]  # the paper's MAC count (reduced form, leading basis)
-        t = _target("train_step_fraction_of_theory", step[name]["measured_speedup"] / theory)
-        layers = (model_layers or {}).get(name)
-        if layers is not None:
-            bound = layer_sum_speedup(layer_rows, layers, base_ms, batch_size=step[name]["batch_size"],
-                                      memory_format=memory_format, precision=precision)
-            t["layer_sum_fraction_of_theory"] = None if bound is None else bound / theory
-        out[f"{name}_train_step_fraction_of_theory"] = t
-    out["loader_fraction_of_step"] = _target("loader_fraction_of_step", loader["median_ms"] / base_ms)
-    out["trainer_overhead"] = _target("trainer_overhead", trainer["trainer_overhead"])
-    # where a basis layer is slower than its folded (dense) form, the faster correct form is the folded conv
-    slower = sorted({(r["layer"], r["ratio"]) for r in layer_rows if r["variant"] == "basis_reduced"
-                     and r["pass"] == "fwd" and r["measured_speedup"] < 1.0 and r["memory_format"] == memory_format})
-    out["fold_at_inference"] = [{"layer": l, "ratio": q} for l, q in slower]
-    return out

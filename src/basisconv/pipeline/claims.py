@@ -33,7 +33,7 @@ speak to (a claim whose runs were not trained is left out, not guessed):
 
 Two run names can train one model: a comparison subset may come out as the same layers at the same ratios as another
 variant (a spectral subset that is every layer at the all-layers ratio). ``same_models`` finds them in the basis
-stage's plan; an accuracy row whose comparison an earlier row already made with the same models says so
+stage's plan (``basisconv.pipeline.plan``); an accuracy row whose comparison an earlier row already made with the same models says so
 (``repeats``) and is not separate evidence: its sentence says it, the verdict table marks it, and the README's
 reading line does not count it. A row whose two sides are one model is decided by that fact (``_mark_repeats``).
 """
@@ -47,7 +47,7 @@ import pandas as pd
 from basisconv.core import evidence
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, interval_verdict
 from basisconv.perf.bench import speedup_interval
-from basisconv.pipeline import variants
+from basisconv.pipeline import display, variants
 from basisconv.pipeline.tables import plural
 
 # the selection "keeps accuracy" when it loses at most this many points against the baseline (non-inferiority), and
@@ -61,16 +61,6 @@ WORDS = {SUPPORTED: "This holds here", UNDECIDED: "This is not decided here", CO
 SOURCES = {"paper": ("The paper claims", ""),
            "implied": ("The paper's search implies", "(implied) "),  # a comparison of this package's design
            "package": ("The search assumes", "(package) ")}  # an assumption of this package's search
-# claims an earlier version of this package decided and the reason it no longer does: ``publish --reword`` drops
-# their rows from a published page that still has them, and says why
-WITHDRAWN = {
-    "selective basis layers reduce training time (time per epoch once the basis layers train)":
-        "it compared epoch times of trainings run minutes to hours apart, so the machine's drift between them "
-        "entered the difference; the training-step timings (interleaved) decide the speed claims",
-    "the switch schedule costs less training time than scratch":
-        "it compared whole training times of runs made at different times (machine drift entered the "
-        "difference); it is now decided by the interleaved training-step timings",
-}
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
 # ``repeats``: why a row is not separate evidence (``same_models``), "" for every other row
 COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
@@ -128,43 +118,11 @@ def same_models(plan) -> dict[str, str]:
     for variant, schedule, layers, ratio in plan:
         if layers is None:  # the baselines: no basis layer
             continue
-        name = f"{variant}@{schedule}"
+        name = variants.run_name(variant, schedule)
         model = (schedule, tuple((layer, float(ratio[layer] if isinstance(ratio, dict) else ratio))
                                  for layer in layers))
         if first.setdefault(model, name) != name:
             out[name] = first[model]
-    return out
-
-
-def planned(runs, sel: dict, B: dict) -> list[tuple]:
-    """The basis stage's plan entries (``stages.basis.plan``: ``(variant, schedule, layers, ratio)``) of the run
-    names ``runs`` (``selected@switch``, ``random0~ml2@switch``, ``all_layers~r0.25@switch``, ``baseline``), read
-    back from the selection ``sel`` and the basis section ``B`` the stage ran with, in the order given.
-
-    The report stage reads the plan back instead of calling ``stages.basis.plan``: importing that stage would put
-    the training code into the report's code closure (``tests/test_layout.py``), and moving ``plan`` into a shared
-    module would change every training's key. ``tests/test_claims.py`` checks that the two agree."""
-    fronts = sel.get("fronts", {})
-    ratios = {variants.ratio_point(q): q for q in B.get("front_ratios", [])}
-    out = []
-    for run in runs:
-        name, _, schedule = run.partition("@")
-        base, _, point = name.partition(variants.POINT)
-        kind = variants.variant_of(run).name
-        try:
-            at = fronts[point] if point and kind != "all_layers" else sel  # the selection at this point's budget
-            if kind in ("baseline", "baseline_fp32"):
-                out.append((name, "-", None, None))
-            elif kind == "all_layers":
-                out.append((name, schedule, sel["candidates"], ratios[point] if point else B["ratio"]))
-            elif kind == "selected":
-                out.append((name, schedule, at["layers"], at["ratios"]))
-            else:
-                out.append((name, schedule, at["comparisons"][base]["layers"], at["comparisons"][base]["ratios"]))
-        except KeyError as e:
-            raise ValueError(f"run {run!r} is not in the plan of this selection and basis section (no {e}): the "
-                             "basis stage's results and the selection come from different runs; `dvc repro` "
-                             "brings them together") from None
     return out
 
 
@@ -232,7 +190,7 @@ def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float 
     rows say that they are not separate evidence."""
     acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
     mt = runs.groupby("variant")[[c for c in ("params", "macs") if c in runs]].first()
-    sel, allv = f"selected@{schedule}", f"all_layers@{schedule}"
+    sel, allv = variants.run_name("selected", schedule), variants.run_name("all_layers", schedule)
 
     def paired(claim, a, b, kind, **kw):
         return a, b, kind, _paired(claim, a, b, kind, acc, **kw)
@@ -243,15 +201,17 @@ def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float 
            paired("the selection beats basis layers on every layer", sel, allv, "superiority")]
     for v in sorted(acc, key=lambda r: (variants.point_of(r), r)):  # the main point first, then each front's
         point = variants.point_of(v)
-        s = f"selected{variants.POINT}{point}@{schedule}" if point else sel
-        if v.endswith(f"@{schedule}") and variants.variant_of(v).kind == "comparison" and s in mt.index:
+        s = variants.run_name("selected", schedule, point)
+        rv = variants.RunName.parse(v)
+        if rv.schedule == schedule and rv.kind == "comparison" and s in mt.index:
             at = f" at the {point} budget" if point else ""
-            out.append(paired(f"the selection{at} beats {variants.variant_of(v).describe} (`{v}`)", s, v,
+            out.append(paired(f"the selection{at} beats {display.look(v).describe} (`{v}`)", s, v,
                               "superiority", source="implied", note=f" ({_size(mt, s)} vs {_size(mt, v)})"))
     v = schedule_variant(runs)
     if v:  # the schedules compared on the selection if it was trained both ways (their cost: schedule_cost_claim)
         out.append(paired(f"the switch schedule matches training basis layers from scratch (read here as: within "
-                          f"{margin:g} point)", f"{v}@switch", f"{v}@scratch", "equivalence", margin=margin))
+                          f"{margin:g} point)", variants.run_name(v, "switch"), variants.run_name(v, "scratch"),
+                          "equivalence", margin=margin))
     out.append(paired(f"bf16 autocast leaves accuracy unchanged (read here as: within {margin:g} point)", "baseline",
                       "baseline_fp32", "equivalence", source="package", margin=margin))
     return _mark_repeats(out, same or {})
@@ -261,7 +221,8 @@ def schedule_variant(runs: pd.DataFrame) -> str | None:
     """The variant whose two schedules the claims compare: ``selected`` if it was trained both ways, else
     ``all_layers``, else none."""
     names = set(runs.variant)
-    return next((v for v in ("selected", "all_layers") if {f"{v}@switch", f"{v}@scratch"} <= names), None)
+    return next((v for v in ("selected", "all_layers")
+                 if {variants.run_name(v, "switch"), variants.run_name(v, "scratch")} <= names), None)
 
 
 def _rounds(m: dict | None) -> list[float]:
@@ -382,7 +343,7 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
 
 
 def verdict_table(r: dict, schedule: str = "switch") -> pd.DataFrame:
-    """Every claim the results ``r`` (``basisconv.pipeline.stages.report.load_results``) can decide, one row each:
+    """Every claim the results ``r`` (``basisconv.pipeline.render.load``) can decide, one row each:
     claim, source (paper or package), comparison, measured evidence, verdict, the sentence stating it, whether it
     is timed, and why it is not separate evidence (``r["same_models"]``: ``same_models`` of the basis stage's
     plan)."""

@@ -39,7 +39,7 @@ import pandas as pd
 
 from basisconv.core import evidence
 from basisconv.core.checks import check_choice
-from basisconv.pipeline import variants
+from basisconv.pipeline import display, variants
 from basisconv.pipeline.tables import plural
 
 STAGE_COLORS = {"conv1": "0.3", "layer1": "tab:blue", "layer2": "tab:orange", "layer3": "tab:green",
@@ -63,8 +63,8 @@ def style() -> None:
 
 def variant_style(variant: str) -> dict:
     """``{"color", "marker", "label"}`` of a main-table variant such as ``selected@switch`` or ``random2@switch``
-    (the registry's, ``basisconv.pipeline.variants.style``)."""
-    return variants.style(variant)
+    (``basisconv.pipeline.display.style``)."""
+    return display.style(variant)
 
 
 def show_figure(path):
@@ -94,16 +94,11 @@ def figure_name(path) -> str:
     return f"{p.parent.name}_{p.stem}"
 
 
-DATA_SAMPLES_FILE = "samples.png"  # inside the data stage's summary folder (a DVC out of its own, so not a figure role)
-
-
 def figure_paths() -> dict[str, str]:
-    """``{name: PNG path}`` of every figure the pipeline writes: each stage's declared figures
-    (``basisconv.pipeline.layout``) and the data stage's samples in its summary folder."""
-    from basisconv.pipeline.layout import STAGES
-    out = {figure_name(p): p for st in STAGES.values() for p in st.figures.values()}
-    samples = f"{STAGES['data']['summary']}/{DATA_SAMPLES_FILE}"
-    out[figure_name(samples)] = samples
+    """``{name: PNG path}`` of every figure the pipeline writes: each stage's (``basisconv.pipeline.display``) and
+    the data stage's samples in its summary folder."""
+    out = {figure_name(p): p for figs in display.FIGURES.values() for p in figs.values()}
+    out[figure_name(display.DATA_SAMPLES)] = display.DATA_SAMPLES
     return out
 
 
@@ -219,18 +214,10 @@ def _plain(ax, axis: str = "both") -> None:
 
 def seed_interval(values, confidence: float) -> tuple[float, float, float, int]:
     """``(mean, low, high, n)`` of per-seed ``values`` (NaNs dropped): the ``confidence`` t-interval
-    ``mean +/- t_{(1+c)/2, n-1} sd / sqrt(n)`` (``basisconv.core.evidence.t_quantile``); NaN bounds when
+    ``mean +/- t_{(1+c)/2, n-1} sd / sqrt(n)`` (``basisconv.core.evidence.t_interval``); NaN bounds when
     ``n < 2`` (one seed gives a point, not an interval), NaN everything when ``n == 0``."""
     v = np.asarray(pd.to_numeric(pd.Series(list(values)), errors="coerce"), dtype=float)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(v.mean())
-    if n < 2:
-        return mean, math.nan, math.nan, n
-    half = evidence.t_quantile((1 + confidence) / 2, n - 1) * float(v.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half, n
+    return evidence.t_interval(v[np.isfinite(v)], confidence)
 
 
 def seed_summary(runs: pd.DataFrame, column: str, confidence: float, scale: float = 1.0) -> pd.DataFrame:
@@ -496,8 +483,8 @@ def additivity(pairs: pd.DataFrame, ratio: float, path) -> Path:
 def _family(run: str) -> str:
     """Runs drawn as one front (a line through their budgets): the variant (``random0``, ``random1`` and
     ``random0~ml2`` are ``random``) and its schedule."""
-    _, _, schedule = run.partition("@")
-    return f"{variants.variant_of(run).name}@{schedule}" if schedule else variants.variant_of(run).name
+    name = variants.RunName.parse(run)
+    return str(variants.RunName(name.variant, name.schedule))
 
 
 RUN_COLUMNS = ("variant", "seed", "test_acc", "params", "macs")
@@ -535,7 +522,7 @@ def basis_pareto(runs: pd.DataFrame, confidence: float, path, title: str = "", b
             if len(points) > 1:
                 xy = sorted((float(np.mean([x[m] for m in ms])), float(np.mean([acc.loc[m, "mean"] for m in ms])))
                             for ms in points.values())
-                ax.plot(*zip(*xy), "-", color=variants.variant_of(members[0]).color, lw=0.9, alpha=0.6, zorder=1)
+                ax.plot(*zip(*xy), "-", color=display.look(members[0]).color, lw=0.9, alpha=0.6, zorder=1)
         for v in acc.index:
             st = variant_style(v)
             m = acc.loc[v]
@@ -562,34 +549,11 @@ def basis_pareto(runs: pd.DataFrame, confidence: float, path, title: str = "", b
     return _save(fig, path)
 
 
-def run_histories(runs: pd.DataFrame, run_dirs) -> pd.DataFrame:
-    """The per-epoch history of every run of ``runs`` (rows with ``variant``, ``seed``, ``key``), read from its
-    metrics JSON ``<run dir>/<variant>_s<seed>-<key>.json`` (``basisconv.pipeline.runs.run_files``) in the first of
-    ``run_dirs`` that has it (the first seed's baseline is the baseline stage's run). One row per (variant, seed,
-    epoch) with the history's columns (``val_acc`` ... as fractions). A run without a file raises
-    ``FileNotFoundError`` naming where it was looked for."""
-    from basisconv.experiment.io import read_json
-    from basisconv.pipeline.runs import run_files
-    frames = []
-    for r in runs[["variant", "seed", "key"]].itertuples(index=False):
-        tried = [run_files(d, f"{r.variant}_s{r.seed}", r.key)["json"] for d in run_dirs]
-        found = next((p for p in tried if p.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(f"no metrics file of run {r.variant} seed {r.seed} (key {r.key}); looked for "
-                                    + ", ".join(map(str, tried)))
-        h = pd.DataFrame(read_json(found)["history"])
-        h.insert(0, "seed", r.seed)
-        h.insert(0, "variant", r.variant)
-        frames.append(h)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "seed", "epoch",
-                                                                                      "val_acc"])
-
-
 def training_curves(histories: pd.DataFrame, switch_epoch: int, confidence: float, path, title: str = "",
                     column: str = "val_acc", baseline: str = "baseline", ncols: int = 3) -> Path:
     """``column`` (a fraction, drawn in %) per epoch, one panel per variant with the baseline drawn in each for
     reference: the mean over seeds with the ``confidence`` t-interval as a band (none with one seed).
-    ``histories``: rows of (``variant``, ``seed``, ``epoch``, ``column``), ``run_histories``. ``switch_epoch`` > 0 is
+    ``histories``: rows of (``variant``, ``seed``, ``epoch``, ``column``), the basis stage's ``histories.csv``. ``switch_epoch`` > 0 is
     marked by a vertical line (the switch runs are their seed's baseline up to it)."""
     plt = _plt()
     ok = len(histories) and column in histories and _finite(histories[column])

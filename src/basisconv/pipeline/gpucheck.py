@@ -35,7 +35,8 @@ from basisconv.experiment.data import CLASSES, synthetic_cifar
 from basisconv.experiment.models import INPUT_SHAPE, build_model
 from basisconv.experiment.precision import PRECISIONS, dtype_name
 from basisconv.experiment.provenance import hardware_info
-from basisconv.perf.bench import bench_layers, bench_models, distinct_shapes, kernel_floors
+from basisconv.perf.analysis import kernel_floors
+from basisconv.perf.bench import bench_layers, bench_models, distinct_shapes
 
 SIZES = {  # what each size measures; "full" is the GPU check, "tiny" its CPU test
     "full": {"width": 64, "batch_sizes": (256, 512), "ratios": (0.25, 0.5), "min_run_time": 0.2, "epochs": 2,

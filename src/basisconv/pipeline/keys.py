@@ -5,10 +5,12 @@ is stored under a key that hashes
 
     key = sha256( resolved params the stage reads,
                   content digest of every input file (sha256 of the bytes; folders: of every file in them),
-                  source digest of every ``basisconv`` module the stage imports, transitively )
+                  computation of every ``basisconv`` module the stage imports, transitively )
 
 so editing a param, retraining the baseline or changing the code gives a new key, and an artefact of another key is
-never returned. The module closure is read from the import graph (``ast``, function-local imports included), the
+never returned. A module's computation is its syntax tree without docstrings and comments (``computation``): words
+never enter a key. Display data (labels, colours, figure paths) lives in modules no computation imports
+(``basisconv.pipeline.display``, ``basisconv.pipeline.layout``'s figure table). The module closure is read from the import graph (``ast``, function-local imports included), the
 same graph from which ``dvc.yaml``'s code dependencies are generated, so DVC re-runs a stage exactly when its key
 can have changed.
 """
@@ -149,9 +151,25 @@ def stage_code_files(module: str, notebook, root=None) -> list[Path]:
     return [module_file(m, root) for m in sorted(mods)]
 
 
+def computation(source: str, filename: str = "<source>") -> str:
+    """What of a module's ``source`` can change a result: its syntax tree without docstrings (module, class and
+    function docstrings), comments or layout, as ``ast.dump`` prints it. Rewording a docstring or a comment, or
+    rewrapping a line, leaves it (and every key over it) unchanged; any change of code changes it."""
+    tree = ast.parse(source, filename)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def code_digest(module: str, root=None) -> str:
-    """sha256 over the source text of every module in ``module``'s closure (its own code and all it uses)."""
-    return digest([(m, module_file(m, root).read_text()) for m in module_closure(module, root)], n=64)
+    """sha256 over the computation (``computation``: code without docstrings and comments) of every module in
+    ``module``'s closure (its own code and all it uses)."""
+    return digest([(m, computation(module_file(m, root).read_text(), str(module_file(m, root))))
+                   for m in module_closure(module, root)], n=64)
 
 
 def stage_inputs(P: dict, sections, input_files, module: str, root=None) -> dict:

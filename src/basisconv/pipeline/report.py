@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from basisconv.perf.bench import reference_model
+from basisconv.perf.analysis import reference_model
 from basisconv.pipeline import tables, variants
 from basisconv.pipeline.claims import CHEAP_FRACTION, speedup_point
 
@@ -176,7 +176,7 @@ def claims(r: dict) -> list[tuple[str, str]]:
     """``(claim, paragraph)`` for every claim of the paper this run can speak to.
 
     ``r``: ``{"baseline", "selection", "benchmark", "faithfulness"}`` (the stages' JSON files) and
-    ``"main_table"`` (DataFrame), as ``basisconv.pipeline.stages.report.load_results`` reads them.
+    ``"main_table"`` (DataFrame), as ``basisconv.pipeline.render.load`` reads them.
     """
     mt = r["main_table"].set_index("variant")
     bench, sel = r["benchmark"], r["selection"]

@@ -37,9 +37,6 @@ class Match:
 class Variant:
     name: str
     kind: str  # "reference", "basis" or "comparison"
-    describe: str  # a few words for tables and the report
-    color: str
-    marker: str
     runs: Callable[[dict], list[str]] | None = None  # comparison: the run names it trains, from the basis section
     build: Callable[[Match, str], dict] | None = None  # comparison: the subset of one run name
 
@@ -63,20 +60,15 @@ def _spectral_subset(m: Match, run: str) -> dict:
     return spectral_subset(m.net, m.layers, m.target_params, m.ratios, coeff=m.coeff)
 
 
-# Random subsets take one colour each (cycled), so several of them stay apart in a legend.
-RANDOM_COLORS = ("tab:blue", "tab:cyan", "tab:olive", "tab:pink", "tab:green")
-
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("baseline", "reference", "the full-rank model", "k", "s"),
-    Variant("baseline_fp32", "reference", "the baseline in fp32", "0.45", "X"),
-    Variant("all_layers", "basis", "basis layers on every candidate layer", "tab:gray", "v"),
-    Variant("selected", "basis", "basis layers on the sensitivity-selected layers", "tab:red", "*"),
-    Variant("random", "comparison", "random layers saving about as many parameters", RANDOM_COLORS[0], "o",
-            runs=lambda B: [f"random{k}" for k in range(B["random_subsets"])], build=_random_subset),
-    Variant("largest", "comparison", "largest layers first, saving about as many parameters", "tab:purple", "D",
-            build=_largest_subset),
-    Variant("spectral", "comparison", "singular-value energy threshold, saving about as many parameters", "tab:brown",
-            "P", build=_spectral_subset),
+    Variant("baseline", "reference"),
+    Variant("baseline_fp32", "reference"),
+    Variant("all_layers", "basis"),
+    Variant("selected", "basis"),
+    Variant("random", "comparison", runs=lambda B: [f"random{k}" for k in range(B["random_subsets"])],
+            build=_random_subset),
+    Variant("largest", "comparison", build=_largest_subset),
+    Variant("spectral", "comparison", build=_spectral_subset),
 )}
 COMPARISONS = tuple(n for n, v in VARIANTS.items() if v.kind == "comparison")
 
@@ -94,32 +86,66 @@ def ratio_point(ratio: float) -> str:
     return f"r{ratio:g}"
 
 
+@dataclass(frozen=True)
+class RunName:
+    """The one format of a run name, ``<variant>[<draw>][~<point>][@<schedule>]``: ``baseline``, ``selected@switch``,
+    ``random2~ml2@switch``, ``all_layers~r0.25@scratch``. ``draw``: the index of a comparison that trains several
+    runs (``random<k>``); ``point``: a front's extra point (``budget_point``, ``ratio_point``), "" for the main one;
+    ``schedule``: one of ``SCHEDULES``, "" for the references. ``str()`` formats it, ``RunName.parse`` reads it back
+    (and refuses an unknown variant); nothing else builds or splits a run name."""
+    variant: str
+    schedule: str = ""
+    point: str = ""
+    draw: int | None = None
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; valid variants: {', '.join(VARIANTS)}")
+
+    @property
+    def base(self) -> str:
+        """The name without point and schedule (``random2``): a comparison run of ``comparison_runs``."""
+        return self.variant + ("" if self.draw is None else str(self.draw))
+
+    @property
+    def kind(self) -> str:
+        return VARIANTS[self.variant].kind
+
+    def __str__(self) -> str:
+        return self.base + (f"{POINT}{self.point}" if self.point else "") + (f"@{self.schedule}" if self.schedule
+                                                                            else "")
+
+    def at(self, schedule: str | None = None, point: str | None = None) -> "RunName":
+        """The same run at another schedule or point."""
+        return RunName(self.variant, self.schedule if schedule is None else schedule,
+                       self.point if point is None else point, self.draw)
+
+    @classmethod
+    def parse(cls, run: str) -> "RunName":
+        name, _, schedule = str(run).partition("@")
+        base, _, point = name.partition(POINT)
+        for v in VARIANTS.values():
+            if base == v.name:
+                return cls(v.name, schedule, point)
+            if v.runs is not None and base.startswith(v.name) and base[len(v.name):].isdigit():
+                return cls(v.name, schedule, point, int(base[len(v.name):]))
+        raise ValueError(f"unknown variant in run name {run!r}; valid variants: {', '.join(VARIANTS)}")
+
+
+def run_name(base: str, schedule: str = "", point: str = "") -> str:
+    """The run name of the comparison or variant ``base`` (``random2``, ``selected``) at ``schedule`` and ``point``."""
+    return str(RunName.parse(base).at(schedule, point))
+
+
 def point_of(run: str) -> str:
     """The front point of a run name (``ml2`` of ``selected~ml2@switch``), ``""`` for the main point."""
-    return run.partition("@")[0].partition(POINT)[2]
+    return RunName.parse(run).point
 
 
 def variant_of(run: str) -> Variant:
     """The variant of a run name such as ``selected@switch``, ``random2@switch``, ``largest~ml2@switch`` or
     ``baseline``."""
-    name = run.partition("@")[0].partition(POINT)[0]
-    for v in VARIANTS.values():
-        if name == v.name or (v.runs is not None and name.startswith(v.name) and name[len(v.name):].isdigit()):
-            return v
-    raise ValueError(f"unknown variant in run name {run!r}; valid variants: {', '.join(VARIANTS)}")
-
-
-def style(run: str) -> dict:
-    """``{"color", "marker", "label"}`` of a run such as ``selected@switch`` or ``random2@switch``: each variant
-    its own colour and marker, each random subset its own colour, scratch runs a different marker."""
-    name, _, schedule = run.partition("@")
-    name = name.partition(POINT)[0]
-    v = variant_of(run)
-    color = v.color
-    if v.name == "random":
-        color = RANDOM_COLORS[int(name[len("random"):]) % len(RANDOM_COLORS)]
-    marker = {"*": "p", "v": "^"}.get(v.marker, v.marker) if schedule == "scratch" else v.marker
-    return {"color": color, "marker": marker, "label": run}
+    return VARIANTS[RunName.parse(run).variant]
 
 
 def comparison_runs(B: dict, match: Match) -> dict[str, dict]:

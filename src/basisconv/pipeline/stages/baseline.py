@@ -21,7 +21,7 @@ from basisconv.pipeline.stages import common, training
 
 L = STAGES["baseline"]
 SUMMARY_KEYS = ("key", "data", "seed", "test_acc", "val_acc", "params", "macs", "train_time", "epoch_time_mean",
-                "epoch_times", "epochs", "hardware")
+                "epoch_times", "epochs", "hardware", "history")
 
 
 def train_run(P: dict, D: dict, meta: dict, inputs: dict, device, progress=True) -> dict:

@@ -24,54 +24,26 @@ from basisconv.experiment.models import build_model
 from basisconv.experiment.train import snapshot_path
 from basisconv.pipeline.runs import run_files, run_training
 from basisconv.pipeline.stages import common, training
-from basisconv.pipeline.variants import POINT, ratio_point, variant_of
+from basisconv.pipeline.plan import plan
+from basisconv.pipeline.variants import run_name
 
 L = STAGES["basis"]
 
 
-def plan(B: dict, sel: dict, amp: bool = False) -> list[tuple]:
-    """``(variant, schedule, layers, ratio)`` for every basis-stage variant (``B`` is already valid: every params
-    rule lives in ``basisconv.pipeline.validate``, which ``params.resolve`` applies before a stage starts).
-
-    ``amp``: the effective precision of the runs; ``baseline_fp32`` (the baseline in fp32, to check that bf16
-    autocast leaves accuracy unchanged) is only planned when the others run in bf16, else it would be the baseline.
-    """
-    out = [("baseline", "-", None, None)] if "baseline" in B["variants"] else []
-    if "baseline_fp32" in B["variants"] and amp:
-        out.append(("baseline_fp32", "-", None, None))
-    for v in ("all_layers", "selected"):
-        if v not in B["variants"] or (v == "selected" and not sel["layers"]):
-            continue  # an empty selection (no layer fits the loss budget) has nothing to train
-        layers, ratio = (sel["candidates"], B["ratio"]) if v == "all_layers" else (sel["layers"], sel["ratios"])
-        out += [(v, s, layers, ratio) for s in B["schedules"]]
-    for name, c in sel["comparisons"].items():
-        if variant_of(name).name in B["variants"]:
-            out.append((name, B["comparison_schedule"], c["layers"], c["ratios"]))
-    # the fronts' extra points (accuracy against size over several budgets), all with the comparison schedule
-    cs = B["comparison_schedule"]
-    if "all_layers" in B["variants"]:
-        out += [(f"all_layers{POINT}{ratio_point(q)}", cs, sel["candidates"], q) for q in B["front_ratios"]]
-    for point, f in sel.get("fronts", {}).items():
-        if "selected" in B["variants"] and f["layers"]:
-            out.append((f"selected{POINT}{point}", cs, f["layers"], f["ratios"]))
-        out += [(f"{name}{POINT}{point}", cs, c["layers"], c["ratios"]) for name, c in f["comparisons"].items()
-                if variant_of(name).name in B["variants"]]
-    return out
-
-
 def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, device, baseline: dict,
-               progress=True, on_run=None) -> list[dict]:
-    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run).
+               progress=True, on_run=None) -> tuple[list[dict], list[dict]]:
+    """Train every ``pl`` entry for every seed (the first seed's baseline is the baseline stage's run). Returns
+    ``(runs, histories)``: one row per run, and one per run and epoch (its history, with ``variant`` and ``seed``).
 
     A switch run continues from its seed's baseline at the switch epoch (``runs.run_training(start=...)``): up to
     there the two are the same computation, so those epochs are trained once per seed, not once per variant."""
-    B, runs = P["basis"], []
+    B, runs, histories = P["basis"], [], []
     amp = common.resolved_train(P["train"])["amp"]  # the precision every run but baseline_fp32 trains in
     s = B["switch_epoch"]
     for seed in P["train"]["seeds"]:
         start = None  # this seed's baseline at the switch epoch, once the plan has reached the baseline
         for variant, schedule, layers, ratio in pl:
-            name = variant if schedule == "-" else f"{variant}@{schedule}"
+            name = variant if schedule == "-" else run_name(variant, schedule)
             if variant == "baseline" and seed == P["train"]["seeds"][0]:
                 # the baseline stage's summary is read under torchrun as well: the first seed's switch runs start
                 # from its snapshot, so their keys must be the ones the main process looks up afterwards
@@ -99,9 +71,10 @@ def train_runs(P: dict, pl: list[tuple], D: dict, meta: dict, run_inputs: str, d
                    "amp": amp and variant != "baseline_fp32", "data": meta["label"],
                    "machine": m.get("hardware", {}).get("machine")}  # timings pair only runs of one machine
             runs.append(row)
+            histories += [{"variant": name, "seed": seed, **h} for h in m["history"]]
             if on_run is not None:
                 on_run(row)
-    return runs
+    return runs, histories
 
 
 def late_epoch_time(epoch_times: list[float], switch_epoch: int) -> float:
@@ -138,7 +111,7 @@ def headline(table: pd.DataFrame, schedule: str) -> dict:
     """The basis stage's DVC metrics: the selection's mean test accuracy (%), its difference to the baseline (points)
     and its compression, under the comparison schedule (the one every comparison subset is trained with)."""
     t = table.set_index("variant")
-    v = f"selected@{schedule}"
+    v = run_name("selected", schedule)
     if v not in t.index:
         return {"sel_acc": None, "sel_delta": None, "compression": None}
     return {"sel_acc": float(t.loc[v, "test_acc_mean"]), "sel_delta": float(t.loc[v, "delta_vs_baseline"]),
@@ -157,11 +130,12 @@ def run(P: dict, progress=True, on_run=None) -> dict:
     inputs = common.inputs("basis", P)
     baseline = read_json(L["baseline"])
     run_inputs = digest(inputs["inputs"][PREPARED], inputs["code"])  # data content and code: what every run shares
-    runs = train_runs(P, pl, D, meta, run_inputs, device, baseline, progress=progress, on_run=on_run)
+    runs, histories = train_runs(P, pl, D, meta, run_inputs, device, baseline, progress=progress, on_run=on_run)
     if common.under_torchrun():
         return {"plan": pl, "runs": runs}
     runs = pd.DataFrame(runs)
     write_frame(L["runs_table"], runs)
+    write_frame(L["histories"], pd.DataFrame(histories))  # what the learning-curve figure draws
     table = main_table(runs, meta["label"])
     write_frame(L["main_table"], table)
     write_metrics(L["metrics"], headline(table, P["basis"]["comparison_schedule"]))
