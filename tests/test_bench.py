@@ -140,7 +140,7 @@ def test_targets_from_rows():
     (miss,) = tg["layers_fraction_of_theory"]["misses"]  # b: 0.8 of theory; no kernel rows, so not measured
     assert miss["layer"] == "b" and miss["fraction"] == pytest.approx(0.8) and miss["limit"] == "not measured"
     assert tg["selected_train_step_fraction_of_theory"]["value"] == pytest.approx(0.8)
-    assert tg["selected_tuned_train_step_fraction_of_theory"]["value"] == pytest.approx(0.925)  # vs selected's theory
+    assert tg["selected_tuned_train_step_fraction_of_theory"]["value"] == pytest.approx(1.85 / 1.9)  # its own theory
     assert tg["loader_fraction_of_step"] == {"target": "<= 0.05", "value": 0.04, "met": True}
     assert tg["trainer_overhead"]["met"] is False
     # rows of another precision are not this precision's targets

@@ -57,10 +57,11 @@ def test_torchrun_two_cpu_processes(tmp_path):
     run_dir = ws / "models" / "runs" / "baseline"
     names = sorted(p.name for p in run_dir.iterdir())
     # the snapshot at the switch epoch the switch variants start from (``<stem>.e<epoch>.ckpt``), and the rest
-    s = yaml.safe_load((ws / "params.yaml").read_text())["basis"]["switch_epoch"]
-    snaps = [f for f in names if f.endswith(f".e{s}.ckpt")]
+    from basisconv.pipeline.variants import snapshot_epochs
+    epochs = snapshot_epochs(yaml.safe_load((ws / "params.yaml").read_text())["basis"])
+    snaps = [f for f in names if any(f.endswith(f".e{s}.ckpt") for s in epochs)]
     files = [f for f in names if f not in snaps]
-    assert len(snaps) == 1 and snaps[0].startswith("baseline_s0-")
+    assert len(snaps) == len(epochs) and all(f.startswith("baseline_s0-") for f in snaps)
     assert [f.split("-")[0] for f in files] == ["baseline_s0"] * 2 and [f.rsplit(".")[-1] for f in files] == \
         ["json", "pt"]  # one run, one key: metrics, weights (a finished run drops its resume checkpoint)
     assert (ws / "models" / "baseline.pt").is_file()
@@ -70,7 +71,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert [h["images"] for h in m["history"]] == [n_train] * 3  # both shards together: the epoch once
     assert all(h["processes"] == 2 for h in m["history"])
     assert m["history"][-1]["train_loss"] < m["history"][0]["train_loss"]
-    assert len(m["history"]) == 3 and torch.load(run_dir / snaps[0], weights_only=True)["epoch"] == s
+    assert len(m["history"]) == 3 and [torch.load(run_dir / f, weights_only=True)["epoch"] for f in snaps] == \
+        list(epochs)
 
 
 def test_shards_of_one_training_epoch_partition_it():
@@ -111,7 +113,7 @@ def test_split_sweep_merges_to_the_single_worker_rows(tmp_path):
     for k in range(3):  # three workers, each writing its own resume file as the pipeline's workers do
         f = tmp_path / f"partial-x.{k}of3.jsonl"
         layer_sensitivity(model, layers, [0.25, 0.5], ["zero_shot", "finetune"], *data, cfg, shard=(k, 3),
-                          on_row=lambda r, f=f: f.open("a").write(json.dumps(r) + "\n"), **kw)
+                          on_row=lambda r, f=f: f.open("a").write(json.dumps(r.to_dict()) + "\n"), **kw)
         files.append(f)
     with open(files[1], "a") as f:
         f.write('{"layer": "layer1.0.conv1", "ra')  # a worker killed mid-line: that row is measured again later

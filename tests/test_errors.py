@@ -56,13 +56,13 @@ def test_unknown_variant_and_schedule_refused_before_the_basis_stage():
     re-check them."""
     from basisconv.pipeline import params
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
-    base = {"variants": ["baseline"], "schedules": ["switch"], "comparison_schedule": "switch", "ratio": 0.5,
-            "front_budgets": [], "front_ratios": []}
+    base = {"variants": ["baseline"], "schedules": ["late"], "comparisons": {}, "late_epoch": 3, "switch_epoch": 2,
+            "front_schedule": "", "ratio": 0.5, "front_budgets": [], "front_ratios": []}
     with pytest.raises(ValueError, match="basis.variants = \\['naive'\\]: must be a list of distinct values from "
                                          "baseline, baseline_fp32, all_layers"):
         params.resolve(basis={"variants": ["naive"]})
-    with pytest.raises(ValueError, match="basis.schedules = \\['skip'\\]: must be a non-empty list of distinct values "
-                                         "from scratch, switch"):
+    with pytest.raises(ValueError, match="basis.schedules = \\['skip'\\]: must be a list of distinct values "
+                                         "from scratch, switch, late"):
         params.resolve(basis={"schedules": ["skip"]})
-    plan = basis_stage.plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel)
-    assert [p[:2] for p in plan] == [("baseline", "-"), ("all_layers", "switch"), ("selected", "switch")]
+    plan = basis_stage.plan({**base, "variants": ["baseline", "all_layers", "selected"]}, sel, 0)
+    assert [p[:2] for p in plan] == [("baseline", "-"), ("all_layers@late", "late"), ("selected@late", "late")]

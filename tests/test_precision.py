@@ -71,10 +71,11 @@ def test_bf16_training_on_cpu_learns_like_fp32():
 @pytest.mark.parametrize("amp", [False, True])
 def test_baseline_fp32_variant_only_under_bf16(amp):
     sel = {"layers": ["a"], "ratios": {"a": 0.5}, "candidates": ["a", "b"], "comparisons": {}}
-    B = {"variants": ["baseline", "baseline_fp32", "selected"], "schedules": ["switch"],
-         "comparison_schedule": "switch", "ratio": 0.5, "front_budgets": [], "front_ratios": []}
-    names = [p[0] for p in basis_stage.plan(B, sel, amp=amp)]
-    assert names == (["baseline", "baseline_fp32", "selected"] if amp else ["baseline", "selected"])
+    B = {"variants": ["baseline", "baseline_fp32", "selected"], "schedules": ["late"], "comparisons": {},
+         "late_epoch": 3, "switch_epoch": 2, "front_schedule": "", "ratio": 0.5, "front_budgets": [],
+         "front_ratios": []}
+    names = [p[0] for p in basis_stage.plan(B, sel, 0, amp=amp)]
+    assert names == (["baseline", "baseline_fp32", "selected@late"] if amp else ["baseline", "selected@late"])
 
 
 def test_benchmark_times_the_precision_training_runs_in(no_bf16, monkeypatch):

@@ -302,16 +302,23 @@ def _sweep_outputs(model, tr, *, time_layer=None, done=(), shard=(0, 1)):
             logits.append(net(x))
         return logits[-1].argmax(1) == y
 
-    out, controls = {}, {}
+    out, controls, pending = {}, {}, set(done)
 
     def on_row(r):
-        # the last logits are the converted model's; before them, this process's first job of a proxy scored its
-        # control ([0] is the baseline's own score)
+        # a job scores zero_shot, then finetune on the way (one conversion), or the one proxy a resumed job lacks;
+        # its rows come after its evaluations: the job's logits are the last ones, and before them the process's
+        # first job scored the controls the same way ([0] is the baseline's own score)
+        job = (r["layer"], r["ratio"])
+        chained = r["proxy"] == "finetune" or (*job, "finetune") not in pending
+        i = -2 if r["proxy"] == "zero_shot" and chained else -1
         row = {k: v for k, v in r.items() if k not in ("seconds", "time_saved_ms")}
-        out[(r["layer"], r["ratio"], r["proxy"])] = (row, logits[-1])
-        if len(logits) == 3:
-            controls[r["proxy"]] = logits[1]
-        del logits[1:]
+        out[(*job, r["proxy"])] = (row, logits[i])
+        pending.add((*job, r["proxy"]))
+        if r["proxy"] == "finetune" or not chained:  # the job's last row
+            n = 2 if r["proxy"] == "finetune" and (*job, "zero_shot") not in done else 1
+            if len(logits) == 1 + 2 * n:
+                controls.update(zip(("zero_shot", "finetune")[2 - n:], logits[1:1 + n]))
+            del logits[1:]
 
     layer_sensitivity(model, ["layer1.0.conv1", "layer2.0.conv2", "layer3.1.conv1"], [0.5], ["zero_shot", "finetune"],
                       search.train_batches(tr, 20, seed=0), evaluate, X32, ProxyConfig(bn_batches=2, finetune_steps=3),

@@ -33,6 +33,9 @@ def ws(tmp_path, monkeypatch):
     P["train"].update(epochs=1, batch_size=50, eval_batch_size=100, threads=0)
     P["sensitivity"].update(include=["layer1.0.conv1", "layer4.1.conv2"], bn_batches=1, batch_size=50,
                             finetune_steps=1, eval_size=0)
+    # the late conversion only: one searched model (the final baseline), so one sweep per run of the stage
+    P["basis"].update(schedules=["late"], comparisons={"scratch": [], "switch": [], "late": []}, front_schedule="",
+                      front_budgets=[], front_ratios=[])
     P["data"].update(val_size=100, synthetic_per_class=30)
     monkeypatch.chdir(tmp_path)
     prepare("synthetic", PREPARED, val_size=100, synthetic_per_class=30)
@@ -125,8 +128,10 @@ def test_killed_sweep_resumes_with_its_rows(ws):
     baseline.run(ws, progress=False)
     full = sensitivity.run(ws, progress=False)
     (log,) = Path(STAGES["sensitivity"]["runs"]).glob("partial-*.jsonl")
+    (kept,) = Path("kept", ws["profile"], "sensitivity").glob("partial-*.jsonl")  # the committed copy of the rows
     lines = log.read_text().splitlines()
-    log.write_text("\n".join(lines[:2]) + '\n{"layer": "layer4.1.con')  # killed while writing the third row
+    for f in (log, kept):
+        f.write_text("\n".join(lines[:2]) + '\n{"layer": "layer4.1.con')  # killed while writing the third row
     resumed = sensitivity.run(ws, progress=False)
     assert _rows(resumed) == _rows(full)
     kept = full["rows"].seconds.tolist()

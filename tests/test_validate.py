@@ -42,12 +42,18 @@ BAD = [  # (section, key, bad value, fragment of the message)
     ("sensitivity", "coeff", "diag", "one of reduced, full"), ("sensitivity", "proxies", ["oracle"], "zero_shot"),
     ("sensitivity", "bn_batches", 0, "an int >= 1"), ("sensitivity", "batch_size", 0, "an int >= 1"),
     ("sensitivity", "finetune_steps", 0, "an int >= 1"), ("sensitivity", "finetune_lr", 0, "> 0"),
-    ("sensitivity", "eval_size", -5, ">= 0"), ("sensitivity", "confidence", 1.0, "(0, 1)"),
+    ("sensitivity", "eval_size", -5, ">= 0"), ("sensitivity", "resolution_size", -1, ">= 0"),
+    ("sensitivity", "confidence", 1.0, "(0, 1)"),
     ("sensitivity", "workers", 0, "an int >= 1"), ("sensitivity", "selection_proxy", "oracle", "one of zero_shot"),
     ("sensitivity", "objective", "flops", "one of params, macs, time"), ("sensitivity", "max_loss", -1, ">= 0"),
     ("basis", "ratio", 0, "(0, 1]"), ("basis", "coeff", "x", "reduced"), ("basis", "init", "x", "qr"),
-    ("basis", "switch_epoch", 0, "an int >= 1"), ("basis", "schedules", ["skip"], "scratch, switch"),
-    ("basis", "variants", ["naive"], "baseline, baseline_fp32, all_layers"), ("basis", "comparison_schedule", "skip", "scratch"),
+    ("basis", "switch_epoch", 0, "an int >= 1"), ("basis", "late_epoch", 0, "an int >= 1"),
+    ("basis", "schedules", ["skip"], "scratch, switch, late"),
+    ("basis", "variants", ["naive"], "baseline, baseline_fp32, all_layers"),
+    ("basis", "variants", ["random"], "baseline, baseline_fp32, all_layers, selected"),  # a comparison: per schedule
+    ("basis", "comparisons", {"skip": ["random"]}, "a mapping of schedules (scratch, switch, late)"),
+    ("basis", "comparisons", {"switch": ["naive"]}, "comparisons from random, largest, largest_macs, spectral"),
+    ("basis", "front_schedule", "skip", "one of scratch, switch, late, or \"\""),
     ("basis", "random_subsets", -1, ">= 0"), ("basis", "front_budgets", [1.0, 1.0], "distinct numbers > 0"),
     ("basis", "front_ratios", [0.0], "distinct numbers in (0, 1]"),
     ("faithfulness", "layers", -1, ">= 0"), ("faithfulness", "pairs", 1.5, ">= 0"), ("faithfulness", "ratio", 1.5, "(0, 1]"),
@@ -85,6 +91,11 @@ CROSS = [
     ({"train": {"warmup_epochs": 50}}, "train.warmup_epochs = 50: must be <= train.epochs = 40"),
     ({"train": {"processes": 3}}, "train.batch_size = 256: must be a multiple of train.processes = 3"),
     ({"basis": {"switch_epoch": 40}}, "basis.switch_epoch = 40: must be < train.epochs = 40"),
+    ({"basis": {"late_epoch": 40, "schedules": ["late"]}}, "basis.late_epoch = 40: must be < train.epochs = 40"),
+    ({"basis": {"front_schedule": "late"}}, "basis.front_schedule = 'late': must be a schedule some run trains with"),
+    ({"basis": {"front_schedule": ""}}, "basis.front_budgets / front_ratios are set but basis.front_schedule is empty"),
+    ({"sensitivity": {"resolution_size": 2000}},
+     "sensitivity.resolution_size = 2000: must be < sensitivity.eval_size = 2000"),
     ({"sensitivity": {"selection_proxy": "zero_shot", "proxies": ["finetune"]}},
      "sensitivity.selection_proxy = 'zero_shot': must be one of sensitivity.proxies = ['finetune']"),
     ({"faithfulness": {"ratio": 0.3}}, "faithfulness.ratio = 0.3: must be one of sensitivity.ratios = [0.25, 0.5, 0.75]"),
@@ -107,8 +118,8 @@ def test_cross_section_rules(change, message):
 
 def test_cross_rules_need_both_sections():
     assert problems({"basis": {**PAPER["basis"], "switch_epoch": 400}}) == []  # train absent: checked with it
-    assert problems({"basis": {**PAPER["basis"], "switch_epoch": 400, "schedules": ["scratch"],
-                               "comparison_schedule": "scratch"}, "train": PAPER["train"]}) == []  # no switch run
+    # late_epoch counts only where a run converts late (the paper profile has none)
+    assert problems({"basis": {**PAPER["basis"], "late_epoch": 400}, "train": PAPER["train"]}) == []
 
 
 def test_validate_lists_every_problem_at_once():

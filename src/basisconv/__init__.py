@@ -19,16 +19,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-# public name -> the core module that defines it
-_API = {
-    "BasisConv2d": "basis", "resolve_rank": "basis",
-    "ConvLayer": "surgery", "conv_layers": "surgery", "convertible_names": "surgery", "convert": "surgery",
-    "fold": "surgery",
-    "count_macs": "counting", "count_params": "counting", "basis_params_saved": "counting",
-    "ProxyConfig": "sensitivity", "PROXIES": "sensitivity", "candidate_layers": "sensitivity",
-    "layer_sensitivity": "sensitivity", "select_layers": "selection", "matched_subset": "selection", "Selection": "selection",
-    "switch": "switch", "guard_convs": "conv_guard", "paired_interval": "evidence",
-}
+from basisconv.core import API as _API  # the core's public names are the package's
+
 __all__ = sorted(_API)
 
 

@@ -43,10 +43,6 @@ def _pair(v, name: str) -> tuple[int, int]:
     return (int(v[0]), int(v[1]))
 
 
-def _check_choice(value, choices, name: str) -> None:
-    check_choice(value, choices, name)
-
-
 def pivoted_qr_columns(m: torch.Tensor, r: int) -> torch.Tensor:
     """Indices of ``r`` columns of ``m`` chosen by column-pivoted QR (Businger-Golub).
 
@@ -90,9 +86,9 @@ class BasisConv2d(nn.Module):
         if groups != 1:
             raise ValueError(f"BasisConv2d supports groups=1 only, got groups={groups}: a grouped conv's filters "
                              "do not share an input space, so they have no common basis")
-        _check_choice(coeff, COEFF_CHOICES, "coeff")
+        check_choice(coeff, COEFF_CHOICES, "coeff")
         # read at call time (not the IMPL_CHOICES snapshot), so a form registered at runtime is accepted too
-        _check_choice(impl, ("auto", *EXECUTION_FORMS), "impl")
+        check_choice(impl, ("auto", *EXECUTION_FORMS), "impl")
         self.impl = impl
         if isinstance(padding, str):
             raise ValueError(f"string padding {padding!r} is not supported; pass explicit integers")
@@ -189,8 +185,8 @@ class BasisConv2d(nn.Module):
         """
         if not isinstance(conv, nn.Conv2d):
             raise TypeError(f"from_conv expects an nn.Conv2d, got {type(conv).__name__}")
-        _check_choice(coeff, COEFF_CHOICES, "coeff")
-        _check_choice(init, INIT_CHOICES, "init")
+        check_choice(coeff, COEFF_CHOICES, "coeff")
+        check_choice(init, INIT_CHOICES, "init")
         rank = resolve_rank(conv.out_channels, ratio=ratio, rank=rank)
         layer = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                     conv.dilation, bias=conv.bias is not None, rank=rank, coeff=coeff, groups=conv.groups,

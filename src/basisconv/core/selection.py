@@ -3,7 +3,7 @@
 ``select_layers`` is a greedy knapsack: options (layer, ratio) of one proxy are taken in order of saving (params,
 MACs or measured time) per point of predicted loss while the summed loss stays within ``max_loss``; each layer at
 most once. It returns a ``Selection``, which ``convert(model, selection)`` applies. ``matched_subset`` builds the
-comparison subsets (random, largest-first) at the selection's parameter saving.
+comparison subsets (random, largest-first) at the selection's parameter or MAC saving.
 """
 from __future__ import annotations
 
@@ -77,39 +77,51 @@ def select_layers(rows, *, proxy: str, objective: str = "params", max_loss: floa
                              "algorithm": "greedy knapsack"})
 
 
-def matched_subset(records, candidates: list[str], target_params: int, ratios, *, order: str = "random",
-                   seed: int = 0, coeff: str = "reduced") -> dict:
-    """A layer subset, each layer at one of ``ratios``, whose parameter saving is as close to ``target_params`` as a
-    greedy pass gets: the comparison variants at equal savings.
+MEASURES = ("params", "macs")
 
-    Layers are visited in ``order`` (``random`` with ``seed``, or ``largest`` params first); each takes the ratio
+
+def matched_subset(records, candidates: list[str], target: int, ratios, *, order: str = "random",
+                   seed: int = 0, coeff: str = "reduced", measure: str = "params") -> dict:
+    """A layer subset, each layer at one of ``ratios``, whose saving of ``measure`` (parameters, or MACs of one
+    forward pass: a conv's MACs are its weights times its output pixels) is as close to ``target`` as a greedy pass
+    gets: the comparison variants at equal savings.
+
+    Layers are visited in ``order`` (``random`` with ``seed``, or ``largest`` first: most ``measure`` first, ties
+    broken by parameters, then by the candidates' order); each takes the ratio
     (or none) that brings the total closest to the target, ties to the larger (gentler) ratio. The comparison
     subsets thus get the same freedom of ratios as the selection and differ only in which layers they pick; a
     single ratio could neither reach every target (the selection may save more than all layers at 0.5) nor land
     near it (one big layer can overshoot by a third of the target).
     """
+    check_choice(measure, MEASURES, "measure")
     recs = {r.name: r for r in records if r.name in candidates}
     ratios = sorted({float(check_ratio(q)) for q in ratios}, reverse=True)
     if order == "random":
         g = torch.Generator().manual_seed(seed)
         seq = [candidates[i] for i in torch.randperm(len(candidates), generator=g).tolist()]
     elif order == "largest":
-        seq = sorted(candidates, key=lambda n: (-recs[n].params, candidates.index(n)))
+        seq = sorted(candidates, key=lambda n: (-getattr(recs[n], measure), -recs[n].params, candidates.index(n)))
     else:
         raise ValueError(f"unknown order {order!r}; valid choices: random, largest")
 
-    def saving(n, q):
+    def params(n, q):
         r = recs[n]
         return basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
                                   resolve_rank(r.out_channels, ratio=q), coeff)
+
+    def macs(n, q):  # per output pixel a conv (no bias) multiplies each weight once
+        return params(n, q) * recs[n].output_hw[0] * recs[n].output_hw[1]
+    saving = params if measure == "params" else macs
     chosen, saved = {}, 0
     for n in seq:
-        best = min(ratios, key=lambda q: abs(saved + saving(n, q) - target_params))
-        if abs(saved + saving(n, best) - target_params) < abs(saved - target_params):
+        best = min(ratios, key=lambda q: abs(saved + saving(n, q) - target))
+        if abs(saved + saving(n, best) - target) < abs(saved - target):
             chosen[n] = best
             saved += saving(n, best)
     if not chosen:  # a target below every single option's saving: the first layer at the gentlest ratio
-        chosen, saved = {seq[0]: ratios[0]}, saving(seq[0], ratios[0])
+        chosen = {seq[0]: ratios[0]}
     layers = [n for n in candidates if n in chosen]
-    return {"layers": layers, "ratios": {n: chosen[n] for n in layers}, "params_saved": saved,
+    return {"layers": layers, "ratios": {n: chosen[n] for n in layers},
+            "params_saved": sum(params(n, chosen[n]) for n in layers),
+            "macs_saved": sum(macs(n, chosen[n]) for n in layers), "matched_on": measure,
             "order": order, "seed": seed if order == "random" else None}

@@ -31,14 +31,16 @@ import copy
 import fnmatch
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, BasisConv2d, _check_choice, resolve_rank
+from basisconv.core.checks import check_choice
+from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, BasisConv2d, resolve_rank
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.counting import basis_params_saved, count_macs
 from basisconv.core.evidence import paired_interval
@@ -73,8 +75,8 @@ class ProxyConfig:
     amp: bool = False
 
     def __post_init__(self):
-        _check_choice(self.init, INIT_CHOICES, "init")
-        _check_choice(self.coeff, COEFF_CHOICES, "coeff")
+        check_choice(self.init, INIT_CHOICES, "init")
+        check_choice(self.coeff, COEFF_CHOICES, "coeff")
         for name in ("bn_batches", "finetune_steps"):
             _positive_int(getattr(self, name), name)
         lr = self.finetune_lr
@@ -84,6 +86,51 @@ class ProxyConfig:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if not isinstance(self.amp, bool):
             raise ValueError(f"amp must be true or false, got {self.amp!r}")
+
+
+@dataclass(frozen=True)
+class SensitivityRow(Mapping):
+    """One measured option of the sweep: ``layer`` converted alone at ``ratio`` (rank ``rank``) and scored by
+    ``proxy``. Accuracies are fractions on the ``n_val`` evaluation examples; ``delta_acc`` (points) is the
+    control's accuracy minus the converted model's, ``[ci_low, ci_high]`` its paired interval; the savings are the
+    layer's (``time_saved_ms`` when a timer was given); ``seconds`` its share of the job's wall time. With a
+    ``subset``, the ``*_subset`` fields hold the same drop on those examples alone.
+
+    A mapping too (``row["delta_acc"]``, ``dict(row)``, ``to_dict()``), so rows read back from JSON and rows just
+    measured are used alike, and ``pandas.DataFrame(rows)`` takes a list of them."""
+    layer: str
+    ratio: float
+    proxy: str
+    rank: int
+    baseline_val_acc: float
+    control_val_acc: float
+    val_acc: float
+    delta_acc: float
+    ci_low: float
+    ci_high: float
+    n_val: int
+    params_saved: int
+    macs_saved: int
+    time_saved_ms: float | None
+    seconds: float
+    delta_acc_subset: float | None = None
+    ci_low_subset: float | None = None
+    ci_high_subset: float | None = None
+    n_val_subset: int | None = None
+
+    def to_dict(self) -> dict:
+        """The row as JSON keeps it (the subset fields only where measured)."""
+        d = asdict(self)
+        return d if self.n_val_subset is not None else {k: v for k, v in d.items() if not k.endswith("_subset")}
+
+    def __getitem__(self, key: str):
+        return self.to_dict()[key]
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 def candidate_layers(model: nn.Module, include=("*",), exclude=(), kernel_sizes=(3,)) -> list[str]:
@@ -263,11 +310,47 @@ def _progress(jobs: list, progress):
     return progress_bar(jobs, progress=progress, desc="sensitivity")
 
 
+# a proxy whose procedure begins with another proxy's whole procedure: ``finetune`` recalibrates BatchNorm exactly
+# as ``zero_shot`` does (same seed, same batches) before its steps, so a sweep that measures both scores the
+# zero-shot state on the way (``_finetune_rest`` continues from it) instead of converting and recalibrating twice
+CONTINUES = {"finetune": "zero_shot"}
+
+
+def _finetune_rest(model: nn.Module, loader: Iterable, cfg: ProxyConfig) -> None:
+    """``_finetune`` after its first recalibration: the steps on the basis layers and the second recalibration."""
+    params = [p for m in model.modules() if isinstance(m, BasisConv2d) for p in m.parameters()]
+    if params:
+        finetune(model, loader, cfg.finetune_steps, cfg.finetune_lr, params=params)
+        recalibrate_bn(model, loader, cfg.bn_batches)
+
+
+def proxy_chain_eval(model: nn.Module, layers: list[str], ratio, train_batches: Batches, evaluate: Evaluate,
+                     cfg: ProxyConfig) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """``proxy_eval`` of ``zero_shot`` and ``finetune`` in one job: convert and recalibrate once, score (zero_shot),
+    continue with the fine-tune steps and the second recalibration, score again (finetune). The same computation as
+    the two separate jobs (the same seed gives the same conversion and the same batches), at less cost."""
+    _check_cfg(cfg)
+    _check_callable(evaluate, "evaluate")
+    torch.manual_seed(cfg.seed)
+    conv_model = (convert(model, list(layers), ratio=ratio, coeff=cfg.coeff, init=cfg.init) if layers
+                  else copy.deepcopy(model))
+    batches = train_batches() if callable(train_batches) else train_batches
+    device = _device(conv_model)
+    out = {}
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        _zero_shot(conv_model, batches, cfg)
+    out["zero_shot"] = _correctness(evaluate, conv_model)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+        _finetune_rest(conv_model, batches, cfg)
+    out["finetune"] = _correctness(evaluate, conv_model)
+    return conv_model, out
+
+
 def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, train_batches: Batches,
                       evaluate: Evaluate, example_input, cfg: ProxyConfig, *, confidence: float = 0.95,
                       time_layer=None, done: set | None = None, on_row=None, progress: bool | dict = True,
-                      shard: tuple[int, int] = (0, 1)) -> list[dict]:
-    """One row per (layer, ratio, proxy) of a trained ``model``; see the module docstring.
+                      shard: tuple[int, int] = (0, 1), subset: torch.Tensor | None = None) -> list[SensitivityRow]:
+    """One ``SensitivityRow`` per (layer, ratio, proxy) of a trained ``model``; see the module docstring.
 
     ``train_batches``: the proxies' training batches, an iterable of ``(x, y)`` or a callable returning a fresh
     one (called once per job, after seeding with ``cfg.seed``); ``evaluate(model)``: per-example correctness on
@@ -278,7 +361,13 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     to them reaches a later job. ``shard=(k, n)``: only every n-th job from the k-th (a worker's part of a split
     sweep); every job is seeded on its own and converts the same unmodified baseline, so a job's row does not depend
     on the jobs run before it in the process: merged shards and a resumed sweep equal a single straight worker's
-    rows, their timings aside (tests/test_sensitivity.py). The model stays on its device and is not modified."""
+    rows, their timings aside (tests/test_sensitivity.py). The model stays on its device and is not modified.
+
+    ``subset``: indices into the evaluation's examples; each row then also holds the drop and its interval on those
+    examples alone (``delta_acc_subset``, ``ci_low_subset``, ``ci_high_subset``, ``n_val_subset``): whether fewer
+    evaluation images would resolve the same drops, from the same conversions. Where ``zero_shot`` and ``finetune``
+    are both measured, the two rows of a (layer, ratio) come from one job (``proxy_chain_eval``); each row's
+    ``seconds`` is its share of the job."""
     k, n = shard
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k < n):
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard!r}")
@@ -292,36 +381,56 @@ def layer_sensitivity(model: nn.Module, layers: list[str], ratios, proxies, trai
     if unknown:
         raise ValueError(f"unknown layers {unknown}; convs of the model: {', '.join(records)}")
     rows, done = [], done or set()
-    jobs = [(l, r, p) for l in layers for r in ratios for p in proxies][k::n]
+    chained = all(p in proxies for p in ("zero_shot", "finetune"))
+    # a job: (layer, ratio, the proxies it scores); chained proxies share one job, the others each have their own
+    per_option = [("zero_shot", "finetune")] if chained else []
+    per_option += [(p,) for p in proxies if not (chained and p in ("zero_shot", "finetune"))]
+    jobs = [(l, r, ps) for l in layers for r in ratios for ps in per_option][k::n]
     controls = {}  # proxy -> correctness of the unconverted model through that proxy; measured when first needed
-    for layer, ratio, proxy in _progress(jobs, progress):
-        if (layer, float(ratio), proxy) in done:
+
+    def score(ps, layer_list, ratio):
+        if len(ps) == 2:
+            return proxy_chain_eval(model, layer_list, ratio, train_batches, evaluate, cfg)
+        conv, c = proxy_eval(model, layer_list, ratio, ps[0], train_batches, evaluate, cfg)
+        return conv, {ps[0]: c}
+
+    for layer, ratio, ps in _progress(jobs, progress):
+        todo = [p for p in ps if (layer, float(ratio), p) not in done]
+        if not todo:
             continue
+        ps = ps if len(todo) == len(ps) else tuple(todo)  # a resumed job scores only what is missing
         t0 = time.perf_counter()
-        if proxy not in controls:
-            controls[proxy] = proxy_eval(model, [], 1.0, proxy, train_batches, evaluate, cfg)[1]
-        ctrl = controls[proxy]
-        conv_model, correct = proxy_eval(model, [layer], ratio, proxy, train_batches, evaluate, cfg)
+        if any(p not in controls for p in ps):
+            controls.update(score(ps, [], 1.0)[1])
+        conv_model, corrects = score(ps, [layer], ratio)
         rec = records[layer]
         rank = resolve_rank(rec.out_channels, ratio=ratio)
-        lo, hi = paired_interval(ctrl, correct, confidence)
-        row = {"layer": layer, "ratio": float(ratio), "proxy": proxy, "rank": rank,
-               "baseline_val_acc": base, "control_val_acc": accuracy(ctrl), "val_acc": accuracy(correct),
-               "delta_acc": 100 * (accuracy(ctrl) - accuracy(correct)), "ci_low": lo, "ci_high": hi,
-               "n_val": len(correct),
-               "params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank,
-                                                 cfg.coeff),
-               "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer),
-                                                   (1, rec.in_channels, *rec.input_hw)),
-               "time_saved_ms": None}
+        saved = {"params_saved": basis_params_saved(rec.in_channels, rec.out_channels, rec.kernel_size[0], rank,
+                                                    cfg.coeff),
+                 "macs_saved": rec.macs - count_macs(conv_model.get_submodule(layer),
+                                                     (1, rec.in_channels, *rec.input_hw)),
+                 "time_saved_ms": None}
         if time_layer is not None:
             # the timer gets copies: a timer that changes what it times (memory format, gradients, a guard) must not
             # reach the baseline the later jobs convert, or a job's row would depend on the jobs before it and a
             # resumed or sharded sweep would differ from a straight one
-            row["time_saved_ms"] = time_layer(copy.deepcopy(model.get_submodule(layer)),
-                                              copy.deepcopy(conv_model.get_submodule(layer)), rec)
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
+            saved["time_saved_ms"] = time_layer(copy.deepcopy(model.get_submodule(layer)),
+                                                copy.deepcopy(conv_model.get_submodule(layer)), rec)
+        seconds = (time.perf_counter() - t0) / len(ps)
+        for proxy in ps:
+            ctrl, correct = controls[proxy], corrects[proxy]
+            lo, hi = paired_interval(ctrl, correct, confidence)
+            sub = {}
+            if subset is not None:
+                c_sub, x_sub = ctrl[subset], correct[subset]
+                lo_s, hi_s = paired_interval(c_sub, x_sub, confidence)
+                sub = dict(delta_acc_subset=100 * (accuracy(c_sub) - accuracy(x_sub)), ci_low_subset=lo_s,
+                           ci_high_subset=hi_s, n_val_subset=len(c_sub))
+            row = SensitivityRow(layer=layer, ratio=float(ratio), proxy=proxy, rank=rank, baseline_val_acc=base,
+                                 control_val_acc=accuracy(ctrl), val_acc=accuracy(correct),
+                                 delta_acc=100 * (accuracy(ctrl) - accuracy(correct)), ci_low=lo, ci_high=hi,
+                                 n_val=len(correct), seconds=seconds, **saved, **sub)
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from basisconv.core.basis import BasisConv2d, check_ratio, _check_choice, COEFF_CHOICES, INIT_CHOICES
+from basisconv.core.checks import check_choice
+from basisconv.core.basis import BasisConv2d, check_ratio, COEFF_CHOICES, INIT_CHOICES
 from basisconv.core.conv_guard import GuardedConv2d
 from basisconv.core.selection import Selection
 from basisconv.core.counting import count_macs, count_params, example_tensor
@@ -127,12 +128,14 @@ def convert(model: nn.Module, layers="all", *, ratio=0.5, coeff: str = "reduced"
     """A copy of ``model`` with the named convolutions replaced by ``BasisConv2d`` (the input is untouched).
 
     ``layers``: ``"all"`` (every convertible conv, or the keys of a ratio dict), dotted names, or a ``Selection``
-    (``select_layers``'s; its ratios are used). ``ratio``: a float
+    (``select_layers``'s; its ratios are used). ``"all"`` is wider than ``sensitivity.candidate_layers``' default
+    (3x3 convs only): it takes every plain conv, the stem and the 1x1 shortcuts included; pass
+    ``candidate_layers(model)`` for the layers the search considers. ``ratio``: a float
     in (0, 1] or ``{name: ratio}``; rank per layer is ``max(1, round(ratio * C_out))``. ``coeff``/``init`` as in
     ``BasisConv2d.from_conv``. Everything is validated before any module is built.
     """
-    _check_choice(coeff, COEFF_CHOICES, "coeff")
-    _check_choice(init, INIT_CHOICES, "init")
+    check_choice(coeff, COEFF_CHOICES, "coeff")
+    check_choice(init, INIT_CHOICES, "init")
     selection = _resolve_selection(model, layers, ratio)
     new = copy.deepcopy(model)
     for name, r in selection.items():

@@ -28,12 +28,16 @@ def _group_of(name: str, groups: dict[str, int], replaced: list[str]) -> int | N
 
 
 def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=0.5, coeff: str = "reduced",
-           init: str = "qr", memory_format=None) -> tuple[nn.Module, torch.optim.Optimizer]:
+           init: str = "qr", memory_format=None,
+           scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[nn.Module, torch.optim.Optimizer]:
     """``(converted model, rebuilt optimizer)``: ``layers`` of ``model`` (``convert``'s ``layers``/``ratio``/
     ``coeff``/``init``; a ``Selection`` brings its own ratios) replaced by basis layers (``from_conv`` builds each
     on its conv's device; the model is put in ``memory_format`` if given), and an optimiser of ``optimizer``'s
     class whose surviving parameters keep their state and group. The input model and optimiser are not modified;
-    use the returned pair from the next step on."""
+    use the returned pair from the next step on.
+
+    ``scheduler``: the learning-rate scheduler driving ``optimizer``; it is carried over to the new optimiser (it
+    steps the new optimiser's groups from the next ``scheduler.step()`` on, its position in the schedule kept)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     old = dict(model.named_parameters())
@@ -57,4 +61,11 @@ def switch(model: nn.Module, optimizer: torch.optim.Optimizer, layers, *, ratio=
         st = optimizer.state.get(old[name], {}) if name in old else {}
         if st and old[name].shape == p.shape:
             opt.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in st.items()}
+    if scheduler is not None:
+        if getattr(scheduler, "optimizer", None) is not optimizer:
+            raise ValueError("scheduler does not drive the optimizer given to switch: pass the scheduler of that "
+                             "optimizer")
+        # the groups (with the scheduler's own keys: initial_lr, max_lr ...) were copied above, so re-pointing the
+        # scheduler is all it needs; its step count and last lr stay as they are
+        scheduler.optimizer = opt
     return new, opt

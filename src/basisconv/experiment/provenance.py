@@ -24,6 +24,32 @@ def machine_id() -> str:
     return f"{socket.gethostname()}/{boot}"
 
 
+def numerics(device="cpu") -> dict:
+    """What decides a training's floating-point results besides its inputs and code: the torch version and, on a
+    CPU, the vendor, the kernels' instruction set (oneDNN's, which ``ONEDNN_MAX_CPU_ISA`` can lower) and the native
+    bf16 instructions (AMX or AVX-512 bf16: their bf16 rounding differs); on a GPU its name and CUDA version. Two
+    machines that agree here give bit-identical trainings; a run on another kind of CPU is another run (its key
+    holds this), so a baseline retrained there is never paired with runs that started from the old one."""
+    device = torch.device(device)
+    out = {"torch": torch.__version__, "device": device.type}
+    if device.type == "cuda":
+        return {**out, "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
+    flags, vendor = set(), "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id") and vendor == "?":
+                    vendor = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return {**out, "vendor": vendor, "capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+            "bf16": sorted(flags & {"amx_bf16", "avx512_bf16"})}
+
+
 def hardware_info(device="cpu") -> dict:
     device = torch.device(device)
     if device.type == "cuda":

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 from basisconv.experiment import distributed as dist_
 from basisconv.experiment.distributed import resolve_device
-from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, _check_choice, check_ratio
+from basisconv.core.checks import check_choice
+from basisconv.core.basis import COEFF_CHOICES, INIT_CHOICES, check_ratio
 from basisconv.core.conv_guard import guard_convs
 from basisconv.core.progress import bar as progress_bar
 from basisconv.experiment.io import save_torch
@@ -102,9 +103,9 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs={self.warmup_epochs} exceeds epochs={self.epochs}")
-        _check_choice(self.schedule, SCHEDULES, "schedule")
-        _check_choice(self.basis_coeff, COEFF_CHOICES, "basis_coeff")
-        _check_choice(self.basis_init, INIT_CHOICES, "basis_init")
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        check_choice(self.basis_coeff, COEFF_CHOICES, "basis_coeff")
+        check_choice(self.basis_init, INIT_CHOICES, "basis_init")
         if isinstance(self.basis_ratio, dict):
             for k, r in self.basis_ratio.items():
                 check_ratio(r, f"basis_ratio[{k!r}]")

@@ -8,24 +8,13 @@ threshold (``TARGETS``) or a derived number re-times nothing, and the targets ar
 from __future__ import annotations
 
 
-def model_layers(ratio: float, sel: dict) -> dict:
-    """``{model: {layer: ratio}}`` of the whole models the benchmark times (all layers at ``ratio``, the selection
-    ``sel`` at its ratios), for the layer-sum bound of ``targets``."""
-    every = {name: ratio for name in sel["candidates"]}
-    out = {"all_layers": every, "all_layers_switched": every}
-    if sel["layers"]:
-        out.update({m: dict(sel["ratios"]) for m in ("selected", "selected_switched", "selected_tuned")})
-    return out
-
-
-def targets_by_precision(layers: list[dict], models: list[dict], summary: dict, sel: dict) -> dict:
+def targets_by_precision(layers: list[dict], models: list[dict], summary: dict, sel: dict | None = None) -> dict:
     """``{precision: targets(...)}`` for every precision timed, from the benchmark stage's kept rows (``layers``,
-    ``models``) and summary (``loader``, ``trainer``, ``models_by_precision`` and the params it ran with: the
-    memory format timed first and the all-layers ratio)."""
-    P = summary["params_resolved"]
-    fmt, ratio = P["benchmark"]["memory_formats"][0], P["basis"]["ratio"]
+    ``models``) and summary (``loader``, ``trainer``, ``models_by_precision``, ``model_layers`` and the params it ran
+    with: the memory format timed first)."""
+    fmt = summary["params_resolved"]["benchmark"]["memory_formats"][0]
     return {prec: targets(layers, models, summary["loader"], summary["trainer"], memory_format=fmt,
-                          precision=prec, model_layers=model_layers(ratio, sel))
+                          precision=prec, model_layers=summary.get("model_layers"))
             for prec in summary.get("models_by_precision", {})}
 
 
@@ -132,17 +121,6 @@ def layer_sum_speedup(layer_rows: list[dict], model_layers: dict, base_ms: float
     return base_ms / (base_ms - saved) if saved < base_ms else None
 
 
-# the whole models held to the train-step target; ``selected_*`` are measured against ``selected``'s theory and
-# ``all_layers_*`` against ``all_layers``'s (the paper's MAC count: reduced form, leading basis)
-TARGET_MODELS = ("all_layers", "all_layers_switched", "selected", "selected_switched", "selected_tuned")
-
-
-def reference_model(name: str, names) -> str:
-    """The model whose theoretical speedup ``name``'s train step is held to: the fresh ``selected`` or ``all_layers``
-    it derives from (``selected_switched`` -> ``selected``) when ``names`` has it, else ``name`` itself."""
-    return next((b for b in ("selected", "all_layers") if name.startswith(b) and b in names), name)
-
-
 def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, trainer: dict,
             memory_format: str = "channels_last", precision: str = "fp32",
             model_layers: dict | None = None) -> dict:
@@ -151,8 +129,7 @@ def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, traine
 
     - layers with theoretical speedup >= ``LAYER_THEORY_MIN``: measured fwd+bwd speedup as a fraction of theory
       (basis_reduced), and every miss with its limiting step (``layer_misses``);
-    - the all-layers and selected-layers models' train step as a fraction of theory (the reduced form's MAC count),
-      the selection fresh, switched (QR) and switched with execution forms tuned by measurement; with
+    - every timed basis model's train step as a fraction of its theory (its MAC ratio to the baseline); with
       ``model_layers`` (``{model: {layer: ratio}}``) also the layer-sum bound (``layer_sum_speedup``);
     - data loading as a fraction of a baseline training step; trainer overhead.
     """
@@ -171,11 +148,10 @@ def targets(layer_rows: list[dict], model_rows: list[dict], loader: dict, traine
         "n_kernel_limited": sum(m["floor_fraction"] is not None and m["floor_fraction"] < thr for m in misses),
         "misses": misses}}
     base_ms = step["baseline"]["median_ms"]
-    for name in TARGET_MODELS:
-        if name not in step:
+    for name in step:
+        if name == "baseline":
             continue
-        ref = reference_model(name, step)
-        theory = step[ref]["theoretical_speedup"]  # the paper's MAC count (reduced form, leading basis)
+        theory = step[name]["theoretical_speedup"]  # the paper's MAC count of the model as timed
         t = _target("train_step_fraction_of_theory", step[name]["measured_speedup"] / theory)
         layers = (model_layers or {}).get(name)
         if layers is not None:

@@ -21,6 +21,7 @@ import copy
 import math
 import numbers
 import statistics
+import time
 
 import torch
 import torch.nn as nn
@@ -55,7 +56,7 @@ def time_call(fn, *, min_run_time: float = 1.0, warmup: int = 3) -> tuple[float,
     return m.median * 1e3, m.iqr * 1e3
 
 
-def _pass_fn(module: nn.Module, x: torch.Tensor, pass_: str, precision: str = "fp32"):
+def pass_fn(module: nn.Module, x: torch.Tensor, pass_: str, precision: str = "fp32"):
     """``fn()`` running one ``pass_`` of ``module`` on ``x`` in ``precision`` (bf16: autocast, as training runs)."""
     amp = check_choice(precision, PRECISIONS, "precision") == "bf16"
     guard_convs(module)  # oneDNN #6035: never time (or run) the broken 1x1 stride-2 kernel
@@ -176,7 +177,7 @@ def bench_layers(model: nn.Module, ratios, *, input_shape, batch_sizes=(128,), m
             for variant, ratio, mod, inp, mod_passes in modules:
                 macs = count_macs(mod, (1, *inp.shape[1:]))
                 for p in mod_passes:
-                    med, iqr = time_call(_pass_fn(mod, inp, p, prec), min_run_time=min_run_time)
+                    med, iqr = time_call(pass_fn(mod, inp, p, prec), min_run_time=min_run_time)
                     if variant == "dense":
                         dense_ms[p] = med
                     row = {"layer": rec.name, "ratio": ratio, "variant": variant, "pass": p, "batch_size": bs,
@@ -203,9 +204,9 @@ def make_layer_timer(batch_size: int, *, device="cpu", min_run_time: float = 0.2
 
     def timer(conv, basis, rec):
         x = torch.randn(batch_size, rec.in_channels, *rec.input_hw, device=device).contiguous(memory_format=fmt)
-        t_dense = time_call(_pass_fn(copy.deepcopy(conv).to(memory_format=fmt), x, "fwd+bwd", precision),
+        t_dense = time_call(pass_fn(copy.deepcopy(conv).to(memory_format=fmt), x, "fwd+bwd", precision),
                             min_run_time=min_run_time)[0]
-        t_basis = time_call(_pass_fn(copy.deepcopy(basis).to(memory_format=fmt), x, "fwd+bwd", precision),
+        t_basis = time_call(pass_fn(copy.deepcopy(basis).to(memory_format=fmt), x, "fwd+bwd", precision),
                             min_run_time=min_run_time)[0]
         return t_dense - t_basis
     return timer
@@ -233,10 +234,10 @@ def tune_forms(model: nn.Module, *, batch_size: int, input_shape, device="cpu", 
         times = {}
         for impl in impls:
             layer.impl = impl
-            times[impl] = time_call(_pass_fn(layer, x, "fwd+bwd", precision), min_run_time=min_run_time)[0]
+            times[impl] = time_call(pass_fn(layer, x, "fwd+bwd", precision), min_run_time=min_run_time)[0]
         layer.impl = min(times, key=times.get)
-        fwd_basis = time_call(_pass_fn(layer, x, "fwd", precision), min_run_time=min_run_time)[0]
-        fwd_folded = time_call(_pass_fn(layer.to_conv().to(memory_format=fmt), x, "fwd", precision),
+        fwd_basis = time_call(pass_fn(layer, x, "fwd", precision), min_run_time=min_run_time)[0]
+        fwd_folded = time_call(pass_fn(layer.to_conv().to(memory_format=fmt), x, "fwd", precision),
                                min_run_time=min_run_time)[0]
         if fwd_folded < fwd_basis:
             fold.append(name)
@@ -277,7 +278,7 @@ def _infer_fn(runner, x: torch.Tensor, device, amp: bool):
 def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int, batch_size: int = 128, device="cpu",
                  memory_format: str = "channels_last", min_run_time: float = 1.0, on_row=None,
                  modes: dict[str, tuple] | None = None, precision: str = "fp32", compile: bool = False,
-                 repeats: int = 3) -> list[dict]:
+                 repeats: int = 3, jobs: dict | None = None) -> list[dict]:
     """Training-step (fwd+bwd+SGD step) and inference time per model in ``precision``; throughput in images/s.
     ``compile``: each model runs through ``torch.compile`` (compiled in the warm-up calls, which are not timed).
 
@@ -293,6 +294,11 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
     ``speedup_low``/``speedup_high`` the 95 % interval of the speedup (NaN with one round; the baseline's own row:
     exactly 1). ``on_row`` gets each row once every round of its mode is done; the returned rows are model-major
     (a model's train step, then its inference).
+
+    ``jobs``: ``{name: fn}`` of longer pieces of work (seconds each, such as a sensitivity proxy job) timed once per
+    training-step round, right after the round's models, with one untimed call before the first round: each gets a
+    row of mode ``job`` (after the models' rows) whose ``round_ms`` pair with the training-step rounds
+    (``speedup_interval``), so a job's cost against a training step is measured under the same drift.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, numbers.Integral) or repeats < 1:
         raise ValueError(f"repeats must be a positive int (timing rounds per mode), got {repeats!r}")
@@ -313,6 +319,10 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
         wanted = (modes or {}).get(name, ("train_step", "inference"))
         prepared.append((name, model, macs, {m: f for m, f in fns.items() if m in wanted}))
     out = {}  # (model index, mode) -> row
+    jobs = dict(jobs or {})
+    for fn in jobs.values():
+        fn()  # warm-up: first-call allocations and kernel selection are not the job's cost
+    job_ms = {name: [] for name in jobs}
     for mode in ("train_step", "inference"):
         timed = [i for i, (_, _, _, fns) in enumerate(prepared) if mode in fns]
         rounds = {i: [] for i in timed}  # per model: (median ms, IQR ms) of each round
@@ -322,6 +332,13 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
                 model.train(mode == "train_step")
                 warm = {} if r == 0 else {"warmup": 0}  # warm-up (and compilation) once, before the first round
                 rounds[i].append(time_call(fns[mode], min_run_time=min_run_time / repeats, **warm))
+            if mode == "train_step":
+                for name, fn in jobs.items():
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    fn()
+                    _sync(device)
+                    job_ms[name].append(1e3 * (time.perf_counter() - t0))
         base = timed[0] if timed else None  # the first model timed in this mode is its baseline
         for i in timed:
             name, model, macs, _ = prepared[i]
@@ -341,7 +358,21 @@ def bench_models(models: dict[str, nn.Module], *, input_shape, num_classes: int,
             out[i, mode] = row
             if on_row is not None:
                 on_row(row)
-    return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] != "train_step"))]
+    rows = [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] != "train_step"))]
+    for name, ms in job_ms.items():
+        row = {"model": name, "mode": "job", "batch_size": batch_size, "memory_format": memory_format,
+               "device": hw["device"], "device_name": hw["device_name"], "threads": hw["threads"],
+               "torch": hw["torch"], "precision": precision, "dtype": dtype_name(precision), "compiled": False,
+               "median_ms": statistics.median(ms), "iqr_ms": float("nan"), "repeats": repeats, "round_ms": ms}
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return rows
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def bench_loader(images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, device="cpu",

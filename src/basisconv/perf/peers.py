@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from basisconv.core.basis import BasisConv2d, resolve_rank
 from basisconv.core.progress import bar as progress_bar
-from basisconv.perf.bench import PASSES, _pass_fn, check_memory_format, distinct_shapes, time_call
+from basisconv.perf.bench import PASSES, pass_fn, check_memory_format, distinct_shapes, time_call
 from basisconv.core.checks import check_choice
 from basisconv.core.counting import count_macs, count_params
 from basisconv.experiment.precision import PRECISIONS, bf16_supported
@@ -114,7 +114,7 @@ def bench_peers(model: nn.Module, ratios, *, input_shape, batch_size: int = 128,
             for name, mod in forms.items():
                 mod = mod.to(memory_format=fmt)
                 for p in passes:
-                    med, iqr = time_call(_pass_fn(mod, x, p, prec), min_run_time=min_run_time)
+                    med, iqr = time_call(pass_fn(mod, x, p, prec), min_run_time=min_run_time)
                     if name == "dense":  # first in ``forms``: every other form divides by it
                         dense_ms[p] = med
                     theory = macs["dense"] / macs[name]

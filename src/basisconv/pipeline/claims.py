@@ -9,37 +9,32 @@ verdict (``basisconv.core.evidence``) allows and no stronger:
 - ``contradicted``: "does not hold here".
 
 ``sentence`` is the only place these words are chosen; ``verdict_table`` decides every claim the run's results can
-speak to (a claim whose runs were not trained is left out, not guessed):
+speak to (a claim whose runs were not trained is left out, not guessed), in four groups (``GROUPS``):
 
-1. all layers cost accuracy: ``baseline - all_layers`` > 0 (superiority, paired over seeds);
-2. the selection stays within ``margin`` points of the baseline (non-inferiority; the margin is this package's
-   reading of "keeps accuracy", and the claim says so);
-3. the selection beats all layers (the paper's) and every comparison subset (random, largest-first, spectral) saving
-   about as many parameters (``implied``: the comparisons are this package's, the claim they test follows from the
-   paper's search); the comparison lists both models' parameters and MACs, since the subsets are matched in
-   parameters only, and only as near as whole layers allow;
-4. the switch schedule matches training basis layers from scratch (equivalence within ``margin``) at lower cost;
-5. selective basis layers reduce training time, and the switch schedule costs less than scratch: both decided by
-   the benchmark's interleaved timings (claim 6 and ``schedule_cost_claim``), never by the trainings' epoch times:
-   trainings run minutes to hours apart, and the machine's speed drifts between them by more than the effect
-   (pairing by seed pairs the data, not the time), so epoch times are reported as measurements only;
-6. basis layers speed up the forward and backward passes: whole-model training-step and inference speedups in the
-   training precision, with the interval over interleaved repeated timings (``basisconv.perf.bench.bench_models``);
-7. the search is cheap next to training: the sensitivity sweep costs at most ``CHEAP_FRACTION`` of one baseline
-   training (one measurement, so the verdict is the threshold's);
-8. the fast proxy ranks layers in the same direction as retraining does (ours, the premise of the search): the
-   bootstrap interval of the Spearman correlation between proxy drops and retrained drops lies above 0;
-9. bf16 autocast leaves accuracy unchanged (ours; only when ``baseline_fp32`` was trained): equivalence.
+1. **training with basis layers** (schedules ``scratch`` and ``switch``): every layer in basis form costs accuracy
+   (superiority of the baseline, paired over seeds); the selection keeps accuracy (non-inferiority within
+   ``MARGIN`` points: this package's reading of "keeps accuracy", said so); it beats all layers; it beats the
+   comparison subsets at its saving (``implied``: the comparisons are this package's); the switch schedule matches
+   scratch (equivalence within ``MARGIN``);
+2. **late conversion** (schedule ``late``: post-training conversion with a short fine-tune): the same accuracy
+   claims, worded as what was tested;
+3. **speed**: basis layers speed up the training step and inference (whole models, per precision), and a schedule's
+   whole training costs less than dense training and than scratch (training steps and the search, from the
+   benchmark's interleaved timing rounds; never from the trainings' epoch times, which carry the machine's drift
+   between trainings run hours apart);
+4. **the search**: it costs at most ``CHEAP_FRACTION`` of one baseline training (a proxy job and a training step
+   timed in the same rounds); its proxy ranks layers as retraining does (``package``: the premise of the search).
 
-Two run names can train one model: a comparison subset may come out as the same layers at the same ratios as another
-variant (a spectral subset that is every layer at the all-layers ratio). ``same_models`` finds them in the basis
-stage's plan (``basisconv.pipeline.plan``); an accuracy row whose comparison an earlier row already made with the same models says so
-(``repeats``) and is not separate evidence: its sentence says it, the verdict table marks it, and the README's
-reading line does not count it. A row whose two sides are one model is decided by that fact (``_mark_repeats``).
+Every interval and every verdict is ``basisconv.core.evidence``'s (``t_interval``, ``verdict``, ``interval_verdict``),
+decided here, when a page is rendered, from the kept results: a threshold edit re-times nothing. Two run names can
+be one model (a subset that comes out as another run's layers and ratios): the basis stage trains it once and marks
+the second name's rows (``same_as``); a row whose comparison an earlier row already made with the same models says
+so (``repeats``) and is not counted as separate evidence.
 """
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 import pandas as pd
@@ -49,6 +44,7 @@ from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED, interval
 from basisconv.perf.bench import speedup_interval
 from basisconv.pipeline import display, variants
 from basisconv.pipeline.tables import plural
+from basisconv.pipeline.variants import RunName, run_name, start_epoch
 
 # the selection "keeps accuracy" when it loses at most this many points against the baseline (non-inferiority), and
 # two schedules "match" when they differ by less than this either way (equivalence)
@@ -61,9 +57,11 @@ WORDS = {SUPPORTED: "This holds here", UNDECIDED: "This is not decided here", CO
 SOURCES = {"paper": ("The paper claims", ""),
            "implied": ("The paper's search implies", "(implied) "),  # a comparison of this package's design
            "package": ("The search assumes", "(package) ")}  # an assumption of this package's search
+GROUPS = {"training": "Training with basis layers", "late": "Late conversion (post-training, one epoch of fine-tuning)",
+          "speed": "Speed", "search": "The search"}
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
-# ``repeats``: why a row is not separate evidence (``same_models``), "" for every other row
-COLUMNS = ["claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
+# ``repeats``: why a row is not separate evidence, "" for every other row
+COLUMNS = ["group", "claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
 # the sentence's last words for a row that repeats another row's comparison with the same models
 NOT_SEPARATE = "Not separate evidence"
 
@@ -85,9 +83,10 @@ def sentence(claim: str, measured: str, verdict: str, source: str = "paper", rep
 
 @dataclass(frozen=True)
 class Decided:
-    """One decided claim: its words, where it comes from, what was compared, the evidence and the verdict;
+    """One decided claim: its group, words, where it comes from, what was compared, the evidence and the verdict;
     ``timed``: decided by timing models on this machine (a speed claim); ``repeats``: why the row is not separate
     evidence (it repeats an earlier row's comparison with the same models), else ""."""
+    group: str
     claim: str
     source: str
     comparison: str
@@ -97,33 +96,22 @@ class Decided:
     repeats: str = ""
 
     def row(self) -> dict:
-        return {"claim": self.claim, "source": self.source, "comparison": self.comparison, "measured": self.measured,
-                "verdict": self.verdict, "timed": self.timed, "repeats": self.repeats,
+        return {"group": self.group, "claim": self.claim, "source": self.source, "comparison": self.comparison,
+                "measured": self.measured, "verdict": self.verdict, "timed": self.timed, "repeats": self.repeats,
                 "sentence": sentence(self.claim, self.measured, self.verdict, self.source, self.repeats)}
 
 
-def same_models(plan) -> dict[str, str]:
-    """``{run: earlier run}`` for every run of the basis stage's plan (``stages.basis.plan``: ``(variant, schedule,
-    layers, ratio)`` in training order; ``ratio`` one number for every layer or one per layer) that trains the same
-    model as an earlier run: the same layers in the same order at the same ratios, with the same schedule (the rest
-    of a run's config is the basis section's, common to all; the order, because layers are converted in it and a
-    random initialisation draws in it). Such runs get different training keys, since the config keeps the ratio as
-    the plan gives it, but they are one configuration trained twice: their accuracies are one result, not two.
+def same_models(runs: pd.DataFrame) -> dict[str, str]:
+    """``{run: earlier run}`` of the per-run table: every run name the basis stage trained as an earlier run's model
+    (its ``same_as``), the one home of the same-model rule being ``plan.trained_twice``."""
+    if "same_as" not in runs:
+        return {}
+    return {v: s for v, s in zip(runs.variant, runs.same_as) if isinstance(s, str) and s}
 
-    >>> same_models([("all_layers", "switch", ["a", "b"], 0.5), ("spectral", "switch", ["a", "b"], {"a": .5, "b": .5}),
-    ...              ("largest", "switch", ["b", "a"], {"a": 0.5, "b": 0.5})])
-    {'spectral@switch': 'all_layers@switch'}
-    """
-    first, out = {}, {}
-    for variant, schedule, layers, ratio in plan:
-        if layers is None:  # the baselines: no basis layer
-            continue
-        name = variants.run_name(variant, schedule)
-        model = (schedule, tuple((layer, float(ratio[layer] if isinstance(ratio, dict) else ratio))
-                                 for layer in layers))
-        if first.setdefault(model, name) != name:
-            out[name] = first[model]
-    return out
+
+def seed_accuracies(runs: pd.DataFrame) -> dict[str, dict[int, float]]:
+    """``{run: {seed: test accuracy in %}}``: the one per-seed table every accuracy claim and sentence reads."""
+    return {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
 
 
 # what a model compared with itself decides, by the kind of comparison: it does not beat itself, and it lies within
@@ -135,7 +123,7 @@ _SELF = {"superiority": (CONTRADICTED, "a model does not beat itself"),
 
 def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
     """The decided rows of ``rows`` (``(a, b, kind, decided)``: the runs compared, ``a - b``, and the kind of
-    comparison), given the runs that train another run's model (``same``: ``same_models``):
+    comparison), given the runs that are another run's model (``same``):
 
     - a row that an earlier row already decided with the same two models is marked with why it is not separate
       evidence (``repeats``), and the reading of the table does not count it;
@@ -149,17 +137,16 @@ def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
         if d is None:
             continue
         pair = (model(a), model(b))
-        one = (f"`{b}` is the same model as `{a}` here" if model(b) == a else f"`{a}` is the same model as `{b}` here"
-               if model(a) == b else f"`{a}` and `{b}` are the same model here")
         if pair[0] == pair[1]:
+            one = f"`{b}` is the same model as `{a}` here" if model(b) == a else f"`{a}` is the same model as `{b}` here"
             verdict, why = _SELF[kind]
-            d = Decided(d.claim, d.source, d.comparison,
+            d = Decided(d.group, d.claim, d.source, d.comparison,
                         f"{d.measured}; {one} (the same layers at the same ratios, the same schedule): {why}",
                         verdict, d.timed)
         elif pair in seen:
             a0, b0 = seen[pair]
             alias = " and ".join(f"`{x}` is the same model as `{y}`" for x, y in ((a, a0), (b, b0)) if x != y)
-            d = Decided(d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed,
+            d = Decided(d.group, d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed,
                         f"{alias} here (the same layers at the same ratios, the same schedule), so this row repeats "
                         f"the row `{a0} - {b0}`")
         else:
@@ -168,64 +155,65 @@ def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
     return out
 
 
-def _paired(claim, a, b, kind, values, unit="points", source="paper", margin=MARGIN, note="") -> Decided | None:
-    """``values``: ``{run: {seed: value}}``; the paired difference ``a - b`` over the seeds both have."""
-    if a not in values or b not in values or not set(values[a]) & set(values[b]):
-        return None
-    p = evidence.paired_difference(values[a], values[b])
-    text = p.text() if unit == "points" else p.text().replace(" points", f" {unit}")
-    return Decided(claim, source, f"{a} - {b}{note}", text, evidence.verdict(p, kind, margin))
-
-
 def _size(mt: pd.DataFrame, v: str) -> str:
-    if not {"params", "macs"} <= set(mt.columns):
-        return "size not recorded"
     return f"{int(mt.loc[v, 'params']):,} params, {mt.loc[v, 'macs'] / 1e6:,.1f} M MACs"
 
 
-def accuracy_claims(runs: pd.DataFrame, schedule: str = "switch", margin: float = MARGIN,
-                    same: dict[str, str] | None = None) -> list[Decided]:
-    """Claims 1-4 and 9 from the basis stage's per-seed rows (``variant``, ``seed``, ``test_acc`` in [0, 1],
-    ``params``, ``macs``, ``train_time``); ``same``: the runs that train another run's model (``same_models``), whose
-    rows say that they are not separate evidence."""
-    acc = {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
-    mt = runs.groupby("variant")[[c for c in ("params", "macs") if c in runs]].first()
-    sel, allv = variants.run_name("selected", schedule), variants.run_name("all_layers", schedule)
-
-    def paired(claim, a, b, kind, **kw):
-        return a, b, kind, _paired(claim, a, b, kind, acc, **kw)
-
-    out = [paired("applying basis convolutions to every layer costs accuracy", "baseline", allv, "superiority"),
-           paired(f"the sensitivity-selected layers keep accuracy (read here as: within {margin:g} point of the "
-                  "baseline)", sel, "baseline", "non-inferiority", margin=margin),
-           paired("the selection beats basis layers on every layer", sel, allv, "superiority")]
-    for v in sorted(acc, key=lambda r: (variants.point_of(r), r)):  # the main point first, then each front's
-        point = variants.point_of(v)
-        s = variants.run_name("selected", schedule, point)
-        rv = variants.RunName.parse(v)
-        if rv.schedule == schedule and rv.kind == "comparison" and s in mt.index:
-            at = f" at the {point} budget" if point else ""
-            out.append(paired(f"the selection{at} beats {display.look(v).describe} (`{v}`)", s, v,
-                              "superiority", source="implied", note=f" ({_size(mt, s)} vs {_size(mt, v)})"))
-    v = schedule_variant(runs)
-    if v:  # the schedules compared on the selection if it was trained both ways (their cost: schedule_cost_claim)
-        out.append(paired(f"the switch schedule matches training basis layers from scratch (read here as: within "
-                          f"{margin:g} point)", variants.run_name(v, "switch"), variants.run_name(v, "scratch"),
-                          "equivalence", margin=margin))
-    out.append(paired(f"bf16 autocast leaves accuracy unchanged (read here as: within {margin:g} point)", "baseline",
-                      "baseline_fp32", "equivalence", source="package", margin=margin))
-    return _mark_repeats(out, same or {})
+def _paired(group, claim, a, b, kind, acc, source="paper", margin=MARGIN, note="") -> tuple:
+    """``(a, b, kind, Decided | None)``: the paired difference ``a - b`` of test accuracy (points) over the seeds
+    both have (``acc``: ``seed_accuracies``); None where either was not trained."""
+    if a not in acc or b not in acc or not set(acc[a]) & set(acc[b]):
+        return a, b, kind, None
+    p = evidence.paired_difference(acc[a], acc[b])
+    return a, b, kind, Decided(group, claim, source, f"{a} - {b}{note}", p.text(), evidence.verdict(p, kind, margin))
 
 
-def schedule_variant(runs: pd.DataFrame) -> str | None:
-    """The variant whose two schedules the claims compare: ``selected`` if it was trained both ways, else
-    ``all_layers``, else none."""
-    names = set(runs.variant)
-    return next((v for v in ("selected", "all_layers")
-                 if {variants.run_name(v, "switch"), variants.run_name(v, "scratch")} <= names), None)
+def _when(schedule: str, B: dict, E: int) -> str:
+    if schedule == "scratch":
+        return f"trained from scratch ({E} of {E} epochs in basis form)"
+    e = start_epoch(B, schedule)
+    if schedule == "switch":
+        return f"trained after a switch at epoch {e} ({E - e} of {E} epochs in basis form)"
+    return f"converted after epoch {e} of {E} and fine-tuned for the {plural(E - e, 'epoch')} left"
 
 
-def _rounds(m: dict | None) -> list[float]:
+def accuracy_claims(runs: pd.DataFrame, B: dict, E: int, margin: float = MARGIN) -> list[Decided]:
+    """The accuracy claims of every schedule the run trained, from the basis stage's per-seed rows (``variant``,
+    ``seed``, ``test_acc`` in [0, 1], ``params``, ``macs``, ``same_as``), grouped: the training schedules, then
+    the late conversion."""
+    acc = seed_accuracies(runs)
+    mt = runs.groupby("variant")[["params", "macs"]].first()
+    rows = []
+    for schedule in [s for s in variants.SCHEDULES if s in set(runs.get("schedule", []))]:
+        group = "late" if schedule == "late" else "training"
+        when = _when(schedule, B, E)
+        allv, sel = run_name("all_layers", schedule, B=B), run_name("selected", schedule, B=B)
+        rows.append(_paired(group, f"basis layers on every layer, {when}, cost accuracy", "baseline", allv,
+                            "superiority", acc))
+        rows.append(_paired(group, f"the sensitivity-selected layers, {when}, keep accuracy (read here as: within "
+                                   f"{margin:g} point of the baseline)", sel, "baseline", "non-inferiority", acc,
+                            margin=margin))
+        rows.append(_paired(group, f"the selection beats basis layers on every layer, both {when}", sel, allv,
+                            "superiority", acc))
+        for v in sorted(acc, key=lambda r: (variants.point_of(r), r)):  # the main point's comparisons only
+            rv = RunName.parse(v)
+            if rv.schedule == schedule and rv.kind == "comparison" and not rv.point and sel in mt.index:
+                rows.append(_paired(group, f"the selection beats {display.look(v).describe} (`{v}`), both {when}",
+                                    sel, v, "superiority", acc, source="implied",
+                                    note=f" ({_size(mt, sel)} vs {_size(mt, v)})"))
+    for v in ("selected", "all_layers"):  # the two training schedules against each other
+        a, b = run_name(v, "switch", B=B), run_name(v, "scratch", B=B)
+        rows.append(_paired("training", f"{'the selection' if v == 'selected' else 'basis layers on every layer'} "
+                                        f"trained after a switch at epoch {B['switch_epoch']} matches training them "
+                                        f"from scratch (read here as: within {margin:g} point)", a, b, "equivalence",
+                            acc, margin=margin))
+    rows.append(_paired("training", f"bf16 autocast leaves accuracy unchanged (read here as: within {margin:g} "
+                                    "point)", "baseline", "baseline_fp32", "equivalence", acc, source="package",
+                        margin=margin))
+    return _mark_repeats(rows, same_models(runs))
+
+
+def rounds(m: dict | None) -> list[float]:
     """A timed model's per-round times (``round_ms``: a list, or its text in a CSV); empty when not recorded."""
     r = (m or {}).get("round_ms")
     if isinstance(r, str):
@@ -233,103 +221,140 @@ def _rounds(m: dict | None) -> list[float]:
     return [float(x) for x in r] if isinstance(r, (list, tuple)) else []
 
 
-def schedule_cost_claim(bench: dict, variant: str | None, epochs: int, switch_epoch: int) -> list[Decided]:
-    """Claim 4's cost half, from the benchmark's interleaved training-step timings in the training precision.
-
-    A switch training runs ``S = switch_epoch`` dense epochs and ``E - S`` epochs of the basis model as the switch
-    schedule leaves it (``<variant>_switched``: QR-chosen basis); a scratch training runs ``E`` epochs of the basis
-    model from its initialisation (``<variant>``: leading basis channels). Per timing round ``r`` (each model timed
-    once, in turn, so a slow spell hits all three alike) the cost of one step-epoch is
-    ``switch_r = S t_base,r + (E - S) t_switched,r`` and ``scratch_r = E t_variant,r``; the ratio scratch / switch
-    (above 1: the switch schedule is cheaper) gets the paired interval of ``bench.speedup_interval``. Data loading
-    and evaluation, alike in both schedules, are left out, so the ratio is the training steps' only."""
-    models, prec = bench.get("models", {}), bench.get("precision", "fp32")
-    if not variant:
-        return []
-    names = ("baseline", f"{variant}_switched", variant)
-    rows = [models.get(f"{m}.train_step") for m in names]
-    if any(r is None for r in rows):
-        return []
-    E, S = int(epochs), int(switch_epoch)
-    claim, comparison = ("the switch schedule costs less training time than scratch",
-                         f"{variant}@scratch / {variant}@switch by training-step time, {prec}")
-    span = f"{S} dense + {E - S} basis epochs against {E} basis epochs"
-    macs = [r.get("macs") for r in rows]
-    theory = ""
-    if all(isinstance(m, (int, float)) and m > 0 for m in macs):
-        theory = f"; {E * macs[2] / (S * macs[0] + (E - S) * macs[1]):.2f}x by MACs"
-    base, switched, scratch = map(_rounds, rows)
-    n = len(base)
-    if n < 2 or len(switched) != n or len(scratch) != n:
-        measured = f"no interval: {n} timing round(s) recorded ({span})"
-        return [Decided(claim, "paper", comparison, measured, UNDECIDED, timed=True)]
-    sw = [S * b + (E - S) * w for b, w in zip(base, switched)]
-    sc = [E * c for c in scratch]
-    point, lo, hi = speedup_interval(sc, sw)
-    measured = (f"{point:.2f}x, 95 % CI [{lo:.2f}x, {hi:.2f}x] over {n} interleaved timing rounds ({span})"
+def _ratio_row(group, claim, comparison, num, den, bound, theory="", unit="x") -> Decided:
+    """A claim on the ratio ``num / den`` of two per-round cost series (paired by round), decided by where its
+    interval lies against ``bound`` (``evidence.interval_verdict``)."""
+    n = len(num)
+    if n < 2 or len(den) != n:
+        return Decided(group, claim, "paper", comparison, f"no interval: {plural(n, 'timing round')} recorded",
+                       UNDECIDED, timed=True)
+    point, lo, hi = speedup_interval(num, den)
+    measured = (f"{point:.2f}{unit}, 95 % CI [{lo:.2f}{unit}, {hi:.2f}{unit}] over {n} interleaved timing rounds"
                 + theory)
-    return [Decided(claim, "paper", comparison, measured, interval_verdict(lo, hi, 1.0), timed=True)]
+    return Decided(group, claim, "paper", comparison, measured, interval_verdict(lo, hi, bound), timed=True)
 
 
-def speedup_point(m: dict) -> float:
-    """The point estimate of a timed model's speedup (a ``bench_models`` row or its summary): the geometric mean of
-    its timing rounds' ratios, the centre of its interval, or the ratio of medians where the results lack it."""
-    return m.get("speedup_geomean", m["measured_speedup"])
-
-
-def speed_claims(bench: dict) -> list[Decided]:
-    """Claim 6 from the benchmark summary's whole-model timings in the training precision (``models``: key
-    ``<model>.<mode>`` -> ``measured_speedup`` and, with repeated rounds, ``speedup_low``/``speedup_high``)."""
-    out, models, prec = [], bench.get("models", {}), bench.get("precision", "fp32")
-    # the models whose accuracy the other claims report: as the switch schedule trains them (QR-chosen basis);
-    # results of code that timed no ``all_layers_switched`` fall back to ``all_layers`` (leading basis channels)
-    every = ("all_layers_switched", "basis layers on every layer as the switch schedule trains them")
-    if not any(k.startswith("all_layers_switched.") for k in models):
-        every = ("all_layers", "basis layers on every layer")
-    for model, words in (every,
-                         ("selected_switched", "the selected basis layers as the switch schedule trains them")):
-        for mode, what in (("train_step", "training step (forward, backward, SGD step)"), ("inference", "inference")):
-            m = models.get(f"{model}.{mode}")
-            if not m:
+def speed_claims(bench: dict, B: dict) -> list[Decided]:
+    """The whole-model speed claims: for each all-layers and selected run at the main point, its training step and
+    inference against the baseline's, in every precision timed (``models_by_precision``: ``<model>.<mode>`` ->
+    ``round_ms``, ``theoretical_speedup``), decided from the kept rounds."""
+    out = []
+    for prec, models in (bench.get("models_by_precision") or {}).items():
+        for key in models:
+            model, _, mode = key.rpartition(".")
+            if mode not in ("train_step", "inference") or model == "baseline" or "@" not in model:
                 continue
-            lo, hi = m.get("speedup_low", math.nan), m.get("speedup_high", math.nan)
-            if math.isnan(lo) or math.isnan(hi):
-                measured, v = f"{m['measured_speedup']:.2f}x (no interval: one timing round)", UNDECIDED
-            else:
-                rounds = m.get("repeats", "?")
-                # results of code that kept only the ratio of medians show that, named as such
-                point = f"{speedup_point(m):.2f}x" + ("" if "speedup_geomean" in m else " (ratio of medians)")
-                measured = (f"{point}, 95 % CI [{lo:.2f}x, {hi:.2f}x] over {rounds} "
-                            f"interleaved timing rounds; {m['theoretical_speedup']:.2f}x by MACs")
-                v = interval_verdict(lo, hi, 1.0)  # faster than the baseline: the speedup exceeds 1
-            out.append(Decided(f"{words} speed up the {what}", "paper", f"baseline / {model}, {prec}", measured, v,
-                               timed=True))
+            rn = RunName.parse(model)
+            if rn.variant not in ("all_layers", "selected") or rn.point:
+                continue
+            base = models.get(f"baseline.{mode}")
+            what = "training step (forward, backward, SGD step)" if mode == "train_step" else "inference"
+            who = "basis layers on every layer" if rn.variant == "all_layers" else "the selected basis layers"
+            theory = models[key].get("theoretical_speedup")
+            out.append(_ratio_row("speed", f"{who} ({schedule_phrase(rn.schedule, B)}) speed up the {what} in {prec}",
+                                  f"baseline / {model}, {prec}", rounds(base), rounds(models[key]), 1.0,
+                                  f"; {theory:.2f}x by MACs" if isinstance(theory, (int, float)) else ""))
+    return out
+
+
+def schedule_phrase(schedule: str, B: dict) -> str:
+    """A schedule in a few words: ``scratch``, ``switch at epoch 12``, ``late conversion``."""
+    return {"scratch": "scratch", "switch": f"switch at epoch {B['switch_epoch']}",
+            "late": "late conversion"}[schedule]
+
+
+def search_rounds(bench: dict) -> list[float]:
+    """One search's cost per timing round (ms): the sweep's options times the mean of the proxy jobs timed in that
+    round (a job at the first, middle and last candidate layer: its cost grows with depth)."""
+    jobs = [rounds(m) for k, m in (bench.get("models") or {}).items() if k.endswith(".job")]
+    n = bench.get("sweep_options")
+    if not jobs or not n or len({len(j) for j in jobs}) != 1:
+        return []
+    return [n * statistics.fmean(js) for js in zip(*jobs)]
+
+
+def training_rounds(bench: dict, model: str, epochs: int) -> list[float]:
+    """``epochs`` epochs of training steps of ``model`` per timing round (ms): the training split's images at the
+    step time per image of the benchmark's batch (evaluation passes, alike in every schedule, left out)."""
+    m = (bench.get("models") or {}).get(f"{model}.train_step")
+    n, bs = bench.get("train_images"), bench.get("params_resolved", {}).get("benchmark", {}).get("model_batch_size")
+    if not m or not n or not bs:
+        return []
+    return [epochs * n / bs * t for t in rounds(m)]
+
+
+def cost_claims(bench: dict, B: dict, E: int) -> list[Decided]:
+    """What a whole training costs, from the benchmark's interleaved rounds: per round ``r``,
+
+        dense_r   = E t_base,r
+        switch_r  = S t_base,r + (E - S) t_switch,r + search_r      (the selection searched at epoch S)
+        scratch_r = S t_base,r + E t_scratch,r + search_r           (its search needed S dense epochs first)
+        late_r    = L t_base,r + (E - L) t_late,r + search_r
+
+    for the selection of each schedule (``search_r``: ``search_rounds``); all layers need no search. Each schedule's
+    cost against dense training and the switch's against scratch are ratios paired by round, decided against 1
+    (above 1: the schedule is cheaper)."""
+    if not bench.get("models"):
+        return []
+    base = training_rounds(bench, "baseline", 1)
+    search = search_rounds(bench)
+    cost, out = {}, []
+    for schedule in variants.SCHEDULES:
+        for v in ("selected", "all_layers"):
+            name = run_name(v, schedule, B=B)
+            steps = training_rounds(bench, name, 1)
+            if not steps or not base:
+                continue
+            e = start_epoch(B, schedule)
+            dense_before = B["switch_epoch"] if schedule == "scratch" and v == "selected" else e
+            extra = search if v == "selected" else [0.0] * len(base)
+            if len(extra) != len(base):
+                continue
+            cost[name] = [dense_before * b + (E - e) * t + s for b, t, s in zip(base, steps, extra)]
+            dense = [E * b for b in base]
+            what = ("the selection" if v == "selected" else "basis layers on every layer")
+            search_words = (f", counting its search and the {plural(dense_before, 'dense epoch')} it needed"
+                            if v == "selected" else "")
+            out.append(_ratio_row("speed", f"training {what} ({schedule_phrase(schedule, B)}) costs less than "
+                                           f"dense training{search_words}", f"dense / {name}, training steps",
+                                  dense, cost[name], 1.0))
+    for v in ("selected", "all_layers"):
+        a, b = run_name(v, "switch", B=B), run_name(v, "scratch", B=B)
+        if a in cost and b in cost:
+            out.append(_ratio_row("speed", f"the switch schedule costs less training time than scratch "
+                                           f"({'the selection' if v == 'selected' else 'every layer'})",
+                                  f"{b} / {a}, training steps", cost[b], cost[a], 1.0))
     return out
 
 
 SEARCH_CLAIM = (f"the sensitivity search is cheap next to training (read here as: at most {100 * CHEAP_FRACTION:.0f} % "
                 "of one baseline training)")
-SEARCH_COMPARISON = "sweep / one baseline training"
 
 
-def search_claim(sel: dict, baseline: dict) -> list[Decided]:
-    """Claim 7: one measurement against a threshold (``CHEAP_FRACTION`` of one baseline training)."""
-    if "search_seconds" not in sel or not baseline.get("train_time"):
-        return []
-    frac = sel["search_seconds"] / baseline["train_time"]
-    return [Decided(SEARCH_CLAIM, "paper", SEARCH_COMPARISON,
-                    f"{sel['search_seconds']:,.0f} s against {baseline['train_time']:,.0f} s, {100 * frac:.1f} % "
-                    "(one timing of each: no interval)",
-                    SUPPORTED if frac <= CHEAP_FRACTION else CONTRADICTED)]
+def search_claim(bench: dict, E: int) -> list[Decided]:
+    """The search's cost against one baseline training, paired by timing round: supported when the interval of
+    training / search lies above ``1 / CHEAP_FRACTION``; "not decided" until both were timed in the same rounds."""
+    search, train = search_rounds(bench), training_rounds(bench, "baseline", E)
+    if not search or not train:
+        return [Decided("search", SEARCH_CLAIM, "paper", "one sweep / one baseline training",
+                        "not timed in the benchmark's rounds (no proxy job timed beside a training step)", UNDECIDED,
+                        timed=True)]
+    d = _ratio_row("search", SEARCH_CLAIM, "one baseline training / one sweep, timing rounds", train, search,
+                   1 / CHEAP_FRACTION)
+    if len(search) >= 2 and len(train) == len(search):
+        frac, lo, hi = (1 / x for x in speedup_interval(train, search))
+        d = Decided(d.group, d.claim, d.source, "one sweep / one baseline training, timing rounds",
+                    f"{100 * frac:.1f} %, 95 % CI [{100 * hi:.1f} %, {100 * lo:.1f} %] over {len(search)} interleaved "
+                    "timing rounds", d.verdict, timed=True)
+    return [d]
 
 
 def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
-    """Claim 8: the selection proxy's Spearman correlation with retrained drops, by its bootstrap interval."""
+    """The selection proxy's Spearman correlation with retrained drops, by its bootstrap interval."""
     v, lo, hi = (faith.get(f"spearman_{proxy}{s}") for s in ("", "_ci_low", "_ci_high"))
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return []
     n = faith.get("n_layers", "?")
-    # what the retraining was: the assumption is tested at one ratio and a short retraining, not at every option
     at = "".join([f" at ratio {faith['ratio']:g}" if "ratio" in faith else "",
                   f" for {plural(faith['retrain_epochs'], 'epoch')}" if "retrain_epochs" in faith else ""])
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
@@ -337,44 +362,47 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
     else:
         measured = f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers"
         verdict = interval_verdict(lo, hi, 0.0)
-    return [Decided(f"the `{proxy}` proxy ranks layers in the same direction as retraining them{at} (rank "
-                    "correlation above 0)", "package",
-                    f"{proxy} drop vs retrained drop", measured, verdict)]
+    return [Decided("search", f"the `{proxy}` proxy ranks layers in the same direction as retraining them{at} (rank "
+                    "correlation above 0)", "package", f"{proxy} drop vs retrained drop", measured, verdict)]
 
 
-def verdict_table(r: dict, schedule: str = "switch") -> pd.DataFrame:
-    """Every claim the results ``r`` (``basisconv.pipeline.render.load``) can decide, one row each:
-    claim, source (paper or package), comparison, measured evidence, verdict, the sentence stating it, whether it
-    is timed, and why it is not separate evidence (``r["same_models"]``: ``same_models`` of the basis stage's
-    plan)."""
+def verdict_table(r: dict) -> pd.DataFrame:
+    """Every claim the results ``r`` (``basisconv.pipeline.render.load``) can decide, one row each, in the order of
+    ``GROUPS``: group, claim, source, comparison, measured evidence, verdict, the sentence stating it, whether it is
+    timed, and why it is not separate evidence."""
     runs = r["tables"]["runs"]
-    decided = accuracy_claims(runs, schedule, same=r.get("same_models"))
-    span = (r.get("basis") or {}).get("params_resolved") or {}
-    if span:
-        decided += schedule_cost_claim(r.get("benchmark") or {}, schedule_variant(runs), span["train"]["epochs"],
-                                       span["basis"]["switch_epoch"])
-    decided += speed_claims(r.get("benchmark") or {})
-    decided += search_claim(r.get("selection") or {}, r.get("baseline") or {})
+    P = (r.get("basis") or {}).get("params_resolved") or {}
+    decided = []
+    if P:
+        B, E = P["basis"], P["train"]["epochs"]
+        decided += accuracy_claims(runs, B, E)
+        bench = r.get("benchmark") or {}
+        decided += speed_claims(bench, B) + cost_claims(bench, B, E) + search_claim(bench, E)
     faith = r.get("faithfulness") or {}
     proxy = (r.get("selection") or {}).get("params_resolved", {}).get("sensitivity", {}).get("selection_proxy")
     if proxy:
         decided += proxy_claim(faith, proxy)
+    order = {g: i for i, g in enumerate(GROUPS)}
+    decided = sorted(decided, key=lambda d: order[d.group])  # stable: each group keeps its rows' order
     return pd.DataFrame([d.row() for d in decided], columns=COLUMNS)
 
 
-def accuracy_markdown(runs: pd.DataFrame, schedule: str = "switch", same: dict[str, str] | None = None) -> str:
-    """The accuracy claims alone (what the basis stage can decide by itself), as a verdict table; ``same``: as for
-    ``accuracy_claims``."""
-    return verdict_markdown({"tables": {"runs": runs}, "same_models": same or {}}, schedule)
+TABLE_NOTE = ("Accuracy: test accuracy in points, paired over seeds (same seed, same batch order), 95 % t-intervals. "
+              "Speed and cost: ratios of the baseline's (or dense training's) time to the variant's, geometric mean "
+              "over interleaved timing rounds (each round times every model once, in turn, so a slow spell of the "
+              "machine slows them alike) with the 95 % t-interval of the log ratio; 'by MACs': the same ratio of "
+              "multiply-accumulates, the speedup the paper's cost analysis predicts. A whole training's cost is its "
+              "epochs of training steps at these step times plus, for the selection, one search (its proxy jobs "
+              "timed in the same rounds); evaluation passes, alike in every schedule, are left out. (implied): a "
+              "comparison this package adds, testing what the paper's search implies; (package): an assumption of "
+              "this package's search, not a claim of the paper.")
 
 
-def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | None = None,
-                     extra: pd.DataFrame | None = None) -> str:
-    """The verdict table for people: claim, evidence, verdict (the sentences are the report's prose).
-
-    ``table``: the run's verdict table when already computed (``verdict_table(r, schedule)`` otherwise); ``extra``:
-    rows of other runs' verdict tables (same columns) appended to the one table, as ``publish`` borrows them."""
-    t = verdict_table(r, schedule) if table is None else table
+def verdict_markdown(r: dict, table: pd.DataFrame | None = None, extra: pd.DataFrame | None = None) -> str:
+    """The verdict table for people, one table per group: claim, evidence, verdict (the sentences are the report's
+    prose). ``table``: the run's verdict table when already computed; ``extra``: rows of other runs' verdict tables
+    (same columns) appended, as ``publish`` borrows them."""
+    t = verdict_table(r) if table is None else table
     if extra is not None and len(extra):
         t = pd.concat([t, extra], ignore_index=True)
     if not len(t):
@@ -382,22 +410,19 @@ def verdict_markdown(r: dict, schedule: str = "switch", table: pd.DataFrame | No
     shown = t.assign(claim=[SOURCES[s][1] + c for c, s in zip(t.claim, t.source)],
                      verdict=[f"{v} ({NOT_SEPARATE.lower()}: same model)" if not_separate(x) else v
                               for v, x in zip(t.verdict, t.get("repeats", [""] * len(t)))])
+    parts = []
+    for g, title in GROUPS.items():
+        rows = shown[shown.get("group", pd.Series(["training"] * len(shown))) == g]
+        if len(rows):
+            parts.append(f"**{title}**\n\n" + rows[["claim", "comparison", "measured", "verdict"]].to_markdown(
+                index=False))
     n = int(r["tables"]["runs"].groupby("variant").seed.nunique().min())
     note = ("" if n >= 2 else " With one seed no interval exists, so no accuracy claim can be decided.")
-    return (shown[["claim", "comparison", "measured", "verdict"]].to_markdown(index=False)
-            + "\n\nAccuracy: test accuracy in points, paired over seeds (same seed, same batch order), 95 % "
-            "t-intervals. Speed: ratio of baseline to variant time, geometric mean over interleaved timing rounds "
-            "(each round times every model once, in turn, so a slow spell of the machine slows them alike) with the "
-            "95 % t-interval of the log ratio; 'by MACs': the same ratio of multiply-accumulates (one image's "
-            "forward pass), the speedup the paper's cost analysis predicts. Training time: decided by these timings, "
-            "not by the trainings' epoch times (trainings run at different times carry the machine's drift). "
-            "(implied): a comparison this package adds, testing what the paper's search implies; (package): an "
-            "assumption of this package's search, not a claim of the paper."
-            + (f" '{NOT_SEPARATE.lower()}: same model': the row compares the same two models as an earlier row, one "
+    repeats = (f" '{NOT_SEPARATE.lower()}: same model': the row compares the same two models as an earlier row, one "
                "of them trained under another run name too (the same layers at the same ratios); the claim's "
                "sentence in the report says which, and the reading of the table does not count it."
                if any(map(not_separate, t.get("repeats", []))) else "")
-            + note)
+    return "\n\n".join(parts) + "\n\n" + TABLE_NOTE + repeats + note
 
 
 def not_separate(x) -> bool:

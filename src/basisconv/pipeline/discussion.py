@@ -13,7 +13,9 @@ import math
 
 import pandas as pd
 
-from basisconv.pipeline import claims, tables
+from basisconv.pipeline import claims
+from basisconv.pipeline import tables
+from basisconv.pipeline.variants import run_name
 from basisconv.pipeline import report as report_text
 
 # CIFAR-10 as the paper trains and tests on it (arXiv 2408.06024, Experiments): the paper's numbers, not this run's
@@ -198,9 +200,17 @@ def sensitivity(P: dict, rows: pd.DataFrame, selection: dict, layers: list[str])
         out.append(f"The knapsack took {len(chosen):,} of {_n(len(layers), 'candidate layer')} ({groups}) for a "
                    f"predicted loss of {_f(selection.get('predicted_loss'))} points within the budget of {budget:g} "
                    f"points (`sensitivity.max_loss`), saving {_n(selection.get('params_saved', 0), 'parameter')}.")
-    cost = claims.search_claim(selection, {"train_time": selection.get("baseline_train_seconds")})
-    out.append(claims.sentence(cost[0].claim, cost[0].measured, cost[0].verdict, cost[0].source) if cost else
-               "The search's cost against one baseline training was not recorded.")
+    secs, base = selection.get("search_seconds"), selection.get("baseline_train_seconds")
+    if not _missing(secs) and base:
+        out.append(f"The sweep took {_secs(secs)}, {_share(secs / base)} one baseline training of {_secs(base)} (a "
+                   "measurement of this sweep; the search-cost claim is decided by the benchmark, which times a "
+                   "proxy job beside a training step in the same rounds).")
+    res = selection.get("resolution")
+    if res:
+        same = "the same layers at the same ratios" if res["same_selection"] else (
+            "another selection: " + (", ".join(f"`{n}`@{q:g}" for n, q in res["ratios"].items()) or "none"))
+        out.append(f"Scored on {res['subset_images']:,} of its {res['eval_images']:,} images alone, the sweep "
+                   f"selects {same}.")
     return _join(out)
 
 
@@ -268,8 +278,9 @@ def _acc(t: pd.DataFrame, v: str) -> str:
 def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame, same: dict[str, str] | None = None) -> str:
     """The basis stage: the selection against the baseline and all layers (the claims' paired intervals and
     verdicts, ``claims.accuracy_claims``; training time is the benchmark's), compression and the number of seeds;
-    ``same``: the runs that train another run's model (``claims.same_models`` of the stage's plan), said so."""
-    sched = P["basis"]["comparison_schedule"]
+    ``same``: the runs that are another run's model (the stage's ``twins``), said so."""
+    B = P["basis"]
+    sched = next((s for s in ("switch", "scratch", "late") if s in B["schedules"]), "switch")
     if runs is None or not len(runs) or table is None or not len(table):
         return "No basis-stage run was trained, so there is nothing to compare."
     t = table.set_index("variant")
@@ -280,7 +291,8 @@ def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame, same: dict[str, str]
            + ("the mean over seeds ± its standard deviation." if hi > 1 else "that seed's.")]
     if "baseline" in t.index:
         out.append(f"The baseline reaches {_acc(t, 'baseline')} with {_n(t.loc['baseline', 'params'], 'parameter')}.")
-    for v, what in ((f"selected@{sched}", "The selection"), (f"all_layers@{sched}", "Basis layers on every layer")):
+    for v, what in ((run_name("selected", sched, B=B), "The selection"),
+                    (run_name("all_layers", sched, B=B), "Basis layers on every layer")):
         if v not in t.index:
             why = ", or the selection was empty" if v.startswith("selected") else ""
             out.append(f"There is no `{v}` run (not trained{why}).")
@@ -291,7 +303,7 @@ def basis(P: dict, runs: pd.DataFrame, table: pd.DataFrame, same: dict[str, str]
     if lo < 2:
         out.append(f"With {_n(lo, 'seed')} no paired interval exists, so no accuracy claim can be decided.")
     out.append(report_text.same_models_text(same or {}, runs))
-    decided = claims.accuracy_claims(runs, sched, same=same)
+    decided = claims.accuracy_claims(runs, B, P["train"]["epochs"])
     text = _join(out)
     return text + ("\n\n" + _bullets(decided) if decided else "\n\nNo claim can be decided from these variants.")
 
@@ -326,7 +338,10 @@ def benchmark(P: dict, out: dict) -> str:
                     f"speedup in fwd+bwd (`{lt['target']}`; median share {_f(lt.get('median'))})"
                     + (f"; {int(lt.get('n_kernel_limited', 0)):,} of the {n - met:,} misses are kernel-limited (their "
                        "two kernels alone stay below the target)." if met < n else "."))
-    decided = claims.speed_claims({"models": _model_summary(out.get("models"), prec), "precision": prec})
+    by_prec = {}
+    for p in (out.get("precisions") or [prec]):
+        by_prec[p] = _model_summary(out.get("models"), p)
+    decided = claims.speed_claims({"models_by_precision": by_prec}, P["basis"])
     body = _join(text)
     return body + ("\n\n" + _bullets(decided) if decided else "\n\nNo basis model was timed as a whole, so the speed "
                    "claim cannot be decided from this run.")

@@ -30,6 +30,7 @@ LOOKS: dict[str, Look] = {
     "selected": Look("basis layers on the sensitivity-selected layers", "tab:red", "*"),
     "random": Look("random layers saving about as many parameters", RANDOM_COLORS[0], "o"),
     "largest": Look("largest layers first, saving about as many parameters", "tab:purple", "D"),
+    "largest_macs": Look("largest layers by MACs first, saving about as many MACs", "darkgoldenrod", "d"),
     "spectral": Look("singular-value energy threshold, saving about as many parameters", "tab:brown", "P"),
 }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from basisconv.pipeline.variants import switch_runs_per_seed, trainings_per_seed
+from basisconv.pipeline.variants import runs_per_seed, start_epoch
 
 CIFAR_TRAIN = 50_000
 MAX_HOURS = 3.0
@@ -90,12 +90,22 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
     if "sensitivity" in stages or "faithfulness" in stages:
         S, cands = P["sensitivity"], n_candidates(P)
     if "sensitivity" in stages:
-        jobs = cands * len(S["ratios"]) * len(S["proxies"])
+        from basisconv.pipeline.stages.sensitivity import searched_models
+        models = len(searched_models(P))
+        chained = {"zero_shot", "finetune"} <= set(S["proxies"])  # one job scores both (core.sensitivity)
+        options = cands * len(S["ratios"])
+        jobs = options * (len(S["proxies"]) - chained)
         eval_n = min(S["eval_size"] or val, val)
-        per_job = (2 * S["bn_batches"] * S["batch_size"] / 3 + S["finetune_steps"] * S["batch_size"]
-                   * ("finetune" in S["proxies"]) / len(S["proxies"]) + eval_n / 3)
-        out["sensitivity"] = {"what": f"{jobs} proxy jobs ({cands} layers x {len(S['ratios'])} ratios x "
-                                      f"{len(S['proxies'])} proxies)", "images": jobs * per_job}
+        # per option: a conversion's BatchNorm recalibration(s), the fine-tune steps (fwd+bwd ~ 3 forwards) and one
+        # evaluation per proxy, in training-image equivalents (a forward ~ 1/3 of a training image)
+        steps = S["finetune_steps"] * S["batch_size"] * ("finetune" in S["proxies"] or "finetune_all" in S["proxies"])
+        recal = S["bn_batches"] * S["batch_size"] / 3 * (1 + ("finetune" in S["proxies"]) + len(S["proxies"]) - 1
+                                                         - chained)
+        per_option = recal + steps + len(S["proxies"]) * eval_n / 3
+        out["sensitivity"] = {"what": f"{models} sweep{'s' * (models != 1)} of {jobs} proxy jobs ({cands} layers x "
+                                      f"{len(S['ratios'])} ratios x {len(S['proxies'])} proxies"
+                                      + (", zero_shot and finetune in one job" if chained else "") + ")",
+                              "images": models * options * per_option}
     if "faithfulness" in stages:
         F_ = P["faithfulness"]
         retrain = 1 + (cands if F_["layers"] <= 0 else min(F_["layers"], cands)) + F_["pairs"]
@@ -104,20 +114,23 @@ def plan(P: dict, sizes: dict | None = None, stages=("baseline", "sensitivity", 
                                "images": retrain * (F_["epochs"] * n_re + val / 3 * F_["epochs"])}
     if "basis" in stages:
         B, seeds = P["basis"], len(T["seeds"])
-        per_seed = trainings_per_seed(B) - ("baseline" in B["variants"])  # basis and comparison runs per seed
-        extra_baselines = (seeds - 1) * ("baseline" in B["variants"])  # the first seed's is the baseline stage's
+        per_seed = runs_per_seed(B)  # {schedule: runs}, "-": the baseline
+        extra_baselines = (seeds - 1) * per_seed["-"]  # the first seed's is the baseline stage's
         # baseline_fp32 is costed at twice a bf16 run (measured 1.8-2.4x on 2 cores) when amp is on, else not run
         fp32 = seeds * ("baseline_fp32" in B["variants"] and bool(T["amp"]))
-        runs = seeds * per_seed + extra_baselines + fp32
-        what = [f"{seeds} seeds x {per_seed} basis run{'s' * (per_seed != 1)}"]
-        what += [f"{extra_baselines} more baseline seed{'s' * (extra_baselines != 1)}"] if extra_baselines else []
+        images = (extra_baselines + 2 * fp32) * _one_training(T, n, val)
+        what = [f"{extra_baselines} more baseline seed{'s' * (extra_baselines != 1)}"] if extra_baselines else []
         what += [f"{fp32} fp32 baseline{'s' * (fp32 != 1)}"] if fp32 else []
-        # switch runs train only the epochs after the switch (they start from their baseline's snapshot)
-        sw = seeds * switch_runs_per_seed(B)
-        late = max(T["epochs"] - B["switch_epoch"], 0)
-        what += [f"{sw} of them switch runs of {late} epoch{'s' * (late != 1)} each"] if sw else []
-        out["basis"] = {"what": f"{runs} trainings ({' + '.join(what)})",
-                        "images": (runs + fp32 - sw) * _one_training(T, n, val) + sw * _one_training(T, n, val, late)}
+        for schedule, k in per_seed.items():
+            if schedule == "-" or not k:
+                continue
+            # a switch or late run starts from its seed's baseline snapshot: it trains only the epochs after it
+            epochs = T["epochs"] - start_epoch(B, schedule)
+            images += seeds * k * _one_training(T, n, val, epochs)
+            what.append(f"{seeds} x {k} {schedule} run{'s' * (k != 1)} of {epochs} epoch{'s' * (epochs != 1)}")
+        runs = extra_baselines + fp32 + seeds * sum(k for s_, k in per_seed.items() if s_ != "-")
+        out["basis"] = {"what": f"{runs} trainings ({' + '.join(what)}; an upper bound: a subset that is another "
+                                "run's model trains once)", "images": images}
     return out
 
 

@@ -165,11 +165,17 @@ def computation(source: str, filename: str = "<source>") -> str:
     return ast.dump(tree)
 
 
+# modules in a stage's closure that compute nothing: the layout declares where files live, and a result does not
+# depend on where its inputs or outputs are (inputs enter a key by their content), so adding a result path for one
+# stage changes no other stage's key
+NOT_COMPUTATION = ("basisconv.pipeline.layout",)
+
+
 def code_digest(module: str, root=None) -> str:
     """sha256 over the computation (``computation``: code without docstrings and comments) of every module in
-    ``module``'s closure (its own code and all it uses)."""
+    ``module``'s closure (its own code and all it uses), ``NOT_COMPUTATION`` left out."""
     return digest([(m, computation(module_file(m, root).read_text(), str(module_file(m, root))))
-                   for m in module_closure(module, root)], n=64)
+                   for m in module_closure(module, root) if m not in NOT_COMPUTATION], n=64)
 
 
 def stage_inputs(P: dict, sections, input_files, module: str, root=None) -> dict:

@@ -72,6 +72,7 @@ class Stage:
 
 PREPARED = "data/prepared"
 BASELINE_MODEL = "models/baseline.pt"
+BASELINE_SWITCH = "models/baseline_switch.pt"  # seed 0's baseline at basis.switch_epoch: the training schedules' search
 BASELINE_SUMMARY = "results/baseline/summary.json"  # the baseline run's full record (metrics files hold a few numbers)
 SENSITIVITY_ROWS = "results/sensitivity.csv"
 SELECTION = "results/selection.json"
@@ -85,13 +86,14 @@ _STAGES = [
           results={"provenance": PROVENANCE.format(stage="data")}),
     Stage("baseline", "notebooks/02_baseline.ipynb", ("profile", "model", "train", "basis"),  # basis: switch_epoch
           deps={"prepared": PREPARED},
-          outs={"model": BASELINE_MODEL},
+          outs={"model": BASELINE_MODEL, "switch_model": BASELINE_SWITCH},
           state={"runs": "models/runs/baseline"},
           results={"summary": BASELINE_SUMMARY, "provenance": PROVENANCE.format(stage="baseline")},
           metrics={"metrics": "results/metrics/baseline.json"},
           plots={"history": ("results/baseline/history.csv", {"x": "epoch", "y": "val_acc"})}),
     Stage("sensitivity", "notebooks/03_sensitivity.ipynb", ("profile", "model", "train", "sensitivity", "basis"),
-          deps={"model": BASELINE_MODEL, "prepared": PREPARED, "baseline": BASELINE_SUMMARY},
+          deps={"model": BASELINE_MODEL, "switch_model": BASELINE_SWITCH, "prepared": PREPARED,
+                "baseline": BASELINE_SUMMARY},
           results={"rows": SENSITIVITY_ROWS, "selection": SELECTION,
                    "provenance": PROVENANCE.format(stage="sensitivity")},
           state={"runs": "models/runs/sensitivity"},
@@ -112,7 +114,8 @@ _STAGES = [
                    "summary": "results/basis/summary.json", "provenance": PROVENANCE.format(stage="basis")},
           state={"runs": "models/runs/basis"},
           metrics={"metrics": "results/metrics/basis.json"}),
-    Stage("benchmark", "notebooks/05_benchmark.ipynb", ("profile", "model", "train", "basis", "benchmark"),
+    Stage("benchmark", "notebooks/05_benchmark.ipynb",
+          ("profile", "model", "train", "sensitivity", "basis", "benchmark"),  # sensitivity: the proxy jobs timed
           deps={"selection": SELECTION, "prepared": PREPARED},
           results={"layers": "results/benchmark_layers.csv", "models": "results/benchmark_models.csv",
                    "forms": "results/benchmark_forms.csv", "peers": "results/benchmark_peers.csv",

@@ -13,9 +13,13 @@ import math
 
 import pandas as pd
 
-from basisconv.perf.analysis import reference_model
 from basisconv.pipeline import tables, variants
-from basisconv.pipeline.claims import CHEAP_FRACTION, speedup_point
+from basisconv.pipeline.claims import CHEAP_FRACTION
+
+
+def speedup_point(m: dict) -> float:
+    """A timed model's speedup: the geometric mean of its rounds' ratios (the centre of its interval)."""
+    return m.get("speedup_geomean", m["measured_speedup"])
 
 
 
@@ -295,26 +299,13 @@ def time_columns_text(switch_epoch: int) -> str:
 
 def targets_note(tg: dict) -> str:
     """How the model rows of ``targets_markdown`` are measured: the estimator of the measured speedup (the ratio of
-    median times, not the verdict table's geometric mean over rounds), and what each derived model's train step
-    (``selected_switched``) is divided by: the theoretical speedup of the fresh model it derives from
-    (``bench.reference_model``: the paper's MAC count, reduced form, leading basis channels)."""
-    suffix = "_train_step_fraction_of_theory"
-    rows = [n.removesuffix(suffix) for n in tg if n.endswith(suffix)]
-    if not rows:
+    median times, not the verdict table's geometric mean over rounds), against each model's own MAC ratio."""
+    if not any(n.endswith("_train_step_fraction_of_theory") for n in tg):
         return ""
-    estimator = ("A model's train-step share of theory divides its measured speedup, here the baseline's median "
-                 "step time over the variant's (medians over all timing rounds), by a theoretical speedup; the "
-                 "verdict table's speed rows take the geometric mean of the rounds' ratios instead (the centre of "
-                 "their interval), so the two speedups can differ.")
-    derived = {n: reference_model(n, rows) for n in rows}
-    derived = {n: ref for n, ref in derived.items() if ref != n}
-    if not derived:
-        return estimator
-    return (estimator + " The theoretical speedup is that of the fresh model the measured one derives from (the "
-            "paper's MAC count: reduced form, leading basis channels): "
-            + ", ".join(f"`{n}` against `{ref}`" for n, ref in derived.items())
-            + ". Switched models run QR-ordered basis layers, often as one dense 1x1 mix (rank more MACs per "
-            "pixel), so their own MAC count can be higher; the share holds them to the paper's count.")
+    return ("A model's train-step share of theory divides its measured speedup, here the baseline's median step "
+            "time over the model's (medians over all timing rounds), by its theoretical speedup (its MAC ratio to the "
+            "baseline); the verdict table's speed rows take the geometric mean of the rounds' ratios instead (the "
+            "centre of their interval), so the two speedups can differ.")
 
 
 def targets_markdown(tg: dict) -> str:

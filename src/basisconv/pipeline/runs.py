@@ -62,7 +62,8 @@ def _publish_weights(src: Path, dst) -> None:
 def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, run_dir, model_spec: dict,
                  data_meta: dict, inputs: str, device=None, progress: bool | dict = True,
                  save_model: str | Path | None = None, extra: dict | None = None,
-                 snapshot_epochs: tuple[int, ...] = (), start: dict | None = None) -> dict:
+                 snapshot_epochs: tuple[int, ...] = (), start: dict | None = None, kept_dir=None,
+                 force: bool = False) -> dict:
     """Train ``model`` (``data``: ``{"train", "val", "test"}`` uint8 tuples) and return its metrics dict.
 
     ``inputs``: digest of everything outside ``cfg`` and ``model_spec`` that determines the run (data content and
@@ -70,16 +71,29 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
     ``<name>-<key>.pt`` and are copied to ``save_model``. ``snapshot_epochs``: checkpoints kept as
     ``<name>-<key>.e<epoch>.ckpt`` (a baseline's switch epoch, for its switch runs). ``start``: ``{"key", "file"}``
     of the baseline run a switch run continues from (``train(start_from=...)``); its key is part of this run's key,
-    and when its snapshot file is missing the run trains from step 0 instead, to the same result.
+    and when its snapshot file is missing the run trains from step 0 instead, to the same result. ``kept_dir``: a
+    folder of committed run summaries (``stages.common.kept_dir``): a finished run's JSON is copied there, and a
+    run found there under its key is returned without training (unless it must publish weights, which are not kept).
+    A switch run whose start snapshot is missing calls ``start["ensure"]()`` (when given) to make it before training.
+    ``force``: train even when a finished run of the key exists (to make its snapshots again; the caller checks the
+    result equals the kept one).
     """
     key = run_key(cfg, model_spec, inputs, dist_.world_size(), None if start is None else start["key"])
     files = run_files(run_dir, name, key)
-    if files["json"].is_file() and (save_model is None or files["weights"].is_file()):
+    kept = None if kept_dir is None else run_files(kept_dir, name, key)["json"]
+    if not force and files["json"].is_file() and (save_model is None or files["weights"].is_file()):
         if save_model is not None and dist_.is_main():
             _publish_weights(files["weights"], save_model)
+        if kept is not None and not kept.is_file() and dist_.is_main():
+            write_json(kept, read_json(files["json"]))
         dist_.barrier()
         return read_json(files["json"])
+    if not force and kept is not None and save_model is None and kept.is_file():
+        dist_.barrier()
+        return read_json(kept)
     device = dist_.resolve_device(device)
+    if start is not None and not Path(start["file"]).is_file() and start.get("ensure") is not None:
+        start["ensure"]()  # the snapshot of a baseline found finished (in the kept summaries): make it again
     start_file = None if start is None or not Path(start["file"]).is_file() else start["file"]
     res = train(model, data["train"], data["val"], cfg, device=device, checkpoint=files["ckpt"], progress=progress,
                 snapshot_epochs=snapshot_epochs, start_from=start_file)
@@ -104,6 +118,8 @@ def run_training(name: str, model: nn.Module, cfg: TrainConfig, data: dict, *, r
         save_torch(res.model.state_dict(), files["weights"])
         _publish_weights(files["weights"], save_model)
     write_json(files["json"], metrics)  # last: a JSON on disk means every file of the run is complete
+    if kept is not None:
+        write_json(kept, metrics)
     files["ckpt"].unlink(missing_ok=True)  # finished: its JSON and weights are what is reused, not its resume state
     dist_.barrier()
     return metrics

@@ -40,11 +40,12 @@ def _choices() -> dict:
     from basisconv.perf.peers import PEERS
     from basisconv.core.selection import OBJECTIVES
     from basisconv.core.sensitivity import PROXIES
-    from basisconv.pipeline.variants import SCHEDULES as BASIS_SCHEDULES, VARIANTS
+    from basisconv.pipeline.variants import COMPARISONS, SCHEDULES as BASIS_SCHEDULES, VARIANTS
     from basisconv.experiment.train import SCHEDULES
     return {"coeff": COEFF_CHOICES, "init": INIT_CHOICES, "memory_formats": tuple(MEMORY_FORMATS),
             "arch": tuple(ARCHS), "objective": OBJECTIVES, "proxies": tuple(PROXIES), "schedule": SCHEDULES,
-            "basis_schedules": BASIS_SCHEDULES, "variants": VARIANTS, "device": ("auto", "cpu", "cuda"),
+            "basis_schedules": tuple(BASIS_SCHEDULES), "comparisons": COMPARISONS,
+            "variants": tuple(v for v in VARIANTS if v not in COMPARISONS), "device": ("auto", "cpu", "cuda"),
             "peers": tuple(PEERS)}
 
 
@@ -89,14 +90,25 @@ def _rules(C: dict) -> dict:
                         "bn_batches": pos_int, "batch_size": pos_int, "finetune_steps": pos_int,
                         "finetune_lr": (lambda v: _num(v, 0, lo_open=True), "a number > 0"),
                         "eval_size": (lambda v: _int(v, 0), "an int >= 0 (0: the whole val split)"),
+                        "resolution_size": (lambda v: _int(v, 0),
+                                            "an int >= 0 (0: none; else fewer than the sweep's images)"),
                         "confidence": (lambda v: _num(v, 0, 1, lo_open=True, hi_open=True), "a number in (0, 1)"),
                         "workers": pos_int, "selection_proxy": one_of("proxies"), "objective": one_of("objective"),
                         "max_loss": (lambda v: _num(v, 0), "a number >= 0 (points)")},
         "basis": {"ratio": ratio, "coeff": one_of("coeff"), "init": one_of("init"), "switch_epoch": pos_int,
-                  "schedules": some_of("basis_schedules"),
+                  "late_epoch": pos_int,
+                  "schedules": (lambda v: _list(v, lambda x: x in C["basis_schedules"], nonempty=False,
+                                                distinct=True),
+                                f"a list of distinct values from {', '.join(C['basis_schedules'])}"),
                   "variants": (lambda v: _list(v, lambda x: x in C["variants"], nonempty=False, distinct=True),
                                f"a list of distinct values from {', '.join(C['variants'])}"),
-                  "comparison_schedule": one_of("basis_schedules"), "random_subsets": nonneg_int,
+                  "comparisons": (lambda v: isinstance(v, dict) and set(v) <= set(C["basis_schedules"]) and all(
+                      _list(x, lambda c: c in C["comparisons"], nonempty=False, distinct=True) for x in v.values()),
+                                  f"a mapping of schedules ({', '.join(C['basis_schedules'])}) to lists of "
+                                  f"distinct comparisons from {', '.join(C['comparisons'])}"),
+                  "front_schedule": (lambda v: v == "" or (isinstance(v, str) and v in C["basis_schedules"]),
+                                     f"one of {', '.join(C['basis_schedules'])}, or \"\" (no fronts)"),
+                  "random_subsets": nonneg_int,
                   "front_budgets": (lambda v: _list(v, lambda x: _num(x, 0, lo_open=True), nonempty=False,
                                                     distinct=True),
                                     "a list of distinct numbers > 0 (extra loss budgets in points; empty: none)"),
@@ -131,11 +143,23 @@ def _cross(P: dict) -> list[str]:
         if _int(T.get("batch_size"), 1) and _int(T.get("processes"), 1) and T["batch_size"] % T["processes"]:
             errs.append(f"train.batch_size = {T['batch_size']}: must be a multiple of train.processes = "
                         f"{T['processes']} (the global batch is split evenly over the processes)")
-    if T and B and _int(B.get("switch_epoch"), 1) and _int(T.get("epochs"), 1) \
-            and "switch" in (list(B.get("schedules") or []) + [B.get("comparison_schedule")]) \
-            and B["switch_epoch"] >= T["epochs"]:
-        errs.append(f"basis.switch_epoch = {B['switch_epoch']}: must be < train.epochs = {T['epochs']} (the switch "
-                    "schedule trains full-rank for switch_epoch epochs, then converts)")
+    used = set()  # the schedules some run trains with
+    if B and isinstance(B.get("schedules"), list):
+        used |= set(B["schedules"])
+    if B and isinstance(B.get("comparisons"), dict):
+        used |= {s for s, cs in B["comparisons"].items() if cs}
+    for key, schedule in (("switch_epoch", "switch"), ("late_epoch", "late")):
+        # the training schedules search the switch epoch's snapshot, so switch_epoch counts for scratch too
+        needed = schedule in used or (key == "switch_epoch" and "scratch" in used)
+        if T and B and needed and _int(B.get(key), 1) and _int(T.get("epochs"), 1) and B[key] >= T["epochs"]:
+            errs.append(f"basis.{key} = {B[key]}: must be < train.epochs = {T['epochs']} (schedule {schedule} "
+                        f"trains full-rank for {key} epochs, then converts)")
+    if B and isinstance(B.get("front_schedule"), str) and B["front_schedule"] and B["front_schedule"] not in used:
+        errs.append(f"basis.front_schedule = {B['front_schedule']!r}: must be a schedule some run trains with "
+                    f"({', '.join(sorted(used)) or 'none'}), or \"\"")
+    if B and not (B.get("front_schedule") or "") and (B.get("front_budgets") or B.get("front_ratios")):
+        errs.append("basis.front_budgets / front_ratios are set but basis.front_schedule is empty: name the schedule "
+                    "the fronts train with")
     if S and isinstance(S.get("proxies"), list) and isinstance(S.get("selection_proxy"), str) \
             and S["selection_proxy"] not in S["proxies"]:
         errs.append(f"sensitivity.selection_proxy = {S['selection_proxy']!r}: must be one of sensitivity.proxies "
@@ -146,6 +170,10 @@ def _cross(P: dict) -> list[str]:
     if B and isinstance(B.get("front_ratios"), list) and B.get("ratio") in B["front_ratios"]:
         errs.append(f"basis.front_ratios = {B['front_ratios']}: must not hold basis.ratio = {B['ratio']} (the "
                     "all-layers variant is already that point of the front)")
+    if S and _int(S.get("resolution_size"), 1) and _int(S.get("eval_size"), 1) \
+            and S["resolution_size"] >= S["eval_size"]:
+        errs.append(f"sensitivity.resolution_size = {S['resolution_size']}: must be < sensitivity.eval_size = "
+                    f"{S['eval_size']} (a subset of the sweep's images)")
     if S and F and isinstance(S.get("ratios"), list) and F.get("ratio") not in S["ratios"]:
         errs.append(f"faithfulness.ratio = {F.get('ratio')!r}: must be one of sensitivity.ratios = {S['ratios']} "
                     "(its proxy drops are the sweep's rows)")

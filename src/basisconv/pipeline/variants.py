@@ -1,24 +1,39 @@
-"""The basis stage's variants and schedules by name (arXiv 2408.06024's comparison): what ``basis.variants`` and
-``basis.schedules`` may hold, how each variant looks in figures, which runs it trains and, for the comparison
-subsets, how its subset is built. Its own module, so that ``validate``, the estimate, the report and the figures
-read one registry without importing a stage.
+"""The basis stage's variants and schedules by name (arXiv 2408.06024's comparison): what ``basis.variants``,
+``basis.schedules`` and ``basis.comparisons`` may hold, which runs each trains and, for the comparison subsets, how
+each subset is built; and ``RunName``, the one format of a run name. Its own module, so that ``validate``, the
+estimate, the plan, the report and the figures read one registry without importing a stage. How a variant looks
+(its words, colour and marker) is ``basisconv.pipeline.display``'s, not computation.
+
+Schedules (``SCHEDULES``): when the basis layers arrive in a training of ``train.epochs`` epochs.
+
+- ``scratch``: from step 0 (every epoch trains basis layers);
+- ``switch``: after ``basis.switch_epoch`` dense epochs (the paper's skip schedule; the run name carries the epoch,
+  ``selected@switch12``);
+- ``late``: after ``basis.late_epoch`` dense epochs, near the end: post-training conversion with a short fine-tune.
 
 Variants are of three kinds:
 
 - ``reference``: the baseline (and ``baseline_fp32``, the baseline in fp32 when the others train under bf16);
 - ``basis``: basis layers on all candidate layers (the naive use) or on the selected layers, trained with every
   schedule of ``basis.schedules``;
-- ``comparison``: a subset matched to the selection's parameter saving (``basisconv.core.selection.matched_subset``,
-  ``basisconv.core.spectral``), trained with ``basis.comparison_schedule``. A comparison may train several runs
-  (``random`` trains ``random0`` ... ``random<k-1>``, one per ``basis.random_subsets`` seed); a run's name maps back
-  to its variant with ``variant_of``.
+- ``comparison``: a subset matched to the selection's saving (``basisconv.core.selection.matched_subset``,
+  ``basisconv.core.spectral``), trained with the schedules that ``basis.comparisons`` lists it under. ``random``
+  trains ``random0`` ... ``random<k-1>`` (``basis.random_subsets``), each a different draw for every training seed
+  (``random_seed``), so the random rows' intervals cover draws as well as seeds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-SCHEDULES = ("scratch", "switch")  # basis layers from step 0, or the paper's switch after basis.switch_epoch epochs
+# schedule -> the basis-section key of the epoch its basis layers arrive after (None: from step 0)
+SCHEDULES = {"scratch": None, "switch": "switch_epoch", "late": "late_epoch"}
+
+
+def start_epoch(B: dict, schedule: str) -> int:
+    """The dense epochs a run of ``schedule`` trains before its basis layers arrive (0 for ``scratch``)."""
+    key = SCHEDULES[schedule]
+    return 0 if key is None else int(B[key])
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,7 @@ class Match:
     ratios: list[float]
     coeff: str
     net: object
+    target_macs: int = 0  # the selection's MAC saving (``largest_macs`` is matched to it)
 
 
 @dataclass(frozen=True)
@@ -38,24 +54,36 @@ class Variant:
     name: str
     kind: str  # "reference", "basis" or "comparison"
     runs: Callable[[dict], list[str]] | None = None  # comparison: the run names it trains, from the basis section
-    build: Callable[[Match, str], dict] | None = None  # comparison: the subset of one run name
+    build: Callable[[Match, str, int], dict] | None = None  # comparison: the subset of one run name and seed
+    per_seed: bool = False  # comparison: its subset depends on the training seed (a draw per seed)
 
     def run_names(self, B: dict) -> list[str]:
         return self.runs(B) if self.runs is not None else [self.name]
 
 
-def _random_subset(m: Match, run: str) -> dict:
+def random_seed(run: str, seed: int) -> int:
+    """The draw of comparison run ``random<k>`` for training seed ``seed``: a different one for every seed and k."""
+    return 1000 * int(run[len("random"):]) + int(seed)
+
+
+def _random_subset(m: Match, run: str, seed: int) -> dict:
     from basisconv.core.selection import matched_subset
     return matched_subset(m.records, m.layers, m.target_params, m.ratios, order="random",
-                          seed=int(run[len("random"):]), coeff=m.coeff)
+                          seed=random_seed(run, seed), coeff=m.coeff)
 
 
-def _largest_subset(m: Match, run: str) -> dict:
+def _largest_subset(m: Match, run: str, seed: int) -> dict:
     from basisconv.core.selection import matched_subset
     return matched_subset(m.records, m.layers, m.target_params, m.ratios, order="largest", coeff=m.coeff)
 
 
-def _spectral_subset(m: Match, run: str) -> dict:
+def _largest_macs_subset(m: Match, run: str, seed: int) -> dict:
+    from basisconv.core.selection import matched_subset
+    return matched_subset(m.records, m.layers, m.target_macs, m.ratios, order="largest", coeff=m.coeff,
+                          measure="macs")
+
+
+def _spectral_subset(m: Match, run: str, seed: int) -> dict:
     from basisconv.core.spectral import spectral_subset
     return spectral_subset(m.net, m.layers, m.target_params, m.ratios, coeff=m.coeff)
 
@@ -66,8 +94,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("all_layers", "basis"),
     Variant("selected", "basis"),
     Variant("random", "comparison", runs=lambda B: [f"random{k}" for k in range(B["random_subsets"])],
-            build=_random_subset),
+            build=_random_subset, per_seed=True),
     Variant("largest", "comparison", build=_largest_subset),
+    Variant("largest_macs", "comparison", build=_largest_macs_subset),
     Variant("spectral", "comparison", build=_spectral_subset),
 )}
 COMPARISONS = tuple(n for n, v in VARIANTS.items() if v.kind == "comparison")
@@ -97,10 +126,13 @@ class RunName:
     schedule: str = ""
     point: str = ""
     draw: int | None = None
+    epoch: int | None = None  # a switch schedule's switch epoch, written into the name (``switch12``)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; valid variants: {', '.join(VARIANTS)}")
+        if self.schedule and self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
 
     @property
     def base(self) -> str:
@@ -111,30 +143,42 @@ class RunName:
     def kind(self) -> str:
         return VARIANTS[self.variant].kind
 
+    @property
+    def label(self) -> str:
+        """The schedule as the name writes it: ``scratch``, ``switch12``, ``late``; "" for a reference."""
+        return self.schedule + (str(self.epoch) if self.schedule == "switch" and self.epoch is not None else "")
+
     def __str__(self) -> str:
-        return self.base + (f"{POINT}{self.point}" if self.point else "") + (f"@{self.schedule}" if self.schedule
+        return self.base + (f"{POINT}{self.point}" if self.point else "") + (f"@{self.label}" if self.schedule
                                                                             else "")
 
-    def at(self, schedule: str | None = None, point: str | None = None) -> "RunName":
-        """The same run at another schedule or point."""
-        return RunName(self.variant, self.schedule if schedule is None else schedule,
-                       self.point if point is None else point, self.draw)
+    def at(self, schedule: str | None = None, point: str | None = None, epoch: int | None = None) -> "RunName":
+        """The same run at another schedule (and switch epoch) or point."""
+        schedule = self.schedule if schedule is None else schedule
+        return RunName(self.variant, schedule, self.point if point is None else point, self.draw,
+                       epoch if epoch is not None else (self.epoch if schedule == self.schedule else None))
 
     @classmethod
     def parse(cls, run: str) -> "RunName":
-        name, _, schedule = str(run).partition("@")
+        name, _, label = str(run).partition("@")
         base, _, point = name.partition(POINT)
+        schedule, epoch = label, None
+        if label.startswith("switch") and label[len("switch"):].isdigit():
+            schedule, epoch = "switch", int(label[len("switch"):])
         for v in VARIANTS.values():
             if base == v.name:
-                return cls(v.name, schedule, point)
+                return cls(v.name, schedule, point, None, epoch)
             if v.runs is not None and base.startswith(v.name) and base[len(v.name):].isdigit():
-                return cls(v.name, schedule, point, int(base[len(v.name):]))
+                return cls(v.name, schedule, point, int(base[len(v.name):]), epoch)
         raise ValueError(f"unknown variant in run name {run!r}; valid variants: {', '.join(VARIANTS)}")
 
 
-def run_name(base: str, schedule: str = "", point: str = "") -> str:
-    """The run name of the comparison or variant ``base`` (``random2``, ``selected``) at ``schedule`` and ``point``."""
-    return str(RunName.parse(base).at(schedule, point))
+def run_name(base: str, schedule: str = "", point: str | None = None, B: dict | None = None) -> str:
+    """The run name of the comparison or variant ``base`` (``random2``, ``selected``, ``all_layers~r0.25``) at
+    ``schedule`` and ``point`` (None: the point ``base`` names, if any); ``B``: the basis section, whose
+    ``switch_epoch`` a switch run's name carries."""
+    epoch = start_epoch(B, schedule) if B is not None and schedule == "switch" else None
+    return str(RunName.parse(base).at(schedule, point, epoch))
 
 
 def point_of(run: str) -> str:
@@ -148,47 +192,69 @@ def variant_of(run: str) -> Variant:
     return VARIANTS[RunName.parse(run).variant]
 
 
-def comparison_runs(B: dict, match: Match) -> dict[str, dict]:
+def comparison_runs(B: dict, match: Match, seeds) -> dict[str, dict]:
     """Every comparison run of the basis section ``B`` with its subset, ``{run name: subset}``, in registry order
-    (all comparisons are built, cheap as they are, whether or not ``basis.variants`` trains them)."""
-    return {run: VARIANTS[c].build(match, run) for c in COMPARISONS for run in VARIANTS[c].run_names(B)}
+    (all comparisons are built, cheap as they are, whether or not a schedule trains them). A comparison drawn per
+    seed (``random<k>``) holds ``{"seeds": {seed: subset}}`` for every training seed of ``seeds``."""
+    out = {}
+    for c in COMPARISONS:
+        v = VARIANTS[c]
+        for run in v.run_names(B):
+            out[run] = ({"seeds": {str(s): v.build(match, run, s) for s in seeds}} if v.per_seed
+                        else v.build(match, run, 0))
+    return out
+
+
+def subset_for(subset: dict, seed: int) -> dict:
+    """A comparison subset of ``comparison_runs`` as training seed ``seed`` trains it."""
+    return subset["seeds"][str(seed)] if "seeds" in subset else subset
+
+
+def comparisons_of(B: dict, schedule: str) -> list[str]:
+    """The comparison variants ``schedule`` trains (``basis.comparisons``)."""
+    return list((B.get("comparisons") or {}).get(schedule) or [])
+
+
+def trained_schedules(B: dict) -> list[str]:
+    """Every schedule some run of the basis section trains with, in registry order."""
+    used = set(B["schedules"]) | {s for s, cs in (B.get("comparisons") or {}).items() if cs}
+    return [s for s in SCHEDULES if s in used]
+
+
+def snapshot_epochs(B: dict) -> tuple[int, ...]:
+    """The epochs a baseline keeps a checkpoint of: every trained schedule's switch epoch (``start_epoch``), from
+    which its seed's switch and late runs continue, and the switch epoch the training schedules search at."""
+    return tuple(sorted({int(B["switch_epoch"]), *(start_epoch(B, s) for s in trained_schedules(B))} - {0}))
+
+
+def runs_per_seed(B: dict) -> dict[str, int]:
+    """``{schedule: runs}`` one seed of the basis stage trains per schedule, ``"-"`` for the references (the
+    estimate's count, an upper bound: a selection that is empty, or a subset that is another run's model, trains
+    less; ``baseline_fp32`` is costed by the estimate, which knows the precision)."""
+    out = {"-": int("baseline" in B["variants"])}
+    basis = [v for v in ("all_layers", "selected") if v in B["variants"]]
+    for s in trained_schedules(B):
+        comps = comparisons_of(B, s)
+        n = len(basis) * (s in B["schedules"]) + sum(len(VARIANTS[c].run_names(B)) for c in comps)
+        if s == B.get("front_schedule"):
+            n += front_runs_per_seed(B)
+        out[s] = n
+    return out
 
 
 def trainings_per_seed(B: dict) -> int:
-    """Runs one seed of the basis stage trains (the estimate's count; ``baseline_fp32`` is costed by the estimate,
-    which knows the precision)."""
-    n = 0
-    for name in B["variants"]:
-        v = VARIANTS[name]
-        if v.kind == "basis":
-            n += len(B["schedules"])
-        elif v.kind == "comparison":
-            n += len(v.run_names(B))
-        elif name == "baseline":
-            n += 1
-    return n + front_runs_per_seed(B)
+    """Runs one seed of the basis stage trains, every schedule's and the baseline (``runs_per_seed`` summed)."""
+    return sum(runs_per_seed(B).values())
 
 
 def front_runs_per_seed(B: dict) -> int:
-    """The fronts' extra runs of one seed: all layers at each of ``basis.front_ratios``, and at each of
-    ``basis.front_budgets`` the selection and every comparison run in ``basis.variants`` (an upper bound: a budget
-    that selects nothing trains nothing)."""
-    at_budget = ("selected" in B["variants"]) + sum(len(VARIANTS[c].run_names(B)) for c in COMPARISONS
-                                                    if c in B["variants"])
-    return (len(B["front_ratios"]) * ("all_layers" in B["variants"])
-            + len(B["front_budgets"]) * at_budget)
-
-
-def switch_runs_per_seed(B: dict) -> int:
-    """Of ``trainings_per_seed``, the runs that switch after ``basis.switch_epoch`` epochs and so start from their
-    seed's baseline snapshot (training only the epochs after it): none without a switch epoch or a baseline."""
-    if B["switch_epoch"] <= 0 or "baseline" not in B["variants"]:
+    """The fronts' extra runs of one seed, trained with ``basis.front_schedule``: all layers at each of
+    ``basis.front_ratios``, and at each of ``basis.front_budgets`` the selection and every comparison that schedule
+    trains, ``random`` with its first draw only (a front point draws a figure, not a verdict)."""
+    s = B.get("front_schedule")
+    if not s:
         return 0
-    n = 0
-    for name in B["variants"]:
-        v = VARIANTS[name]
-        if v.kind == "basis":
-            n += "switch" in B["schedules"]
-        elif v.kind == "comparison" and B["comparison_schedule"] == "switch":
-            n += len(v.run_names(B))
-    return n + (front_runs_per_seed(B) if B["comparison_schedule"] == "switch" else 0)
+    comps = comparisons_of(B, s)
+    at_budget = ("selected" in B["variants"]) + sum(1 if VARIANTS[c].per_seed else len(VARIANTS[c].run_names(B))
+                                                    for c in comps)
+    return len(B["front_ratios"]) * ("all_layers" in B["variants"]) + len(B["front_budgets"]) * at_budget

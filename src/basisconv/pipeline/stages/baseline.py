@@ -12,11 +12,13 @@ import torch
 
 from basisconv.experiment import distributed as dist_
 from basisconv.experiment import precision
-from basisconv.experiment.io import write_frame, write_json, write_metrics
+from basisconv.experiment.io import save_torch, write_frame, write_json, write_metrics
+from basisconv.experiment.train import snapshot_path
 from basisconv.pipeline.keys import digest
 from basisconv.pipeline.layout import STAGES
 from basisconv.experiment.models import build_model
-from basisconv.pipeline.runs import run_training
+from basisconv.pipeline.runs import run_files, run_training
+from basisconv.pipeline import variants
 from basisconv.pipeline.stages import common, training
 
 L = STAGES["baseline"]
@@ -30,11 +32,21 @@ def train_run(P: dict, D: dict, meta: dict, inputs: dict, device, progress=True)
     cfg = training.train_config(P["train"], seed=seed)
     torch.manual_seed(seed)
     net = build_model(P["model"]["arch"], width=P["model"]["width"])
-    # the basis stage's switch runs of this seed continue from its checkpoint at the switch epoch
-    s = P["basis"]["switch_epoch"]
-    return run_training(f"baseline_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"], data_meta=meta,
-                        inputs=digest(inputs["inputs"], inputs["code"]), device=device, progress=progress,
-                        save_model=L["model"], snapshot_epochs=(s,) if s > 0 else ())
+    # the basis stage's switch and late runs of this seed continue from its checkpoints at their epochs
+    m = run_training(f"baseline_s{seed}", net, cfg, D, run_dir=L["runs"], model_spec=P["model"], data_meta=meta,
+                     inputs=digest(inputs["inputs"], inputs["code"], inputs["numerics"]), device=device,
+                     progress=progress, save_model=L["model"], snapshot_epochs=variants.snapshot_epochs(P["basis"]),
+                     kept_dir=common.kept_dir("baseline", P))
+    if dist_.is_main():  # the model the training schedules' selection is searched on: its weights at the switch
+        snap = snapshot_path(run_files(L["runs"], f"baseline_s{seed}", m["key"])["ckpt"], P["basis"]["switch_epoch"])
+        if not snap.is_file():
+            raise FileNotFoundError(f"{snap}: the baseline's checkpoint at basis.switch_epoch is gone (its run was "
+                                    f"found finished); delete {run_files(L['runs'], f'baseline_s{seed}', m['key'])['json']}"
+                                    " to train it again")
+        # reproducible bytes: the same weights write the same file, so nothing downstream re-runs
+        save_torch(torch.load(snap, map_location="cpu", weights_only=True)["model"], L["switch_model"])
+    dist_.barrier()
+    return m
 
 
 def run(P: dict, progress=True) -> dict:

@@ -17,6 +17,9 @@ from basisconv.experiment.io import read_json, write_json
 from basisconv.pipeline.keys import content_digest, stage_inputs
 from basisconv.pipeline.layout import PREPARED, STAGES
 from basisconv.experiment.precision import bf16_supported, effective_amp
+from basisconv.experiment.provenance import numerics
+
+KEPT = "kept"  # committed summaries of finished runs and rows (``kept_dir``)
 
 
 def setup(train: dict, threads: int | None = None) -> torch.device:
@@ -52,10 +55,19 @@ def data_digest() -> str:
 
 def inputs(stage: str, P: dict, sections=None, files=None) -> dict:
     """``keys.stage_inputs`` of ``stage``: its params sections (or ``sections``), the content of its declared
-    input files (or ``files``) and the source of its module closure."""
+    input files (or ``files``) and the computation of its module closure, with the machine's ``numerics`` (what
+    else decides a computation's floating-point results)."""
     L = STAGES[stage]
-    return stage_inputs(P, L.params if sections is None else sections,
-                        L.deps.values() if files is None else files, L.module)
+    device = dist_.resolve_device(P.get("train", {}).get("device", "auto"))
+    return {**stage_inputs(P, L.params if sections is None else sections,
+                           L.deps.values() if files is None else files, L.module), "numerics": numerics(device)}
+
+
+def kept_dir(stage: str, P: dict) -> Path:
+    """Where ``stage`` keeps a copy of every finished run's and measured row's small summary, by profile
+    (``kept/<profile>/<stage>``): committed as a long run goes, so that a lost work tree costs only the work in
+    progress (``runs.run_training`` and ``resume.resume_log`` read it back by key)."""
+    return Path(KEPT) / P["profile"] / stage
 
 
 def write_provenance(stage: str, record: dict) -> None:

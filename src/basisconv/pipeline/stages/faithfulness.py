@@ -37,7 +37,9 @@ def plan(P: dict) -> dict:
     """Layers, pairs and retraining schedule (``P`` is valid: ``faithfulness.ratio`` is a swept ratio, checked by
     ``basisconv.pipeline.validate``)."""
     F = P["faithfulness"]
-    sens_rows = pd.read_csv(L["sensitivity_rows"]).to_dict("records")
+    sens = pd.read_csv(L["sensitivity_rows"])
+    # the final baseline's sweep: the model these checks retrain from
+    sens_rows = (sens[sens.model == "final"] if "model" in sens else sens).to_dict("records")
     layers = fa.sample_layers(list(dict.fromkeys(r["layer"] for r in sens_rows)), F["layers"])
     return {"sens_rows": sens_rows, "layers": layers, "pairs": fa.sample_pairs(layers, F["pairs"], seed=F["seed"]),
             "cfg": fa.retrain_config(common.resolved_train(P["train"]), epochs=F["epochs"], lr=F["lr"], seed=F["seed"])}
@@ -55,7 +57,7 @@ def retrain_data(train_data: tuple, F: dict) -> tuple:
 def measure(P: dict, pl: dict, D: dict, device, key: str, *, shard=(0, 1), progress=True) -> list[dict]:
     """Run (this worker's part of) the measurements into the resume log of ``key``; returns all rows so far."""
     S, F = P["sensitivity"], P["faithfulness"]
-    rows, keep_row = resume_log(L["runs"], key, shard, _row_key)
+    rows, keep_row = resume_log(L["runs"], key, shard, _row_key, kept_dir=common.kept_dir("faithfulness", P))
     # proxy pairs are scored on the sweep's own images and settings, so they compare with its single-layer rows
     fa.measure(trained_baseline(P), pl["layers"], pl["pairs"], F["ratio"], D["train"], D["val"], pl["cfg"],
                retrain_data=retrain_data(D["train"], F),

@@ -8,8 +8,13 @@ For every candidate conv ``l`` and ratio ``q`` only that layer of the trained ba
 with a paired interval over the same images (``basisconv.core.sensitivity``). A greedy knapsack then picks layers and
 per-layer ratios with the most ``sensitivity.objective`` saved per point of predicted loss within
 ``sensitivity.max_loss``; random, largest-first and spectral (singular-value energy threshold) subsets matched to
-the selection's parameter savings are the comparison variants of the basis stage. Sweep rows are appended to a resume log keyed by the sensitivity, model and
-seed params, the content of ``models/baseline.pt`` and ``data/prepared``, and this module's code closure.
+the selection's parameter savings (and largest-first matched to its MAC saving) are the comparison variants of the
+basis stage. Two models are searched (``MODELS``): the trained baseline, whose selection the late conversion uses,
+and seed 0's baseline at ``basis.switch_epoch``, whose selection the training schedules (scratch, switch) use: a user
+who switches at epoch S has only that model to search on. Each sweep's rows are appended to a resume log keyed by
+the sensitivity, model and seed params, the content of the searched model and ``data/prepared``, and this module's
+code closure. With ``sensitivity.resolution_size`` the rows also hold the drops on that many of the evaluation
+images, and the selection made from them says whether fewer images would select the same layers.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from basisconv.experiment.data import stratified_subset
 from basisconv.experiment.io import read_json, write_frame, write_json, write_metrics
 from basisconv.pipeline.keys import key_of
 from basisconv.pipeline.layout import STAGES
-from basisconv.experiment import search
+from basisconv.experiment import search as search_data
 from basisconv.experiment.models import INPUT_SHAPE, build_model
 from basisconv.pipeline.resume import resume_log
 from basisconv.core.selection import select_layers
@@ -34,10 +39,23 @@ from basisconv.pipeline.stages import common
 L = STAGES["sensitivity"]
 
 
-def trained_baseline(P: dict) -> torch.nn.Module:
-    """The baseline stage's model (``models/baseline.pt``)."""
+# the models a sweep searches: the trained baseline (the late conversion's selection), and seed 0's baseline at the
+# switch epoch (the selection of the training schedules, scratch and switch: what a user who switches at epoch S has)
+MODELS = {"final": "model", "switch": "switch_model"}
+
+
+def searched_models(P: dict) -> list[str]:
+    """The models this run searches (``MODELS``): always the final baseline; the switch-epoch snapshot where a
+    training schedule (scratch or switch) trains basis layers."""
+    from basisconv.pipeline.variants import trained_schedules
+    return ["final"] + (["switch"] if {"scratch", "switch"} & set(trained_schedules(P["basis"])) else [])
+
+
+def trained_baseline(P: dict, model: str = "final") -> torch.nn.Module:
+    """The baseline stage's model (``models/baseline.pt``), or (``model="switch"``) its seed-0 weights at the switch
+    epoch (``models/baseline_switch.pt``)."""
     net = build_model(P["model"]["arch"], width=P["model"]["width"])
-    net.load_state_dict(torch.load(L["model"], weights_only=True))
+    net.load_state_dict(torch.load(L[MODELS[model]], weights_only=True))
     return net
 
 
@@ -48,6 +66,14 @@ def sweep_val(S: dict, D: dict):
         keep = stratified_subset(val[1], n, 0)
         val = (val[0][keep], val[1][keep])
     return val
+
+
+def resolution_subset(S: dict, val) -> torch.Tensor | None:
+    """Indices (into the sweep's images) of the stratified ``sensitivity.resolution_size`` subset the rows also
+    score on (``None`` without one): the images a smaller sweep would have used, so the selection made from them
+    says whether fewer images select the same layers."""
+    n = S["resolution_size"]
+    return stratified_subset(val[1], n, 0) if 0 < n < len(val[1]) else None
 
 
 def proxy_config(P: dict) -> ProxyConfig:
@@ -63,16 +89,18 @@ NOT_IN_ROWS = ("selection_proxy", "objective", "max_loss", "workers")
 
 
 def measured_params(S: dict) -> dict:
-    return {k: v for k, v in S.items() if k not in NOT_IN_ROWS}
+    """The sensitivity params the rows depend on; the objective only as far as it decides whether layers are timed
+    (``time_saved_ms`` is measured for the ``time`` objective alone)."""
+    return {**{k: v for k, v in S.items() if k not in NOT_IN_ROWS}, "time_layers": S["objective"] == "time"}
 
 
-def sweep_inputs(P: dict) -> dict:
-    """What the sweep's rows depend on: the params that reach them, the baseline's and the splits' content, the
-    code."""
+def sweep_inputs(P: dict, model: str = "final") -> dict:
+    """What one sweep's rows depend on: the params that reach them, the searched model's and the splits' content,
+    the code."""
     return common.inputs("sensitivity", {"sensitivity": measured_params(P["sensitivity"]), "model": P["model"],
                                          "seed": P["train"]["seeds"][0],
                                          "amp": common.resolved_train(P["train"])["amp"]},
-                         sections=("sensitivity", "model", "seed", "amp"), files=[L["model"], L["prepared"]])
+                         sections=("sensitivity", "model", "seed", "amp"), files=[L[MODELS[model]], L["prepared"]])
 
 
 def _row_key(r: dict) -> tuple:
@@ -88,70 +116,107 @@ def sort_rows(rows: list[dict], layers: list[str]) -> list[dict]:
 def sweep(P: dict, net, layers: list[str], D: dict, val, device, key: str, *, shard=(0, 1), progress=True) -> list[dict]:
     """Run (this worker's part of) the sweep into the resume log of ``key``; returns every row measured so far."""
     S = P["sensitivity"]
-    rows, keep_row = resume_log(L["runs"], key, shard, _row_key)
+    rows, keep_row = resume_log(L["runs"], key, shard, _row_key, kept_dir=common.kept_dir("sensitivity", P))
     cfg = proxy_config(P)
-    # time saved in the precision the proxies (and the training) run in, the one the saving is claimed for
-    timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1, precision=precision_name(cfg.amp))
-    cache = {}
+    time_saved = None
+    if S["objective"] == "time":  # the time saved is measured only where the knapsack spends it
+        # in the precision the proxies (and the training) run in, the one the saving is claimed for
+        timer = make_layer_timer(S["batch_size"], device=device, min_run_time=0.1, precision=precision_name(cfg.amp))
+        cache = {}
 
-    def time_saved(conv, basis_layer, rec):  # measured once per (layer, rank), shared by both proxies
-        ck = (rec.name, basis_layer.rank)
-        if ck not in cache:
-            cache[ck] = timer(conv, basis_layer, rec)
-        return cache[ck]
+        def time_saved(conv, basis_layer, rec):  # measured once per (layer, rank), shared by the proxies
+            ck = (rec.name, basis_layer.rank)
+            if ck not in cache:
+                cache[ck] = timer(conv, basis_layer, rec)
+            return cache[ck]
 
     layer_sensitivity(net.to(device), layers, S["ratios"], S["proxies"],
-                      search.train_batches(D["train"], S["batch_size"], seed=cfg.seed, device=device),
-                      search.correctness(val, device=device, amp=cfg.amp), (1, *INPUT_SHAPE), cfg,
+                      search_data.train_batches(D["train"], S["batch_size"], seed=cfg.seed, device=device),
+                      search_data.correctness(val, device=device, amp=cfg.amp), (1, *INPUT_SHAPE), cfg,
                       confidence=S["confidence"], time_layer=time_saved,
-                      done={_row_key(r) for r in rows}, on_row=keep_row, progress=progress, shard=shard)
+                      done={_row_key(r) for r in rows}, on_row=lambda r: keep_row(r.to_dict()), progress=progress,
+                      shard=shard,
+                      subset=resolution_subset(S, val))
     return sort_rows(rows, layers)
 
 
-def comparisons(B: dict, net, layers: list[str], sel: dict, ratios) -> dict:
-    """The comparison subsets at the selection's parameter savings, one per comparison run of the registry
-    (``basisconv.pipeline.variants``: ``random<k>``, ``largest``, ``spectral``)."""
+def comparisons(P: dict, net, layers: list[str], sel: dict, ratios) -> dict:
+    """The comparison subsets at the selection's savings, one per comparison run of the registry
+    (``basisconv.pipeline.variants``: ``random<k>`` drawn for every training seed, ``largest``, ``largest_macs``,
+    ``spectral``)."""
     if not sel["layers"]:
         return {}
-    match = variants.Match(conv_layers(net, (1, *INPUT_SHAPE)), layers, sel["params_saved"], ratios, B["coeff"], net)
-    return variants.comparison_runs(B, match)
+    match = variants.Match(conv_layers(net, (1, *INPUT_SHAPE)), layers, sel["params_saved"], ratios,
+                           P["basis"]["coeff"], net, target_macs=sel["macs_saved"])
+    return variants.comparison_runs(P["basis"], match, P["train"]["seeds"])
+
+
+def select(P: dict, rows: list[dict], layers: list[str], net, max_loss: float, key: str = "delta_acc") -> dict:
+    """The knapsack's selection at ``max_loss`` from ``rows`` (``key``: which drop it reads), with its comparison
+    subsets."""
+    S = P["sensitivity"]
+    use = rows if key == "delta_acc" else [{**r, "delta_acc": r[key]} for r in rows]
+    sel = select_layers(use, proxy=S["selection_proxy"], objective=S["objective"], max_loss=max_loss,
+                        order=layers).to_dict()
+    return {**sel, "comparisons": comparisons(P, net, layers, sel, S["ratios"])}
+
+
+def search(P: dict, model: str, D: dict, device, progress=True) -> tuple[list[dict], dict, dict]:
+    """One model's sweep and its selections: ``(rows, selection, inputs)``. The selection holds the candidates, the
+    comparison subsets, the fronts (the selection at every ``basis.front_budgets`` budget, where this model's
+    selection is the front schedule's), the resolution check and the search's measured seconds."""
+    from basisconv.pipeline.plan import selection_model
+    S, B = P["sensitivity"], P["basis"]
+    net = trained_baseline(P, model)
+    layers = candidate_layers(net, S["include"], S["exclude"], S["kernel_sizes"])
+    inputs = sweep_inputs(P, model)
+    key = key_of(inputs)
+    val = sweep_val(S, D)
+    rows = sweep(P, net, layers, D, val, device, key, shard=common.worker_shard(), progress=progress)
+    if common.under_torchrun():
+        return rows, {}, inputs
+    sel = select(P, rows, layers, net, S["max_loss"])
+    fronts = {}  # the selection at each extra loss budget, with its own matched comparison subsets
+    if B.get("front_schedule") and selection_model(B["front_schedule"]) == model:
+        for b in B["front_budgets"]:
+            fronts[variants.budget_point(b)] = {**select(P, rows, layers, net, b), "max_loss": b}
+    resolution = None
+    if rows and "delta_acc_subset" in rows[0]:  # the same selection made from fewer evaluation images
+        few = select(P, rows, layers, net, S["max_loss"], key="delta_acc_subset")
+        resolution = {"eval_images": int(rows[0]["n_val"]), "subset_images": int(rows[0]["n_val_subset"]),
+                      "layers": few["layers"], "ratios": few["ratios"],
+                      "same_selection": (few["layers"], few["ratios"]) == (sel["layers"], sel["ratios"])}
+    # the search's cost: the sum of every option's measured wall time (each row's seconds include its share of the
+    # controls), which stays right when the sweep was resumed or split over workers
+    seconds = float(sum(r["seconds"] for r in rows))
+    sel.update(candidates=layers, fronts=fronts, resolution=resolution, model=model, key=key, search_seconds=seconds)
+    return [{**r, "model": model} for r in rows], sel, inputs
 
 
 def run(P: dict, progress=True) -> dict:
-    """Sweep, select, match comparison subsets. Returns ``{"rows" (DataFrame), "selection", "layers"}``."""
-    S = P["sensitivity"]
+    """Sweep every searched model, select, match comparison subsets. Returns ``{"rows" (DataFrame), "selection",
+    "layers"}``; the selection of the final model is the top level of ``selection.json``, the switch-epoch
+    snapshot's is its ``at_switch``."""
     device = common.setup(P["train"])
+    if P["sensitivity"]["workers"] > 1 and not common.under_torchrun():
+        common.launch("sensitivity", P["sensitivity"]["workers"], P)  # workers fill the resume logs; merged below
     D, meta = common.load_splits()
-    net = trained_baseline(P)
-    layers = candidate_layers(net, S["include"], S["exclude"], S["kernel_sizes"])
-    inputs = sweep_inputs(P)
-    key = key_of(inputs)
-    if S["workers"] > 1 and not common.under_torchrun():
-        common.launch("sensitivity", S["workers"], P)  # workers fill the resume log; merged below
-    shard = common.worker_shard()
-    rows = sweep(P, net, layers, D, sweep_val(S, D), device, key, shard=shard, progress=progress)
+    found = {m: search(P, m, D, device, progress) for m in searched_models(P)}
     if common.under_torchrun():
-        return {"rows": rows}
-    # the search's cost: the sum of every option's measured wall time (each row's seconds include its share of the
-    # controls), which stays right when the sweep was resumed or split over workers
-    search_seconds = float(sum(r["seconds"] for r in rows))
-    df = pd.DataFrame(rows)
+        return {"rows": [r for rows, _, _ in found.values() for r in rows]}
+    baseline = read_json(L["baseline"])
+    df = pd.DataFrame([r for rows, _, _ in found.values() for r in rows])
     df["data"] = meta["label"]
     write_frame(L["rows"], df)
-    sel = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=S["max_loss"],
-                        order=layers).to_dict()
-    baseline = read_json(L["baseline"])
-    fronts = {}  # the selection at each extra loss budget, with its own matched comparison subsets
-    for b in P["basis"]["front_budgets"]:
-        f = select_layers(rows, proxy=S["selection_proxy"], objective=S["objective"], max_loss=b,
-                          order=layers).to_dict()
-        fronts[variants.budget_point(b)] = {**f, "max_loss": b,
-                                            "comparisons": comparisons(P["basis"], net, layers, f, S["ratios"])}
-    sel.update(candidates=layers, comparisons=comparisons(P["basis"], net, layers, sel, S["ratios"]), fronts=fronts,
-               data=meta["label"], profile=P["profile"], search_seconds=search_seconds,
-               baseline_train_seconds=baseline["train_time"],
-               search_cost_fraction=search_seconds / baseline["train_time"], params_resolved=P)
+    sel = found["final"][1]
+    for m, (_, s, _) in found.items():
+        s.update(search_cost_fraction=s["search_seconds"] / baseline["train_time"])
+    sel.update(data=meta["label"], profile=P["profile"], baseline_train_seconds=baseline["train_time"],
+               params_resolved=P, **({"at_switch": found["switch"][1]} if "switch" in found else {}))
     write_json(L["selection"], sel)
     write_metrics(L["metrics"], {"layers": len(sel["layers"]), "search_cost": sel["search_cost_fraction"]})
-    common.write_provenance("sensitivity", {"key": key, **inputs, "stage_inputs": common.inputs("sensitivity", P)})
-    return {"rows": df, "selection": sel, "layers": layers, "data": meta}
+    # the final model's sweep at the top level; every searched model's under "models"
+    common.write_provenance("sensitivity", {"key": sel["key"], **found["final"][2],
+                                            "models": {m: {"key": s["key"], **i} for m, (_, s, i) in found.items()},
+                                            "stage_inputs": common.inputs("sensitivity", P)})
+    return {"rows": df, "selection": sel, "layers": sel["candidates"], "data": meta}
