@@ -99,6 +99,7 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     finally:
         os.chdir(cwd)
     rows = pd.read_csv(ROOT / STAGES["sensitivity"]["rows"])
+    rows = rows[rows.model == "final"]  # the final baseline's sweep (the other searches its switch-epoch snapshot)
     if (abs(rows.baseline_val_acc - acc) > 1.5 / len(val[1])).any():
         problems.append(f"{label}: sensitivity rows' baseline_val_acc {sorted(set(rows.baseline_val_acc))} is not "
                         f"the current baseline's {acc} on the sweep's images")
@@ -118,7 +119,9 @@ def check_results_follow_the_baseline(label: str, before: dict) -> list[str]:
     if len(first) and first.key.iloc[0] != prov["baseline"]["key"]:
         problems.append(f"{label}: the basis table's baseline row is not the baseline stage's run")
     for r in runs[(runs.variant != "baseline") | (runs.seed != P["train"]["seeds"][0])].itertuples():
-        f = ROOT / STAGES["basis"]["runs"] / f"{r.variant}_s{r.seed}-{r.key}.json"
+        # a run that is an earlier run's model was trained once, under that name
+        name = r.same_as if isinstance(r.same_as, str) and r.same_as else r.variant
+        f = ROOT / STAGES["basis"]["runs"] / f"{name}_s{r.seed}-{r.key}.json"
         m = json.loads(f.read_text()) if f.is_file() else None
         if m is None or m["inputs"] != prov["basis"]["run_inputs"] or m["test_acc"] != r.test_acc \
                 or m["model"] != P["model"] or any(m["config"][k] != v for k, v in P["train"].items()
@@ -164,7 +167,7 @@ def ablations() -> list[str]:
 
 
 # the modules that only draw and write: an edit of any of them must re-compute nothing
-PROSE = ("claims", "report", "discussion", "figures", "tables", "publish", "render", "display")
+PROSE = ("claims", "narrative", "figures", "tables", "publish", "render", "display")
 
 
 def _kept() -> dict:

@@ -53,7 +53,7 @@ def package_copy(tmp_path):
     ("experiment/train.py", "basis", True), ("perf/bench.py", "sensitivity", True),
     ("core/basis.py", "basis", True),
     ("core/sensitivity.py", "baseline", False), ("pipeline/publish.py", "basis", False),
-    ("pipeline/report.py", "benchmark", False), ("pipeline/variants.py", "basis", True),
+    ("pipeline/narrative.py", "benchmark", False), ("pipeline/variants.py", "basis", True),
     ("core/basis.py", "data", False), ("experiment/train.py", "data", False),
 ])
 def test_code_digest_follows_the_closure(package_copy, edited, stage, changes):
@@ -75,7 +75,7 @@ def test_run_files_keep_names_with_dots(tmp_path):
 
 
 COMPUTING = ("data", "baseline", "sensitivity", "faithfulness", "basis", "benchmark")
-PROSE = ("claims", "report", "discussion", "figures", "tables", "publish", "render", "display")
+PROSE = ("claims", "narrative", "figures", "tables", "publish", "render", "display")
 
 
 def _digests(root):

@@ -80,7 +80,7 @@ def test_closures_contain_what_the_stages_use_and_nothing_of_the_others():
     assert {b + m for m in ("perf.bench", "experiment.train", "experiment.loader", "core.counting",
                             "core.sensitivity", "core.surgery")} <= clos["sensitivity"]
     assert {b + m for m in ("core.surgery", "experiment.models", "experiment.train", "perf.bench")} <= clos["benchmark"]
-    assert b + "pipeline.report" in clos["report"] and b + "pipeline.runs" in clos["basis"]
+    assert b + "pipeline.narrative" in clos["report"] and b + "pipeline.runs" in clos["basis"]
     assert b + "experiment.faithfulness" in clos["faithfulness"]
     assert b + "pipeline.stages.basis" not in clos["report"] and b + "perf.bench" not in clos["baseline"]
     assert b + "pipeline.publish" not in set().union(*clos.values())  # not a stage: editing it re-runs nothing

@@ -77,7 +77,7 @@ def test_every_notebook_resolves_exactly_its_stage_sections():
     from basisconv.pipeline.layout import STAGES
     for name, st in STAGES.items():
         src = "".join("".join(c["source"]) for c in json.loads((ROOT / st.notebook).read_text())["cells"])
-        used = re.findall(r"(\w+)=\1\b", re.search(r"params\.for_notebook\((.*?)\)", src).group(1))
+        used = re.findall(r"(\w+)=\1\b", re.search(r"params\.for_notebook\((.*?)\)", src, re.S).group(1))
         assert used == list(st.params), (name, used, st.params)
         assert f'stages.get("{name}").run(P' in src, name  # one call into the stage's module
 

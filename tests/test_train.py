@@ -121,6 +121,7 @@ def test_lr_schedule_shape(schedule):
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.02
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # compiles forward and backward: about a minute on 2 cores
 def test_compiled_training_matches_eager(data):
     """train.compile: torch.compile runs the steps (through the switch), the weights stay the plain module's."""

@@ -29,7 +29,7 @@ import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.experiment.io import atomic_write_text, read_json, write_json
-from basisconv.pipeline import claims, render, report
+from basisconv.pipeline import claims, narrative, render
 from basisconv.pipeline.layout import EXECUTED_DIR, STAGES
 from basisconv.pipeline.tables import plural
 
@@ -211,7 +211,7 @@ def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame
     basis_seconds = basis_stage_seconds(r["tables"]["runs"], P["train"]["epochs"], P["basis"]["switch_epoch"])
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
-    base_acc = (f" Baseline test accuracy {report.fmt_acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."
+    base_acc = (f" Baseline test accuracy {narrative.acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."
                 if n else "")
     lines = [
         f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "

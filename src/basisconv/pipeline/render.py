@@ -22,7 +22,7 @@ import pandas as pd
 
 from basisconv.experiment.io import atomic_write_text, read_json, write_frame
 from basisconv.perf import analysis
-from basisconv.pipeline import claims, display, figures, plan, report, tables
+from basisconv.pipeline import claims, display, figures, narrative, tables
 from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
 
 # table name -> the stage output it is read from (stage, role, file inside a folder output)
@@ -49,8 +49,7 @@ def result_files() -> list[str]:
 
 def load(root=".") -> dict:
     """The results of the run at ``root`` (``.``: the work tree; a published folder: its kept copy): the stages'
-    JSON summaries, every table (DataFrames), the run histories, ``same_models`` (``claims.same_models`` of the
-    basis stage's plan, read back from the selection and the basis section it ran with) and, in the benchmark
+    JSON summaries, every table (DataFrames), the run histories and, in the benchmark
     summary, ``targets_by_precision``: the performance targets held to the kept timings now."""
     root = Path(root)
     sel, basis_summary = read_json(root / SELECTION), read_json(root / STAGES["basis"]["summary"])
@@ -58,13 +57,10 @@ def load(root=".") -> dict:
     bench = read_json(root / STAGES["benchmark"]["summary"])
     bench["targets_by_precision"] = analysis.targets_by_precision(
         t["benchmark_layers"].to_dict("records"), t["benchmark_models"].to_dict("records"), bench, sel)
-    # the plan the basis stage trained (the same function, on the selection and basis section it ran with)
-    amp = bool(t["runs"]["amp"].any()) if "amp" in t["runs"] else False
-    planned = plan.plan(basis_summary["params_resolved"]["basis"], sel, amp=amp)
     hist = root / table_path("histories")
     return {"root": root, "baseline": read_json(root / BASELINE_SUMMARY), "selection": sel, "benchmark": bench,
             "basis": basis_summary, "faithfulness": read_json(root / STAGES["faithfulness"]["summary"]),
-            "tables": t, "main_table": t["main_table"], "same_models": claims.same_models(planned),
+            "tables": t, "main_table": t["main_table"],
             "histories": pd.read_csv(hist) if hist.is_file() else pd.DataFrame(columns=["variant", "seed", "epoch"]),
             "run": read_json(root / RUN_FILE) if (root / RUN_FILE).is_file() else {}}
 
@@ -262,36 +258,40 @@ def borrowed_section(borrowed: pd.DataFrame, also, out: Path) -> str:
 
 def markdown(r: dict, title: str, figs: dict, borrowed: pd.DataFrame | None = None, also=(), out=".",
              own: pd.DataFrame | None = None) -> str:
-    """The report page of the results ``r``: provenance, main table, verdicts with their sentences (and the rows
-    ``borrowed`` from the published runs ``also``), the measurements by topic, the targets, the figures."""
+    """The report page of the results ``r``: provenance, main table, what each variant converts, verdicts by group
+    with their sentences (and the rows ``borrowed`` from the published runs ``also``), the measurements by topic, the
+    targets, the figures."""
     base, hw = r["baseline"], r["baseline"]["hardware"]
-    twins = report.same_models_text(r["same_models"], r["tables"]["runs"])
+    P = r["basis"]["params_resolved"]
     own = claims.verdict_table(r) if own is None else own
+    twins = narrative.same_models_text(claims.same_models(r["tables"]["runs"]), r["tables"]["runs"])
     lines = [f"# {title}", ""]
     if r.get("run"):
         lines += [provenance(r), ""]
     lines += [f"Profile **{base['profile']}**, data **{base['data']}**. Hardware: {hw['device_name']} "
               f"({hw['threads']} threads), torch {hw['torch']}, torchvision {hw['torchvision']}; training in "
               f"{base.get('precision', 'fp32')}. Baseline training (the first seed): {base['train_time']:.0f} s.", "",
-              "## Main table", "", report.MAIN_TABLE_NOTE, "",
-              tables.markdown(r["main_table"], name="main_table"), "",
-              report.run_names_text(r["selection"], r["basis"]["params_resolved"], r["main_table"].variant), "",
+              "## Main table", "", narrative.MAIN_TABLE_NOTE, "",
+              narrative.main_table(r).to_markdown(index=False, disable_numparse=True), "",
+              narrative.run_names_text(P["basis"], P["train"]["epochs"], r["selection"], r["main_table"].variant), "",
               *([twins, ""] if twins else []),
-              report.selection_line(r["selection"]), "", "## The paper's claims and what this run decides", "",
+              "## What each variant converts (seed " + str(P["train"]["seeds"][0]) + ")", "",
+              narrative.layers_table(r), "",
+              "## The paper's claims and what this run decides", "",
               claims.verdict_markdown(r, table=own), ""]
     lines += [f"- {s}" for s in own.sentence] + [""]
     if borrowed is not None and len(borrowed):
         lines += [borrowed_section(borrowed, also, Path(out)), ""]
     lines += ["## Measurements by topic", ""]
-    for topic, text in report.claims(r):
+    for topic, text in narrative.topics(r):
         lines += [f"**{topic}** {text}", ""]
     bench = r["benchmark"]
     for prec, tg in bench["targets_by_precision"].items():
         trained = ", the precision training runs in" if prec == bench.get("precision", prec) else ""
         lines += [f"## Performance targets in {prec}{trained}: measured, not asserted", "",
-                  report.targets_markdown(tg), "", report.targets_note(tg), "",
+                  narrative.targets_markdown(tg), "", narrative.targets_note(tg), "",
                   f"Layers that miss the per-layer target in {prec}, and what limits them:", "",
-                  report.misses_markdown(tg), ""]
+                  narrative.misses_markdown(tg), ""]
     lines += ["## Figures", ""]
     for i, (name, path) in enumerate(figs.items(), 1):
         lines += [f"**Figure {i}: `{name}`.** {figures.caption(name)}", "", f"![{name}]({path})", ""]

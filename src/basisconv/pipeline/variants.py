@@ -84,8 +84,18 @@ def _largest_macs_subset(m: Match, run: str, seed: int) -> dict:
 
 
 def _spectral_subset(m: Match, run: str, seed: int) -> dict:
+    from basisconv.core.basis import resolve_rank
+    from basisconv.core.counting import basis_params_saved
     from basisconv.core.spectral import spectral_subset
-    return spectral_subset(m.net, m.layers, m.target_params, m.ratios, coeff=m.coeff)
+    sub = spectral_subset(m.net, m.layers, m.target_params, m.ratios, coeff=m.coeff)
+    recs = {r.name: r for r in m.records}
+
+    def macs(n, q):  # per output pixel a conv (no bias) multiplies each weight once, as matched_subset counts
+        r = recs[n]
+        saved = basis_params_saved(r.in_channels, r.out_channels, r.kernel_size[0],
+                                   resolve_rank(r.out_channels, ratio=q), m.coeff)
+        return saved * r.output_hw[0] * r.output_hw[1]
+    return {**sub, "macs_saved": sum(macs(n, q) for n, q in sub["ratios"].items()), "matched_on": "params"}
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
