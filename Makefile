@@ -34,9 +34,11 @@ bench: install
 smoke: install
 	. $(VENV)/bin/activate && python -m basisconv.pipeline.params smoke && $(PRE) && dvc repro && python tests/pipeline_check.py
 
-# The golden pages (tests/test_golden.py) from the smoke run in the work tree: review `git diff tests/golden` after.
+# The golden pages (tests/test_golden.py), rendered again from their committed results (FROM_RUN=1: from the smoke run
+# in the work tree first); review `git diff tests/golden` after.
+FROM_RUN ?=
 golden: install
-	. $(VENV)/bin/activate && python tests/test_golden.py --update
+	. $(VENV)/bin/activate && python tests/test_golden.py --update $(if $(FROM_RUN),--from-run)
 
 # The GPU check: library dependencies only (no install, no DVC), synthetic data; report in $(OUT).
 OUT ?= gpu-check-report

@@ -3,8 +3,9 @@
 ``tests/golden/smoke/results/`` is the kept results of a smoke run (what ``publish`` keeps beside a page); this test
 renders them as ``publish --render`` does and compares the report page (``README.md``), the README results block
 (``block.md``) and the verdict and main tables with the committed copies. A change of wording shows up here as a
-diff to review, not as a failed assertion about a phrase. Regenerate after a reviewed change of the rendering (or of
-what a smoke run computes) with ``make golden`` (a finished smoke run in the work tree: ``make smoke`` first)."""
+diff to review, not as a failed assertion about a phrase. After a reviewed change of the rendering, ``make golden``
+renders the pages again from the committed results; after a change of what a smoke run computes, ``make smoke`` then
+``make golden FROM_RUN=1`` takes that run's results first."""
 import shutil
 import sys
 from pathlib import Path
@@ -36,21 +37,23 @@ def test_golden_pages(tmp_path):
             f"{page} renders differently from tests/golden/smoke/{page}: review the difference, then `make golden`")
 
 
-def update() -> None:
-    """Take the work tree's (smoke) run as the new golden results and write the pages it renders to."""
+def update(from_run: bool = False) -> None:
+    """Write the pages the golden results render to (after a reviewed change of the rendering); ``from_run``: first
+    take the work tree's (smoke) run as the new golden results (after a change of what a smoke run computes)."""
     import tempfile
     from basisconv.pipeline import publish
-    with tempfile.TemporaryDirectory() as tmp:
-        dest = publish.publish(docs_dir=tmp, block_name=None)
-        if dest.name != "smoke":
-            raise SystemExit(f"the work tree holds a {dest.name} run: `make smoke` first (the golden pages are a "
-                             "smoke run's)")
-        if GOLDEN.exists():
-            shutil.rmtree(GOLDEN)
-        GOLDEN.mkdir(parents=True)
-        shutil.copytree(dest / "results", GOLDEN / "results")
-    for f in (GOLDEN / "results" / "data").glob("samples.*"):  # an image of the data (1 MB): the pages do without it
-        f.unlink()
+    if from_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            dest = publish.publish(docs_dir=tmp, block_name=None)
+            if dest.name != "smoke":
+                raise SystemExit(f"the work tree holds a {dest.name} run: `make smoke` first (the golden pages are "
+                                 "a smoke run's)")
+            if GOLDEN.exists():
+                shutil.rmtree(GOLDEN)
+            GOLDEN.mkdir(parents=True)
+            shutil.copytree(dest / "results", GOLDEN / "results")
+        for f in (GOLDEN / "results" / "data").glob("samples.*"):  # an image of the data (1 MB): not needed
+            f.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(GOLDEN / "results", Path(tmp) / "results")
         for page, text in render_golden(Path(tmp)).items():
@@ -60,6 +63,6 @@ def update() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--update"]:
-        raise SystemExit("usage: python tests/test_golden.py --update")
-    update()
+    if sys.argv[1:] not in (["--update"], ["--update", "--from-run"]):
+        raise SystemExit("usage: python tests/test_golden.py --update [--from-run]")
+    update(from_run=sys.argv[2:] == ["--from-run"])

@@ -85,7 +85,7 @@ def test_closures_contain_what_the_stages_use_and_nothing_of_the_others():
     assert b + "pipeline.stages.basis" not in clos["report"] and b + "perf.bench" not in clos["baseline"]
     assert b + "pipeline.publish" not in set().union(*clos.values())  # not a stage: editing it re-runs nothing
     # drawing, words and the analysis of kept timings: in no computing stage's closure, so in no key
-    shown = {b + m for m in ("pipeline.claims", "pipeline.report", "pipeline.discussion", "pipeline.figures",
+    shown = {b + m for m in ("pipeline.claims", "pipeline.narrative", "pipeline.figures",
                              "pipeline.tables", "pipeline.render", "pipeline.display", "perf.analysis")}
     for name in ("data", "baseline", "sensitivity", "faithfulness", "basis", "benchmark"):
         assert not shown & clos[name], (name, sorted(shown & clos[name]))

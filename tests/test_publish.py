@@ -45,7 +45,7 @@ def test_the_commit_ignores_only_what_the_profile_command_writes(tmp_path, monke
 
 
 def _row(claim, verdict=SUPPORTED, source="paper", timed=False, run="cpu+mirror"):
-    return {"claim": claim, "source": source, "comparison": f"{claim} comparison", "measured": "m",
+    return {"group": "training", "claim": claim, "source": source, "comparison": f"{claim} comparison", "measured": "m",
             "verdict": verdict, "sentence": f"The paper claims that {claim}.", "timed": timed, "repeats": "",
             "run": run, "precision": "fp32"}
 
@@ -99,7 +99,11 @@ def test_reading_line_does_not_count_a_row_with_the_same_models_twice():
 
 def test_basis_stage_seconds_counts_a_switch_run_from_its_snapshot():
     """A switch run's train_time includes its baseline snapshot's epochs, which the basis stage did not train."""
-    runs = pd.DataFrame({"variant": ["baseline", "all_layers@switch", "all_layers@scratch", "baseline"],
-                         "train_time": [1000.0, 1010.0, 900.0, 1100.0], "basis_epoch_time": [40.0, 35.0, 36.0, 44.0]})
-    # scratch 900 + second baseline 1100 (the first is the baseline stage's) + switch 2 own epochs x 35 s
-    assert basis_stage_seconds(runs, epochs=25, switch_epoch=23) == 900 + 1100 + 70
+    runs = pd.DataFrame({"variant": ["baseline", "all_layers@switch23", "all_layers@scratch", "baseline",
+                                     "spectral@switch23"], "epochs": [25] * 5, "basis_epochs": [0, 2, 25, 0, 2],
+                         "same_as": ["", "", "", "", "all_layers@switch23"],
+                         "train_time": [1000.0, 1010.0, 900.0, 1100.0, 1010.0],
+                         "basis_epoch_time": [40.0, 35.0, 36.0, 44.0, 35.0]})
+    # scratch 900 + second baseline 1100 (the first is the baseline stage's) + switch 2 own epochs x 35 s; the twin
+    # was not trained again
+    assert basis_stage_seconds(runs) == 900 + 1100 + 70

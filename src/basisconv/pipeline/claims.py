@@ -51,6 +51,8 @@ from basisconv.pipeline.variants import RunName, run_name, start_epoch
 MARGIN = 1.0
 # the search is "cheap" when it costs at most this share of one baseline training
 CHEAP_FRACTION = 0.10
+# the proxy's rank correlation is decided only over this many layers (the percentile bootstrap undercovers below)
+MIN_LAYERS = 10
 
 WORDS = {SUPPORTED: "This holds here", UNDECIDED: "This is not decided here", CONTRADICTED: "This does not hold here"}
 # who makes a claim: its sentence's opening and its mark in the verdict table
@@ -106,19 +108,17 @@ def same_models(runs: pd.DataFrame) -> dict[str, str]:
     (its ``same_as``), the one home of the same-model rule being ``plan.trained_twice``."""
     if "same_as" not in runs:
         return {}
-    return {v: s for v, s in zip(runs.variant, runs.same_as) if isinstance(s, str) and s}
+    out = {}
+    for v, g in runs.groupby("variant", sort=False):  # a random draw can be another run's model on one seed only
+        firsts = {s if isinstance(s, str) else "" for s in g.same_as}
+        if len(firsts) == 1 and (first := firsts.pop()):
+            out[v] = first
+    return out
 
 
 def seed_accuracies(runs: pd.DataFrame) -> dict[str, dict[int, float]]:
     """``{run: {seed: test accuracy in %}}``: the one per-seed table every accuracy claim and sentence reads."""
     return {v: dict(zip(g.seed, 100 * g.test_acc)) for v, g in runs.groupby("variant")}
-
-
-# what a model compared with itself decides, by the kind of comparison: it does not beat itself, and it lies within
-# any margin of itself
-_SELF = {"superiority": (CONTRADICTED, "a model does not beat itself"),
-         "non-inferiority": (SUPPORTED, "a model is within any margin of itself"),
-         "equivalence": (SUPPORTED, "a model is within any margin of itself")}
 
 
 def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
@@ -127,8 +127,8 @@ def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
 
     - a row that an earlier row already decided with the same two models is marked with why it is not separate
       evidence (``repeats``), and the reading of the table does not count it;
-    - a row whose two sides are one model is decided by that fact, whatever the seeds' noise: a model does not beat
-      itself (``contradicted``) and is within any margin of itself (``supported``); its evidence says so."""
+    - a row whose two sides are one model compares nothing: it is not decided, and marked as not separate evidence
+      (the comparison the claim needs does not exist in this run)."""
     def model(run):
         return same.get(run, run)
 
@@ -139,10 +139,9 @@ def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
         pair = (model(a), model(b))
         if pair[0] == pair[1]:
             one = f"`{b}` is the same model as `{a}` here" if model(b) == a else f"`{a}` is the same model as `{b}` here"
-            verdict, why = _SELF[kind]
-            d = Decided(d.group, d.claim, d.source, d.comparison,
-                        f"{d.measured}; {one} (the same layers at the same ratios, the same schedule): {why}",
-                        verdict, d.timed)
+            d = Decided(d.group, d.claim, d.source, d.comparison, d.measured, UNDECIDED, d.timed,
+                        f"{one} (the same layers at the same ratios, the same schedule), so this row compares a model "
+                        "with itself")
         elif pair in seen:
             a0, b0 = seen[pair]
             alias = " and ".join(f"`{x}` is the same model as `{y}`" for x, y in ((a, a0), (b, b0)) if x != y)
@@ -275,8 +274,11 @@ def search_rounds(bench: dict) -> list[float]:
 
 def training_rounds(bench: dict, model: str, epochs: int) -> list[float]:
     """``epochs`` epochs of training steps of ``model`` per timing round (ms): the training split's images at the
-    step time per image of the benchmark's batch (evaluation passes, alike in every schedule, left out)."""
-    m = (bench.get("models") or {}).get(f"{model}.train_step")
+    step time per image of the benchmark's batch (evaluation passes, alike in every schedule, left out). A run that
+    is an earlier run's model was timed under that name (``timed_as``)."""
+    models = bench.get("models") or {}
+    model = model if f"{model}.train_step" in models else (bench.get("timed_as") or {}).get(model, model)
+    m = models.get(f"{model}.train_step")
     n, bs = bench.get("train_images"), bench.get("params_resolved", {}).get("benchmark", {}).get("model_batch_size")
     if not m or not n or not bs:
         return []
@@ -289,7 +291,7 @@ def cost_claims(bench: dict, B: dict, E: int) -> list[Decided]:
         dense_r   = E t_base,r
         switch_r  = S t_base,r + (E - S) t_switch,r + search_r      (the selection searched at epoch S)
         scratch_r = S t_base,r + E t_scratch,r + search_r           (its search needed S dense epochs first)
-        late_r    = L t_base,r + (E - L) t_late,r + search_r
+        late_r    = E t_base,r + (E - L) t_late,r + search_r     (its selection is searched on the trained model)
 
     for the selection of each schedule (``search_r``: ``search_rounds``); all layers need no search. Each schedule's
     cost against dense training and the switch's against scratch are ratios paired by round, decided against 1
@@ -306,11 +308,15 @@ def cost_claims(bench: dict, B: dict, E: int) -> list[Decided]:
             if not steps or not base:
                 continue
             e = start_epoch(B, schedule)
-            dense_before = B["switch_epoch"] if schedule == "scratch" and v == "selected" else e
+            # the dense epochs the run needs before its basis layers: for the selection, those its search needed too
+            # (scratch: the switch-epoch snapshot it is searched on; late: the trained model, all E epochs)
+            dense_before = ({"scratch": B["switch_epoch"], "late": E}.get(schedule, e) if v == "selected" else e)
             extra = search if v == "selected" else [0.0] * len(base)
             if len(extra) != len(base):
                 continue
             cost[name] = [dense_before * b + (E - e) * t + s for b, t, s in zip(base, steps, extra)]
+            if v == "all_layers" and schedule == "scratch":
+                continue  # E basis epochs against E dense ones: the training-step speed row already says it
             dense = [E * b for b in base]
             what = ("the selection" if v == "selected" else "basis layers on every layer")
             search_words = (f", counting its search and the {plural(dense_before, 'dense epoch')} it needed"
@@ -343,9 +349,12 @@ def search_claim(bench: dict, E: int) -> list[Decided]:
                    1 / CHEAP_FRACTION)
     if len(search) >= 2 and len(train) == len(search):
         frac, lo, hi = (1 / x for x in speedup_interval(train, search))
+        n, imgs = bench.get("sweep_options"), bench.get("search_images")
         d = Decided(d.group, d.claim, d.source, "one sweep / one baseline training, timing rounds",
                     f"{100 * frac:.1f} %, 95 % CI [{100 * hi:.1f} %, {100 * lo:.1f} %] over {len(search)} interleaved "
-                    "timing rounds", d.verdict, timed=True)
+                    f"timing rounds ({n} options of the selection proxy on {imgs or 0:,} images, costed at the mean of "
+                    "jobs at the first, middle and last candidate layer, an approximation the interval does not "
+                    "cover)", d.verdict, timed=True)
     return [d]
 
 
@@ -359,6 +368,10 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
                   f" for {plural(faith['retrain_epochs'], 'epoch')}" if "retrain_epochs" in faith else ""])
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         measured, verdict = f"Spearman {v:.2f} over {n} layers (no bootstrap interval)", UNDECIDED
+    elif not isinstance(n, int) or n < MIN_LAYERS:
+        measured = (f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers: too few layers for "
+                    f"the percentile bootstrap (it undercovers below {MIN_LAYERS})")
+        verdict = UNDECIDED
     else:
         measured = f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers"
         verdict = interval_verdict(lo, hi, 0.0)

@@ -675,7 +675,7 @@ def measured_vs_theory(speedups: pd.DataFrame, trained: str, hardware: dict, pat
     """Per (precision, batch size) panel: every layer's measured speedup (filled, bars ``speedup_low``-
     ``speedup_high``) and kernel floor (hollow) against the theoretical speedup on log-log axes, the theory line
     y = x and the target line y = ``target_fraction`` x, the region below ``theory_min`` (where the target is not
-    held) shaded. ``speedups``: ``stages.benchmark.basis_speedups``; layers keyed by ``layer_style`` in the legend."""
+    held) shaded. ``speedups``: ``perf.analysis.basis_speedups``; layers keyed by ``layer_style`` in the legend."""
     plt = _plt()
     panels = ([] if not len(speedups) else
               list(speedups[["precision", "batch_size"]].drop_duplicates().itertuples(index=False, name=None)))

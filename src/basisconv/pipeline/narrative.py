@@ -15,9 +15,11 @@ import math
 
 import pandas as pd
 
+from basisconv.perf.analysis import LAYER_THEORY_MIN, TARGETS
 from basisconv.pipeline import claims, display, tables, variants
 from basisconv.pipeline.variants import RunName, run_name
 
+THRESHOLD = TARGETS["layers_fraction_of_theory"][1]  # the per-layer target's share of theory, printed from its value
 # CIFAR-10 as the paper trains and tests on it (arXiv 2408.06024, Experiments): the paper's numbers, not this run's
 PAPER_TRAIN, PAPER_TEST = 50_000, 10_000
 
@@ -183,6 +185,8 @@ def sensitivity(P: dict, rows: pd.DataFrame, selection: dict, layers: list[str])
     """The sensitivity stage: most and least sensitive options with intervals, how many intervals exclude 0, what the
     knapsack took within ``sensitivity.max_loss``, and the search's cost (``claims.search_claim``)."""
     S, selection = P["sensitivity"], selection or {}
+    if len(rows) and "model" in rows:  # the final baseline's sweep (the switch-epoch snapshot's: the report)
+        rows = rows[rows.model == "final"]
     proxy, conf, budget = S["selection_proxy"], int(round(100 * S.get("confidence", 0.95))), S["max_loss"]
     r = rows[rows.proxy == proxy].dropna(subset=["delta_acc"]) if len(rows) and "proxy" in rows else rows.iloc[0:0]
     out = []
@@ -373,10 +377,8 @@ def spearman_text(metrics: dict, p: str) -> str:
     if _missing(lo) or _missing(hi):
         return f"{v:.2f} ({p}; no bootstrap interval)"
     conf = int(100 * metrics.get("confidence", 0.95))
-    reading = ("above 0: the proxy's ranking of layers agrees with retraining's more than by chance" if lo > 0 else
-               "below 0: the proxy's ranking of layers runs against retraining's" if hi < 0 else
-               "it includes 0, so these layers cannot show that the proxy ranks layers like retraining")
-    return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {reading})"
+    where = "above 0" if lo > 0 else "below 0" if hi < 0 else "including 0"
+    return f"{v:.2f} ({p}; {conf} % bootstrap CI [{lo:.2f}, {hi:.2f}], {where})"
 
 
 # what each proxy of ``basisconv.core.sensitivity.PROXIES`` does to the converted model before it is evaluated
@@ -421,23 +423,13 @@ MAIN_TABLE_NOTE = ("Test accuracy in %, mean and std over seeds; differences in 
 
 def same_models_text(same: dict[str, str], runs: pd.DataFrame) -> str:
     """Which run names of the per-run table ``runs`` (``variant``, ``seed``, ``test_acc``) train one model (``same``:
-    ``claims.same_models``), and whether their per-seed test accuracies agree; "" when none do."""
-    acc = {v: dict(zip(g.seed, g.test_acc)) for v, g in runs.groupby("variant")}
-    parts = []
-    for v, m in same.items():
-        if v not in acc or m not in acc:
-            continue
-        common = sorted(set(acc[v]) & set(acc[m]))
-        gap = max((abs(acc[v][s] - acc[m][s]) for s in common), default=0.0)
-        seeds = tables.plural(len(common), "seed")
-        agree = (f"equal test accuracy on each of {seeds}" if gap == 0 else
-                 f"test accuracies up to {100 * gap:.2f} points apart over {seeds} (training is not bit-reproducible "
-                 "here)")
-        parts.append(f"`{v}` is `{m}` ({agree})")
+    ``claims.same_models``); "" when none do."""
+    parts = [f"`{v}` is `{m}`" for v, m in same.items()]
     if not parts:
         return ""
     return ("One model under two run names: " + "; ".join(parts) + ". The same layers at the same ratios with the "
-            "same schedule: one configuration, trained under each name, so its rows count as one result.")
+            "same schedule on every seed: trained once and reported under both names, so its rows count as one "
+            "result.")
 
 
 def targets_note(tg: dict) -> str:
@@ -492,7 +484,7 @@ def misses_markdown(tg: dict) -> str:
 
 
 def limits_text(bench: dict) -> str:
-    """Where the measured speed falls short of the MAC count, and which step limits it (``bench.layer_misses``)."""
+    """Where the measured speed falls short of the MAC count, and which step limits it (``analysis.layer_misses``)."""
     by = bench.get("targets_by_precision") or {}
     if not by:
         return "No targets in this run."
@@ -512,11 +504,12 @@ def limits_text(bench: dict) -> str:
             for name, t in tg.items() if name.endswith("_train_step_fraction_of_theory"))
         parts.append(
             f"**{prec}**{' (the precision training runs in)' if prec == trained else ''}: {lt['n_met']} of "
-            f"{lt['n_layers']} layer cases with theoretical >= 1.5x reach 85 % of it in fwd+bwd (median "
+            f"{lt['n_layers']} layer cases with theoretical >= {LAYER_THEORY_MIN:g}x reach {100 * THRESHOLD:.0f} % of it in "
+            "fwd+bwd (median "
             + ("n/a" if lt["median"] is None else f"{lt['median']:.2f}") + f"). Of the {len(misses)} "
             f"miss{'es' if len(misses) != 1 else ''}, {len(kernel)} {_are(len(kernel))} kernel-limited: even the two "
             "kernels every execution form runs, timed alone, stay "
-            "below 85 % (kernel floor " + (f"{floors[0]:.2f}-{floors[-1]:.2f}" if floors else "n/a") + "), "
+            f"below {100 * THRESHOLD:.0f} % (kernel floor " + (f"{floors[0]:.2f}-{floors[-1]:.2f}" if floors else "n/a") + "), "
             f"limited by the rank-r k x k conv in {by_limit['kxk conv']} and by the 1 x 1 mix in "
             f"{by_limit['1x1 mix']}; {n_form} {_are(n_form)} form overhead "
             f"(the form costs more than its two kernels). Train step as a share of theory: {models}.")
@@ -558,7 +551,7 @@ def selections_text(sel: dict) -> str:
         res = s.get("resolution")
         if res:
             out += (f" Scored on {res['subset_images']:,} of its {res['eval_images']:,} evaluation images alone, the "
-                    + ("sweep selects the same layers at the same ratios, so the smaller set suffices here."
+                    + ("sweep selects the same layers at the same ratios on this subset."
                        if res["same_selection"] else "sweep selects other layers ("
                        + (", ".join(f"`{n}`@{q:g}" for n, q in res["ratios"].items()) or "none")
                        + "), so the whole validation split is kept."))
@@ -566,7 +559,7 @@ def selections_text(sel: dict) -> str:
     parts = [one(sel, "final baseline (the late conversion's selection)")]
     sw = sel.get("at_switch")
     if sw:
-        parts.append(one(sw, f"seed 0's baseline at the switch epoch (the selection of the training schedules)"))
+        parts.append(one(sw, "first seed's baseline at the switch epoch (the selection of the training schedules)"))
         same = (sw["layers"], sw["ratios"]) == (sel["layers"], sel["ratios"])
         common = sorted(set(sw["layers"]) & set(sel["layers"]))
         parts.append("The two selections are " + ("the same." if same else
@@ -621,12 +614,12 @@ def run_names_text(B: dict, E: int, sel: dict, trained) -> str:
         parts.append(f"`@scratch`: basis layers from step 0, all {E} epochs.")
     if "switch" in schedules:
         S = B["switch_epoch"]
-        parts.append(f"`@switch{S}`: the seed's dense baseline for {S} epochs (its snapshot), then basis layers for the "
-                     f"remaining {E - S}.")
+        parts.append(f"`@switch{S}`: the seed's dense baseline for {_n(S, 'epoch')} (its snapshot), then basis layers "
+                     f"for the remaining {E - S}.")
     if "late" in schedules:
         L = B["late_epoch"]
-        parts.append(f"`@late`: the dense baseline for {L} epochs, then converted and fine-tuned for the last "
-                     f"{_n(E - L, 'epoch')} (post-training conversion).")
+        parts.append(f"`@late`: the dense baseline for {L} epochs, then converted (with the selection searched on the "
+                     f"trained baseline) and fine-tuned for the last {_n(E - L, 'epoch')}: post-training conversion.")
     points = sorted({t.point for t in trained if t.point})
     main_loss = sel.get("params_resolved", {}).get("sensitivity", {}).get("max_loss")
     for p in points:

@@ -161,9 +161,9 @@ def borrowed_claims(own: pd.DataFrame, also=()) -> pd.DataFrame:
             raise ValueError(f"--also {folder}: no {CLAIMS_CSV} there (runs published before it was kept have none); "
                              f"valid choices: {', '.join(valid) or 'none'}")
         t = pd.read_csv(f)
-        if "timed" not in t:
-            raise ValueError(f"--also {folder}: its {CLAIMS_CSV} has no 'timed' column (published before speed claims "
-                             "were marked); republish that run first")
+        if "timed" not in t or "group" not in t:
+            raise ValueError(f"--also {folder}: its {CLAIMS_CSV} has no 'timed' or 'group' column (published before "
+                             "speed claims were marked and claims grouped); republish that run first")
         t = t[~t.claim.isin(own.claim) & ~t.claim.isin([c for b in rows for c in b.claim]) & ~t.timed.map(_is_true)
               & (t.source != "package")]
         rows.append(t.assign(comparison=[f"{c} (run `{run}`, {prec}: [report]({folder}/README.md))"
@@ -191,14 +191,17 @@ def speed_not_borrowed(rows: list[tuple[str, str]]) -> str:
             f"and the models that were timed; this run does not decide {'it' if len(rows) == 1 else 'them'} itself.")
 
 
-def basis_stage_seconds(runs: pd.DataFrame, epochs: int, switch_epoch: int) -> float:
-    """Training seconds the basis stage itself spent, from its per-run rows (``runs.csv``): a baseline or scratch run
-    counts its ``train_time``, except the first seed's baseline (the baseline stage's run, counted apart); a switch
-    run starts from its seed's baseline snapshot at ``switch_epoch`` and carries that snapshot's history, so only its
-    own ``epochs - switch_epoch`` epochs count (``basis_epoch_time`` is their mean time)."""
-    switch = runs.variant.str.endswith("@switch")
-    own = runs[~switch].train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum()
-    return float(own + (runs[switch].basis_epoch_time * (epochs - switch_epoch)).sum())
+def basis_stage_seconds(runs: pd.DataFrame) -> float:
+    """Training seconds the basis stage itself spent, from its per-run rows (``runs.csv``): a reference or scratch run
+    counts its ``train_time``, except the first seed's baseline (the baseline stage's run, counted apart); a switch or
+    late run starts from its seed's baseline snapshot and carries that snapshot's history, so only its own
+    ``basis_epochs`` count (``basis_epoch_time`` is their mean time); a run that is an earlier run's model
+    (``same_as``) was not trained again and counts nothing."""
+    if "same_as" in runs:
+        runs = runs[~runs.same_as.map(lambda s: isinstance(s, str) and bool(s))]
+    from_snapshot = runs.basis_epochs.between(1, runs.epochs - 1) if "basis_epochs" in runs else runs.index < 0
+    own = runs[~from_snapshot].train_time.sum() - runs[runs.variant == "baseline"].train_time.head(1).sum()
+    return float(own + (runs[from_snapshot].basis_epoch_time * runs[from_snapshot].basis_epochs).sum())
 
 
 def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
@@ -207,8 +210,7 @@ def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame
     base, sel, faith, run = r["baseline"], r["selection"], r["faithfulness"], r["run"]
     profile = base["profile"]
     hw = base["hardware"]
-    P = r["basis"]["params_resolved"]
-    basis_seconds = basis_stage_seconds(r["tables"]["runs"], P["train"]["epochs"], P["basis"]["switch_epoch"])
+    basis_seconds = basis_stage_seconds(r["tables"]["runs"])
     mt = r["main_table"].set_index("variant")
     n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
     base_acc = (f" Baseline test accuracy {narrative.acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."

@@ -81,16 +81,23 @@ def _baseline_curve(r, path):
                                    switch_epoch=P["basis"]["switch_epoch"])
 
 
+def final_rows(r) -> pd.DataFrame:
+    """The sweep rows of the final baseline (the model whose selection the figures outline); the switch-epoch
+    snapshot's sweep is the other model of ``sensitivity.csv``."""
+    rows = r["tables"]["sensitivity"]
+    return rows[rows.model == "final"] if "model" in rows else rows
+
+
 def _heatmap(r, path):
     S, sel = _params(r, "sensitivity")["sensitivity"], r["selection"]
-    return figures.sensitivity_heatmap(r["tables"]["sensitivity"], sel["candidates"], S["proxies"], sel, path,
-                                       selection_proxy=S["selection_proxy"], title=sel["data"])
+    return figures.sensitivity_heatmap(final_rows(r), sel["candidates"], S["proxies"], sel, path,
+                                       selection_proxy=S["selection_proxy"], title=f"{sel['data']}, final baseline")
 
 
 def _bars(r, path):
     S, sel = _params(r, "sensitivity")["sensitivity"], r["selection"]
-    return figures.sensitivity_bars(r["tables"]["sensitivity"], sel["candidates"], sel, S["selection_proxy"], path,
-                                    title=sel["data"])
+    return figures.sensitivity_bars(final_rows(r), sel["candidates"], sel, S["selection_proxy"], path,
+                                    title=f"{sel['data']}, final baseline")
 
 
 def _scatter(r, path):

@@ -36,7 +36,7 @@ from basisconv.pipeline.variants import RunName
 L = STAGES["benchmark"]
 # a whole-model row's numbers in the summary: the speedup with its interval over the interleaved timing rounds
 # (what the speed claims are decided on, ``pipeline.claims.speed_claims``), and each round's time with the MACs
-# (what the schedules' cost is decided on, ``pipeline.claims.schedule_cost_claim``)
+# (what the schedules' cost is decided on, ``pipeline.claims.cost_claims``)
 MODEL_SUMMARY_KEYS = ("median_ms", "measured_speedup", "theoretical_speedup", "images_per_s", "repeats",
                       "speedup_geomean", "speedup_low", "speedup_high", "round_ms", "macs")
 
@@ -171,6 +171,9 @@ def measure(P: dict, sel: dict, device, progress=True) -> dict:
             # what the renderer needs to turn step and job times into costs: the runs' layers, the sizes
             "model_layers": {n: {layer: float(ratio[layer] if isinstance(ratio, dict) else ratio) for layer in layers}
                              for n, _, layers, ratio in timed_runs(P, sel)},
+            # a run that is an earlier run's model is timed once, under that name
+            "timed_as": trained_twice(plan(P["basis"], sel, P["train"]["seeds"][0],
+                                           amp=common.resolved_train(P["train"])["amp"])),
             "sweep_options": len(sel["candidates"]) * len(P["sensitivity"]["ratios"]),
             "search_images": _search_images(P, sel, D),
             "train_images": len(D["train"][1])}
@@ -213,15 +216,17 @@ def run(P: dict, progress=True) -> dict:
     trained = t["precision"]
     step = {r["model"]: r["measured_speedup"] for r in t["models"] if r["mode"] == "train_step"
             and r["precision"] == trained}
-    # the measured train-step speedup of the selection as the pipeline trains it (switched, tuned forms)
-    write_metrics(L["metrics"], {"speedup": step.get("selected_tuned", step.get("selected"))})
+    # the measured train-step speedup of the selection as the pipeline trains it (tuned forms, else as trained)
+    sel_run = next((n for n in step if "@" in n and RunName.parse(n).variant == "selected"
+                    and not RunName.parse(n).point), None)
+    write_metrics(L["metrics"], {"speedup": step.get("selected_tuned", step.get(sel_run))})
     by_prec = {prec: {f"{r['model']}.{r['mode']}": {k: r.get(k) for k in MODEL_SUMMARY_KEYS}
                       for r in t["models"] if r["precision"] == prec} for prec in t["precisions"]}
     write_json(L["summary"], {
         "key": key, "loader": t["loader"], "trainer": t["trainer"], "precision": trained, "profile": P["profile"],
         "hardware": t["hardware"], "peers": peers.summary(t["peers"]) if t["peers"] else [], "onnx": t["onnx"],
         "params_resolved": P, "models": by_prec[trained], "models_by_precision": by_prec,
-        **{k: t[k] for k in ("model_layers", "sweep_options", "search_images", "train_images")}})
+        **{k: t[k] for k in ("model_layers", "sweep_options", "search_images", "train_images", "timed_as")}})
     common.write_provenance("benchmark", {"key": key, **inputs})
     return {**t, "key": key, "models": pd.DataFrame(t["models"]), "layers": pd.DataFrame(t["layers"]),
             "peer_rows": pd.DataFrame(t["peers"], columns=None if t["peers"] else ["layer", "form"])}
