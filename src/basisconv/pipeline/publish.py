@@ -74,15 +74,6 @@ def code_commit(profile: str | None = None) -> str:
 
 
 def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
-    out = {}
-    for nb in sorted(Path(executed_dir).glob("*.ipynb")):
-        meta = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {})
-        if meta.get("duration") is not None:
-            out[nb.stem] = float(meta["duration"])
-    return out
-
-
-def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
     """Papermill's recorded duration of every executed notebook, by stem."""
     out = {}
     for nb in sorted(Path(executed_dir).glob("*.ipynb")):
