@@ -1,6 +1,6 @@
 """The figures of basisconv.pipeline.figures draw from small constructed frames, degenerate ones included (an empty
 frame, an all-NaN column, a variant with one seed), write a PNG and mark what they promise (selected options,
-clipped colour scale, the switch epoch, plain axes in millions); every figure the pipeline writes has a caption."""
+clipped colour scale, the switch epoch, plain axes in millions, fronts in x order, at most eight legend entries)."""
 import math
 
 import matplotlib
@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from basisconv.pipeline import figures
-from basisconv.pipeline.display import STAGES
 
 LAYERS = ["layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.downsample.0"]
 SELECTION = {"layers": ["layer1.0.conv1", "layer2.0.conv1"], "ratios": {"layer1.0.conv1": 0.25, "layer2.0.conv1": 0.5}}
@@ -53,22 +52,6 @@ def sweep_rows(nan_ci=False):
     return pd.DataFrame(rows)
 
 
-@pytest.mark.timeout(120)
-def test_caption_for_every_figure_the_pipeline_writes():
-    paths = figures.figure_paths()
-    declared = {figures.figure_name(p) for st in STAGES.values() for p in st.figures.values()}
-    assert declared <= set(paths) and "data_samples" in paths
-    assert set(figures.CAPTIONS) == set(paths), "CAPTIONS and the figures of the layout differ"
-    for st in STAGES.values():
-        for p in st.figures.values():
-            text = figures.caption(p)  # by path, as the report names its copies
-            assert text == figures.caption(figures.figure_name(p)) and len(text) > 80
-            assert not any(ch.isdigit() for ch in text.replace("3x3", "")), f"{p}: numbers in a caption go stale"
-    assert figures.figure_name("results/basis/pareto.png") == "basis_pareto"
-    with pytest.raises(KeyError, match=r"no caption for figure 'basis_parreto'; known figures: .*basis_pareto"):
-        figures.caption("basis_parreto")
-
-
 @pytest.mark.timeout(60)
 def test_seed_interval_known_answer():
     mean, low, high, n = figures.seed_interval([1.0, 2.0, 3.0, float("nan")], 0.95)
@@ -78,7 +61,6 @@ def test_seed_interval_known_answer():
     one = figures.seed_interval([5.0], 0.95)
     assert one[0] == 5.0 and math.isnan(one[1]) and math.isnan(one[2]) and one[3] == 1
     assert figures.seed_interval([], 0.95)[3] == 0
-    assert 0 < figures.SEED_CONFIDENCE < 1
 
 
 @pytest.mark.timeout(120)
@@ -123,28 +105,6 @@ def test_sensitivity_heatmap_outlines_selection_and_clips(tmp_path, drawn):
 
 
 @pytest.mark.timeout(120)
-def test_sensitivity_bars_every_ratio_with_selected_marked(tmp_path, drawn):
-    rows = sweep_rows()
-    _png(figures.sensitivity_bars(rows, LAYERS, SELECTION, "finetune", tmp_path / "b.png"))
-    ax = drawn[-1].axes[0]
-    filled = [p for p in ax.patches if p.get_fill()]
-    assert len(filled) == len(LAYERS) * 2  # one bar per (layer, ratio): every ratio of the sweep
-    hatched = [p for p in ax.patches if not p.get_fill() and p.get_hatch()]
-    assert len(hatched) == len(SELECTION["layers"])
-    # the hatched bar of layer1.0.conv1 sits at its selected ratio 0.25 (left of the layer's centre), not at 0.5
-    left = min(hatched, key=lambda p: p.get_x())
-    assert left.get_x() + left.get_width() / 2 < 0
-    assert [t.get_text() for t in drawn[-1].legends[0].get_texts()] == ["ratio 0.25", "ratio 0.5", "selected option"]
-    _png(figures.sensitivity_bars(sweep_rows(nan_ci=True), LAYERS, SELECTION, "finetune", tmp_path / "n.png"))
-    _png(figures.sensitivity_bars(rows.iloc[:0], LAYERS, SELECTION, "finetune", tmp_path / "e.png"))
-    assert "no sweep rows" in drawn[-1].axes[0].texts[0].get_text()
-    with pytest.raises(ValueError, match="unknown proxy 'other'; valid choices: finetune, zero_shot"):
-        figures.sensitivity_bars(rows, LAYERS, SELECTION, "other", tmp_path / "x.png")
-    with pytest.raises(ValueError, match="unknown proxy 'other'"):
-        figures.sensitivity_heatmap(rows, LAYERS, ["finetune", "other"], SELECTION, tmp_path / "x.png")
-
-
-@pytest.mark.timeout(120)
 def test_faithfulness_and_additivity(tmp_path, drawn):
     table = pd.DataFrame({"layer": LAYERS[:3], "finetune_drop": [0.1, 1.0, 2.0], "finetune_ci_low": [0.0, 0.5, 1.5],
                           "finetune_ci_high": [0.2, 1.5, 2.5], "zero_shot_drop": [np.nan] * 3,
@@ -163,78 +123,75 @@ def test_faithfulness_and_additivity(tmp_path, drawn):
     assert "no layer pair" in drawn[-1].axes[0].texts[0].get_text()
 
 
-def basis_runs():
-    rows = []
-    spec = {"baseline": (1.0e6, 40e6, [0.90, 0.91]), "baseline_fp32": (1.0e6, 40e6, [0.905, 0.908]),
-            "all_layers@switch": (0.6e6, 25e6, [0.85, 0.86]), "selected@switch": (0.8e6, 33e6, [0.895]),
-            "random0@switch": (0.8e6, 34e6, [0.88, 0.885]), "random1@switch": (0.81e6, 32e6, [0.87, 0.88]),
-            "random0~ml2@switch": (0.7e6, 30e6, [0.86, 0.87]), "selected~ml2@switch": (0.7e6, 29e6, [0.88, 0.89])}
-    for variant, (params, macs, accs) in spec.items():
-        for seed, acc in enumerate(accs):
-            rows.append({"variant": variant, "seed": seed, "key": f"k{seed}{len(variant)}", "test_acc": acc,
-                         "params": params, "macs": macs, "epoch_time_mean": 2.0, "train_time": 10.0,
-                         "basis_epoch_time": np.nan if variant == "all_layers@switch" else 1.5 + 0.1 * seed})
-    return pd.DataFrame(rows)
+def front_points():
+    """``figures.fronts`` points: the baseline, a selection at two budgets, all layers at two ratios."""
+    rows = [("baseline", True, 90.0, 89.5, 90.5, 3, 1.0, 40.0, 1.0),
+            ("selected@late", True, 89.8, 89.2, 90.4, 3, 0.8, 33.0, 0.9),
+            ("selected@late", False, 89.0, 88.0, 90.0, 3, 0.7, 29.0, 0.85),
+            ("all_layers@late", True, 87.0, np.nan, np.nan, 1, 0.6, 25.0, 0.8),
+            ("all_layers@late", False, 84.0, 83.0, 85.0, 3, 0.4, 18.0, np.nan)]
+    return pd.DataFrame(rows, columns=["family", "main", "acc", "acc_low", "acc_high", "n", "params", "macs",
+                                       "train_time"])
 
 
 @pytest.mark.timeout(120)
-def test_basis_pareto_two_panels_in_millions_with_intervals(tmp_path, drawn):
-    runs = basis_runs()
-    _png(figures.basis_pareto(runs, 0.95, tmp_path / "p.png", title="synthetic"))
+def test_fronts_one_line_per_family_in_x_order(tmp_path, drawn):
+    pts = front_points()
+    panels = [("params", "parameters (millions)"), ("macs", "MACs (millions)"), ("train_time", "time / dense")]
+    _png(figures.fronts(pts, panels, tmp_path / "f.png", title="t"))
     fig = drawn[-1]
     fig.canvas.draw()
-    a1, a2 = fig.axes[:2]
-    assert a1.get_xlabel().startswith("parameters") and a2.get_xlabel().startswith("MACs")
-    assert a1.xaxis.get_offset_text().get_text() == "" and a2.xaxis.get_offset_text().get_text() == ""
-    lo, hi = a1.get_xlim()
-    assert lo > 0.4 and hi < 1.2  # millions, and baseline_fp32 at the baseline's x does not widen the range
-    # a front per variant trained at two budgets: selected, and random (its two subsets averaged at the main one)
-    fronts = sorted((list(line.get_xdata()), list(line.get_ydata())) for line in a1.lines
-                    if len(line.get_xdata()) == 2 and line.get_linestyle() == "-")
-    assert len(fronts) == 2
-    assert fronts[0][0] == pytest.approx([0.7, 0.8]) and fronts[0][1] == pytest.approx([88.5, 89.5])  # selected
-    assert fronts[1][0] == pytest.approx([0.7, 0.805]) and fronts[1][1][1] == pytest.approx((88.25 + 87.5) / 2)
+    a1, a2, a3 = fig.axes[:3]
+    assert [a.get_xlabel() for a in (a1, a2, a3)] == [p[1] for p in panels]
+    assert a1.xaxis.get_offset_text().get_text() == ""
+    lines = {tuple(line.get_xdata()): list(line.get_ydata()) for line in a1.lines if line.get_linestyle() == "-"}
+    assert lines[(0.7, 0.8)] == [89.0, 89.8] and lines[(0.4, 0.6)] == [84.0, 87.0]  # sorted by x
+    assert len(a1.patches) == 1  # the baseline's interval as a band
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "selected@switch (n=1)" in labels and "baseline (n=2)" in labels
-    _png(figures.basis_pareto(runs.iloc[:0], 0.95, tmp_path / "e.png"))
-    _png(figures.basis_pareto(runs.assign(macs=np.nan), 0.95, tmp_path / "nan.png"))
-    assert "no macs" in drawn[-1].axes[1].texts[0].get_text()
-    with pytest.raises(KeyError, match="basis_pareto needs columns"):
-        figures.basis_pareto(runs.drop(columns=["macs"]), 0.95, tmp_path / "x.png")
+    assert labels == ["baseline (n=3)", "selected@late (n=3)", "all_layers@late (n=3)", "other budgets"]
+    # a point without a time is left out of that panel only
+    assert {tuple(line.get_xdata()) for line in a3.lines if line.get_linestyle() == "-"} >= {(0.85, 0.9)}
+    _png(figures.fronts(pts.iloc[:0], panels, tmp_path / "e.png"))
+    _png(figures.fronts(pts.drop(columns=["train_time"]), panels, tmp_path / "n.png"))
+    assert "no time / dense recorded" in drawn[-1].axes[2].texts[0].get_text()
+    many = pd.concat([pts.assign(family=f"random{k}@late") for k in range(9)])
+    with pytest.raises(ValueError, match="9 families .* at most 8 legend entries"):
+        figures.fronts(many, panels, tmp_path / "x.png")
+    with pytest.raises(KeyError, match="fronts needs columns"):
+        figures.fronts(pts.drop(columns=["acc_low"]), panels, tmp_path / "x.png")
 
 
 @pytest.mark.timeout(120)
-def test_training_curves_from_the_histories_table(tmp_path, drawn):
-    runs = basis_runs()
-    hist = pd.DataFrame([{"variant": r.variant, "seed": r.seed, "epoch": e, "val_acc": r.test_acc - 0.1 * (3 - e),
-                          "train_loss": 1.0} for r in runs.itertuples() for e in (1, 2, 3)])
-    _png(figures.training_curves(hist, 1, 0.95, tmp_path / "c.png"))
-    panels = [ax for ax in drawn[-1].axes if ax.get_visible()]
-    # one panel per variant but the baseline, which is drawn in each for reference
-    assert [ax.get_title() for ax in panels] == ["baseline_fp32 (n=2)", "all_layers@switch (n=2)",
-                                                 "selected@switch (n=1)", "random0@switch (n=2)",
-                                                 "random1@switch (n=2)", "random0~ml2@switch (n=2)",
-                                                 "selected~ml2@switch (n=2)"]
-    for ax in panels:
-        assert any(list(line.get_xdata()) == [1, 1] for line in ax.lines), "switch epoch not marked"
-        # a band for the baseline and one for the variant, none for a variant with one seed
-        assert len(ax.collections) == (1 if ax.get_title().endswith("(n=1)") else 2)
-        top = max(max(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 3)
-        assert 80 < top <= 100  # in %
-    _png(figures.training_curves(hist.iloc[:0], 1, 0.95, tmp_path / "e.png"))
-    _png(figures.training_curves(hist.assign(val_acc=np.nan), 0, 0.95, tmp_path / "n.png"))
-
-
-@pytest.mark.timeout(120)
-def test_epoch_times_per_variant(tmp_path, drawn):
-    runs = basis_runs()
-    _png(figures.epoch_times(runs, 0.95, 1, tmp_path / "t.png"))
+def test_paired_forest_groups_by_schedule(tmp_path, drawn):
+    rows = pd.DataFrame([("all_layers@scratch = selected@scratch", "all_layers@scratch", "scratch", -0.5, -1.2, 0.2, 3),
+                         ("selected@switch12", "selected@switch12", "switch", -0.2, -0.6, 0.2, 3),
+                         ("random0@switch12", "random0@switch12", "switch", -1.5, np.nan, np.nan, 1)],
+                        columns=list(figures.FOREST_COLUMNS))
+    _png(figures.paired_forest(rows, tmp_path / "f.png", 1.0, group_titles={"switch": "switch at epoch 12"}))
     ax = drawn[-1].axes[0]
     ticks = [t.get_text() for t in ax.get_yticklabels()]
-    assert ticks[-1] == "baseline (n=2)" and "all_layers@switch (n=0)" in ticks  # first variant on top; NaN: n=0
-    assert any(t.get_text().strip() == "n/a" for t in ax.texts)
-    _png(figures.epoch_times(runs.assign(basis_epoch_time=np.nan), 0.95, 1, tmp_path / "n.png"))
-    _png(figures.epoch_times(runs.iloc[:0], 0.95, 1, tmp_path / "e.png"))
+    assert ticks[0].startswith("all_layers@scratch = selected@scratch") and ticks[-1] == "random0@switch12 (n=1)"
+    assert {t.get_text() for t in ax.texts} == {"scratch", "switch at epoch 12"}
+    assert any(list(line.get_xdata()) == [-1.0, -1.0] for line in ax.lines)  # the margin
+    _png(figures.paired_forest(rows.iloc[:0], tmp_path / "e.png", 1.0))
+
+
+@pytest.mark.timeout(120)
+def test_learning_curves_one_panel_per_method(tmp_path, drawn):
+    hist = pd.DataFrame([{"variant": v, "seed": s, "epoch": e, "val_acc": 0.5 + 0.1 * e + 0.01 * s}
+                         for v in ("baseline", "selected@scratch", "selected@switch2", "all_layers@scratch")
+                         for s in (0, 1) for e in (1, 2, 3)])
+    panels = {"selected": ["baseline", "selected@scratch", "selected@switch2", "selected@late"],
+              "all_layers": ["baseline", "all_layers@scratch"], "largest": ["largest@late"]}
+    _png(figures.learning_curves(hist, panels, {"selected@scratch": "tab:blue"}, 0.95, tmp_path / "c.png",
+                                 marks={"switch": 2}))
+    axes = [ax for ax in drawn[-1].axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["selected", "all_layers"]  # a panel with no history is left out
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == [
+        "baseline (n=2)", "selected@scratch (n=2)", "selected@switch2 (n=2)"]
+    assert any(list(line.get_xdata()) == [2, 2] for line in axes[0].lines)
+    assert len(axes[0].collections) == 3 and 60 < max(axes[0].lines[0].get_ydata()) <= 100  # bands; in %
+    _png(figures.learning_curves(hist.iloc[:0], panels, {}, 0.95, tmp_path / "e.png"))
 
 
 def layer_rows():
@@ -267,23 +224,13 @@ def test_basis_speedups_and_timing_figures(tmp_path, drawn):
     assert r.speedup_low == pytest.approx(9.5 / (r.median_ms + 0.1))
     assert len(basis_speedups(layer_rows(), "contiguous")) == 0
     hw = {"device_name": "test cpu", "threads": 2}
-    _png(figures.measured_vs_theory(sp, "fp32", hw, tmp_path / "m.png", target_fraction=0.85, theory_min=1.5))
-    fig = drawn[-1]
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "layer1.0.conv1" in labels and "layer2.0.conv1" in labels and "theory (y = x)" in labels
-    ax = fig.axes[0]
-    assert ax.get_xscale() == ax.get_yscale() == "log"  # speedups are ratios
-    assert any(len(line.get_xdata()) > 2 and np.allclose(line.get_ydata(), line.get_xdata()) for line in ax.lines)
-    _png(figures.speedup_vs_ratio(sp, "fp32", 16, tmp_path / "r.png"))
+    _png(figures.speedup_vs_ratio(sp, "fp32", 16, ["layer1.0.conv1"], tmp_path / "r.png"))
     fig = drawn[-1]
     assert [a.get_title() for a in fig.axes] == ["layer1", "layer2"] and fig._suptitle.get_text()
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["layer2.0.conv1 (not a candidate)"]
     dashed = [line for line in fig.axes[0].lines if line.get_linestyle() == "--"]
     assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [3.5, 1.8]  # the theory line of the layer
-    _png(figures.speedup_vs_ratio(sp, "bf16", 16, tmp_path / "r0.png"))
-    _png(figures.measured_vs_theory(sp.iloc[:0], "fp32", hw, tmp_path / "m0.png", target_fraction=0.85,
-                                    theory_min=1.5))
-    _png(figures.measured_vs_theory(sp.assign(floor_speedup=np.nan, speedup_high=np.nan), "fp32", hw,
-                                    tmp_path / "mn.png", target_fraction=0.85, theory_min=1.5))
+    _png(figures.speedup_vs_ratio(sp, "bf16", 16, [], tmp_path / "r0.png"))
     peers = pd.DataFrame([{"layer": "layer1.0.conv1", "form": f, "precision": "fp32", "pass": p, "batch_size": 16,
                            "median_ms": ms, "iqr_ms": 0.1, "theoretical_speedup": t, "measured_speedup": 10.0 / ms}
                           for f, ms, t in (("dense", 10.0, 1.0), ("basis", 6.0, 2.0), ("tucker", 7.0, 2.2))

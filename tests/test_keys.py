@@ -98,7 +98,7 @@ def test_words_never_enter_a_key(package_copy):
     display = package_copy / "pipeline" / "display.py"
     d = display.read_text()
     for old, new in (('"the full-rank model"', '"the dense model"'), ('"tab:red"', '"tab:orange"'),
-                     ('"results/basis/pareto.png"', '"results/basis/front.png"')):
+                     ('"results/basis/fronts.png"', '"results/basis/front.png"')):
         assert old in d
         d = d.replace(old, new)
     display.write_text(d)

@@ -35,6 +35,10 @@ LOOKS: dict[str, Look] = {
 }
 
 
+# learning curves are coloured by schedule (a panel holds one method under each), the dense reference black
+SCHEDULE_COLORS = {"": "k", "scratch": "tab:blue", "switch": "tab:orange", "late": "tab:green"}
+
+
 def look(run: str) -> Look:
     """The look of the variant of a run name (``selected@switch``, ``random2~ml2@switch``, ``baseline``)."""
     from basisconv.pipeline.variants import variant_of
@@ -57,12 +61,12 @@ def style(run: str) -> dict:
 DATA_SAMPLES = "results/data/samples.png"
 FIGURES: dict[str, dict[str, str]] = {
     "baseline": {"learning_curve": "results/baseline/learning_curve.png"},
-    "sensitivity": {"heatmap": "results/sensitivity/heatmap.png", "bars": "results/sensitivity/bars.png"},
+    "sensitivity": {"heatmap": "results/sensitivity/heatmap.png"},
     "faithfulness": {"scatter": "results/faithfulness/proxy_vs_real.png",
                      "additivity_plot": "results/faithfulness/additivity.png"},
-    "basis": {"pareto": "results/basis/pareto.png", "curves": "results/basis/curves.png",
-              "epoch_time": "results/basis/epoch_time.png"},
-    "benchmark": {"measured_vs_theory": "results/benchmark/measured_vs_theory.png",
+    "basis": {"fronts": "results/basis/fronts.png", "schedules": "results/basis/schedules.png",
+              "curves": "results/basis/curves.png"},
+    "benchmark": {"accuracy_vs_time": "results/benchmark/accuracy_vs_time.png",
                   "speedup_vs_ratio": "results/benchmark/speedup_vs_ratio.png",
                   "peers_plot": "results/benchmark/peers.png"},
 }

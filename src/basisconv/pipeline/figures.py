@@ -1,30 +1,28 @@
-"""Every figure of the arXiv 2408.06024 replication, drawn from the data the stages return, with one caption each.
+"""Every figure of the arXiv 2408.06024 replication, drawn from frames the caller prepares (no verdict, no file read).
 
-The stages compute; the functions here draw. Each figure function takes the stage's frames and dicts and an output
-path, draws, saves PNG and SVG with ``basisconv.experiment.io.save_figure`` and returns the PNG path; a notebook
-cell is one call wrapped in ``show_figure``. Figures of the paper's kind:
+The stages compute and ``basisconv.pipeline.render`` prepares each figure's frame from a run's results; the
+functions here only draw. Each takes frames and an output path, saves PNG and SVG with
+``basisconv.experiment.io.save_figure`` and returns the PNG path. Figures of the paper's kind:
 
 - ``data_samples``: training images per class (stage 1);
 - ``baseline_curves``: the baseline's loss and accuracy (%) per epoch, its seed named (stage 2);
-- ``sensitivity_heatmap`` and ``sensitivity_bars``: the per-layer drop ``delta(l, q)`` of the sweep at every ratio,
-  with its paired interval, the selected ``(layer, ratio)`` options marked (the paper's per-layer sensitivity
-  analysis, stage 3);
+- ``sensitivity_heatmap``: the per-layer drop ``delta(l, q)`` of the sweep at every ratio, the selected
+  ``(layer, ratio)`` options outlined (the paper's per-layer sensitivity analysis, stage 3);
 - ``faithfulness_scatter`` and ``additivity``: proxy drop against the drop after retraining, pair drop against the
   sum of single drops (stage 3b);
-- ``basis_pareto``, ``training_curves`` and ``epoch_times``: accuracy against parameters and MACs, validation
-  accuracy per epoch with the switch epoch, and the time of an epoch after the switch, each per variant as a mean
-  over seeds with a t-interval (``basisconv.core.evidence.t_quantile``) (the paper's main comparison, stage 4);
-- ``measured_vs_theory``, ``speedup_vs_ratio`` and ``peers``: per-layer measured speedup against the MAC ratio
+- ``fronts``: accuracy against parameters, MACs or measured time, one line per method through its budgets (the
+  paper's main comparison); ``paired_forest``: each run's paired accuracy difference from the baseline, grouped by
+  schedule; ``learning_curves``: validation accuracy per epoch of dense, scratch and switch training (stage 4);
+- ``speedup_vs_ratio`` and ``peers``: measured speedup of the basis form against the ratio and against theory
   (the paper's speed claim), with the IQR of the timings (stage 5).
 
 Every function draws degenerate input too: an empty frame gives an axes with a note saying what is missing, an
-all-NaN column draws nothing for it, and a variant with one seed is drawn as a point without an interval.
-``CAPTIONS`` holds one caption per figure file the pipeline writes, keyed as the report stage names its copies
-(``<stage folder>_<file stem>``, e.g. ``basis_pareto``); ``caption(name)`` refuses an unknown name.
+all-NaN column draws nothing for it, and a point with one seed is drawn without an interval. Captions, written from
+each run's numbers, are ``basisconv.pipeline.captions``'.
 
 ``style()`` sets a single matplotlib style (constrained layout, so labels never run into colour bars or each other);
-``variant_style(name)`` gives each training variant its colour and marker (a legend, not text on the points, so
-nothing overlaps); ``layer_style(name)`` colours a conv by its ResNet stage and marks its position in the stage.
+runs take their colour and marker from ``basisconv.pipeline.display``; ``layer_style(name)`` colours a conv by its
+ResNet stage and marks its position in the stage.
 """
 from __future__ import annotations
 
@@ -61,12 +59,6 @@ def style() -> None:
     })
 
 
-def variant_style(variant: str) -> dict:
-    """``{"color", "marker", "label"}`` of a main-table variant such as ``selected@switch`` or ``random2@switch``
-    (``basisconv.pipeline.display.style``)."""
-    return display.style(variant)
-
-
 def show_figure(path):
     """Display a saved figure's PNG in the notebook's output (so the executed notebook and its HTML copy show it;
     the stages draw with the Agg backend, which displays nothing by itself). Returns ``path``."""
@@ -94,97 +86,10 @@ def figure_name(path) -> str:
     return f"{p.parent.name}_{p.stem}"
 
 
-def figure_paths() -> dict[str, str]:
-    """``{name: PNG path}`` of every figure the pipeline writes: each stage's (``basisconv.pipeline.display``) and
-    the data stage's samples in its summary folder."""
-    out = {figure_name(p): p for figs in display.FIGURES.values() for p in figs.values()}
-    out[figure_name(display.DATA_SAMPLES)] = display.DATA_SAMPLES
-    return out
-
-
-CAPTIONS: dict[str, str] = {
-    "data_samples": (
-        "Training images of each class, as the data stage stores them (uint8, before augmentation). Read: whether "
-        "the images and labels look right (a run on the synthetic source shows its learnable stand-in, not "
-        "CIFAR-10; the figure's title names the data)."),
-    "baseline_learning_curve": (
-        "The full-rank baseline of one named seed: loss (left) and accuracy in % (right) per epoch, on the "
-        "training batches and the validation split; a vertical line marks the epoch after which the basis "
-        "stage's switch runs replace layers. Read: whether training converged, and how far validation "
-        "accuracy trails training accuracy."),
-    "sensitivity_heatmap": (
-        "Drop in validation accuracy (points) when only one layer (rows) becomes a basis layer at one ratio "
-        "(columns), one panel per proxy; blue cells are gains, red cells drops, and the colour scale is clipped at "
-        "a high percentile (the colour bar says so) so one extreme cell does not wash out the rest; the numbers "
-        "are the unclipped drops. Outlined cells are the options the knapsack selected. Read: which layers "
-        "tolerate a basis conversion, how the drop grows as the ratio shrinks, and whether the proxies agree."),
-    "sensitivity_bars": (
-        "Per-layer drop in validation accuracy (points) on the selection's proxy at every ratio of the sweep "
-        "(one bar per ratio), with the paired interval over the same validation images; hatched, black-edged "
-        "bars with a star are the selected (layer, ratio) options. Read: whether the selected options are the "
-        "ones whose intervals stay near zero, and which layers are distinguishable from no drop at all."),
-    "faithfulness_proxy_vs_real": (
-        "For sampled layers, the proxy's drop (x, with the sweep's paired interval) against the drop after "
-        "really retraining the converted model (y, paired interval over the validation images), one panel per "
-        "proxy with its Spearman rank correlation and bootstrap interval. Read: whether the cheap proxy ranks "
-        "layers as retraining does (points along an increasing line), not whether the values agree."),
-    "faithfulness_additivity": (
-        "Drop of converting two layers together against the sum of their single drops, per method, with the "
-        "line of exact additivity. Read: points on the line mean the knapsack's sum of single drops predicts "
-        "the drop of the combination; above it, the pair costs more than predicted."),
-    "basis_pareto": (
-        "Test accuracy (%) of each variant against its parameters (left) and MACs (right), in millions: the "
-        "mean over seeds with a t-interval (a point without a bar has one seed); a line joins a variant's "
-        "budgets where the run trains several (a front; its extra points hollow, the random subsets averaged per "
-        "budget); where the run also trains the baseline in full precision, that point is hollow at the "
-        "baseline's size. "
-        "Read: which variants lose accuracy for their saving, and whether the selected layers beat the "
-        "comparison subsets at the same budget beyond the seed intervals."),
-    "basis_curves": (
-        "Validation accuracy (%) per epoch, one panel per variant with the baseline (dotted) in each for "
-        "reference: the mean over seeds with a t-interval band (no band with one seed); the dashed vertical line "
-        "marks the switch epoch, after which the switch runs train basis layers (before it they are their seed's "
-        "baseline). Read: how much accuracy a variant loses at the switch and how much of it the epochs after the "
-        "switch win back (little can be, where the switch comes in the last epochs of a one-cycle schedule, at a "
-        "learning rate near zero)."),
-    "basis_epoch_time": (
-        "Mean wall time of an epoch from the switch epoch on (the epochs in which switch runs train their "
-        "basis layers) per variant, mean over seeds with a t-interval; the dotted line is the baseline's mean. "
-        "Read: a measurement, not a verdict: the trainings ran minutes to hours apart, so the machine's speed "
-        "drift between them is part of every difference here; the verdict table decides the time claims from "
-        "the benchmark's interleaved timings instead."),
-    "benchmark_measured_vs_theory": (
-        "Per layer and ratio, the measured forward+backward speedup of the reduced basis layer over the dense "
-        "conv (filled, bars: the timings' interquartile ranges combined) and its kernel floor (hollow: the two "
-        "kernels timed alone) against the theoretical speedup (MAC ratio) on log-log axes, one panel per "
-        "precision and batch size; the dashed line is theory, the dotted one the target's fraction of it, and the shaded band the "
-        "layers the target is not held for. Read: how close measured speedups come to the MAC ratio, and "
-        "whether a miss is form overhead (floor above the point) or a kernel limit (floor below the target)."),
-    "benchmark_speedup_vs_ratio": (
-        "Measured forward+backward speedup of each layer's reduced basis form (solid, bars: combined IQR) and "
-        "its theoretical speedup (dashed, same colour) against the ratio rank / C_out on a log speedup axis, "
-        "one panel per ResNet stage, in the precision training runs in. Read: at which ratios each layer becomes faster than dense "
-        "(above the horizontal line of equal time) and how far it falls short of theory."),
-    "benchmark_peers": (
-        "Measured forward+backward speedup against each form's own theoretical speedup (its executed MACs) for "
-        "the basis layer and its peers at the same parameter budget, every distinct 3x3 shape, on log-log axes, "
-        "one panel per precision; bars are the form's timing IQR. Read: which form turns its MAC saving into time best on "
-        "this hardware (points nearest the dashed theory line)."),
-}
-
-
-def caption(name: str) -> str:
-    """The caption of figure ``name`` (a ``CAPTIONS`` key such as ``basis_pareto``, or a figure path); an unknown
-    name raises ``KeyError`` listing the known ones."""
-    key = figure_name(name) if str(name).endswith(".png") else str(name)
-    if key not in CAPTIONS:
-        raise KeyError(f"no caption for figure {name!r}; known figures: {', '.join(sorted(CAPTIONS))}")
-    return CAPTIONS[key]
-
-
 # ---------------------------------------------------------------------------------------------------- helpers
 def _plt():
     import matplotlib.pyplot as plt
+    style()  # every figure in the one style, however it is drawn (a stage, ``publish --render``, a test)
     return plt
 
 
@@ -366,53 +271,6 @@ def sensitivity_heatmap(rows: pd.DataFrame, layers: list[str], proxies: list[str
     return _save(fig, path)
 
 
-def sensitivity_bars(rows: pd.DataFrame, layers: list[str], selection: dict, proxy: str, path,
-                     title: str = "") -> Path:
-    """Per layer, one bar per ratio of the sweep: ``delta_acc`` on ``proxy`` with the paired interval
-    (``ci_low``, ``ci_high``); the selected ``(layer, ratio)`` options (``selection["ratios"]``) hatched with a black
-    edge and a star above."""
-    plt = _plt()
-    if len(rows):
-        check_choice(proxy, sorted(rows.proxy.unique()), "proxy")
-    sub = rows[rows.proxy == proxy] if len(rows) else rows
-    ratios = sorted(sub.ratio.dropna().unique()) if len(sub) else []
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(layers) * max(1, len(ratios)) ** 0.5 + 2), 3.8))
-    if not len(sub) or not layers:
-        note(ax, f"no sweep rows for proxy {proxy}")
-        return _save(fig, path)
-    sel = _selected(selection)
-    colors = plt.cm.viridis(np.linspace(0.15, 0.8, len(ratios)))
-    w = 0.8 / len(ratios)
-    pos = {n: i for i, n in enumerate(layers)}
-    for j, (ratio, color) in enumerate(zip(ratios, colors)):
-        g = sub[sub.ratio == ratio].groupby("layer").mean(numeric_only=True).reindex(layers)
-        x = np.arange(len(layers)) + (j - (len(ratios) - 1) / 2) * w  # bar centres of this ratio, (layers,)
-        d = g.delta_acc.to_numpy(dtype=float)
-        chosen = np.array([sel.get(n) == ratio for n in layers])
-        ax.bar(x, np.nan_to_num(d), w, color=color, label=f"ratio {ratio:g}")
-        if chosen.any():  # black edge and hatch: the chosen bars stand out in grey-scale prints too
-            ax.bar(x[chosen], np.nan_to_num(d[chosen]), w, fill=False, hatch="///", edgecolor="black", lw=1.4)
-        has_ci = {"ci_low", "ci_high"} <= set(g.columns) and _finite(g.ci_low, g.ci_high)
-        if has_ci:
-            ax.errorbar(x, d, yerr=_bar(d, g.ci_low, g.ci_high), fmt="none", ecolor="0.2", elinewidth=0.8, capsize=2)
-        top = np.fmax(np.nan_to_num(d), np.nan_to_num(g.ci_high.to_numpy(dtype=float))) if has_ci else np.nan_to_num(d)
-        if chosen.any():
-            ax.scatter(x[chosen], np.fmax(top[chosen], 0), marker="*", s=60, color="black", zorder=3,
-                       transform=mpl.transforms.offset_copy(ax.transData, fig=fig, y=6, units="points"))
-        for xi in x[~np.isfinite(d)]:
-            ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=6, color=NOTE_COLOR, rotation=90)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
-    ax.set_xlim(-0.6, len(layers) - 0.4)
-    ax.set_ylabel("val acc drop (points), paired interval")
-    handles, labels = ax.get_legend_handles_labels()
-    handles.append(mpl.patches.Patch(facecolor="white", edgecolor="black", hatch="///", label="selected option"))
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
-    ax.set_title(f"Sensitivity per layer at every ratio ({proxy} proxy{'; ' + title if title else ''}); "
-                 f"{plural(len(sel), 'option')} selected")
-    return _save(fig, path)
-
-
 def _fmt(v, spec: str = ".2f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
@@ -437,7 +295,7 @@ def faithfulness_scatter(table: pd.DataFrame, summary: dict, proxies: list[str],
             x, y = getattr(r, x_col), r.real_drop
             ax.errorbar(x, y, xerr=_bar(x, getattr(r, f"{proxy}_ci_low", np.nan), getattr(r, f"{proxy}_ci_high", np.nan)),
                         yerr=_bar(y, getattr(r, "real_ci_low", np.nan), getattr(r, "real_ci_high", np.nan)),
-                        fmt=st["marker"], color=st["color"], capsize=2, label=r.layer)
+                        fmt=st["marker"], color=st["color"], capsize=2, label=r.layer.split(".")[0])
         ax.set_xlabel(f"{proxy} proxy drop (points, {pct} % CI)")
         ax.set_ylabel(f"drop after {plural(epochs, 'retraining epoch')} (points, CI)")
         rho = summary.get(f"spearman_{proxy}")
@@ -445,8 +303,9 @@ def faithfulness_scatter(table: pd.DataFrame, summary: dict, proxies: list[str],
         ax.set_title(f"{proxy}: Spearman {_fmt(rho)} over {len(table)} layers\n"
                      f"bootstrap {pct} % CI [{_fmt(lo)}, {_fmt(hi)}]")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=6, title="layer")
+    if handles:  # one entry per ResNet stage (its colour), not per layer: a legend one can read
+        first = {lab: h for h, lab in zip(handles, labels) if lab}
+        fig.legend(list(first.values()), list(first), loc="outside right upper", fontsize=6, title="stage")
     fig.suptitle(f"Proxy against retraining at ratio {ratio:g}{f', {title}' if title else ''}")
     return _save(fig, path)
 
@@ -480,169 +339,161 @@ def additivity(pairs: pd.DataFrame, ratio: float, path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------- stage 4
-def _family(run: str) -> str:
-    """Runs drawn as one front (a line through their budgets): the variant (``random0``, ``random1`` and
-    ``random0~ml2`` are ``random``) and its schedule."""
-    name = variants.RunName.parse(run)
-    return str(variants.RunName(name.variant, name.schedule))
+POINT_COLUMNS = ("family", "main", "acc", "acc_low", "acc_high", "n")
 
 
-RUN_COLUMNS = ("variant", "seed", "test_acc", "params", "macs")
+def fronts(points: pd.DataFrame, panels: list[tuple[str, str]], path, title: str = "", baseline: str = "baseline",
+           max_entries: int = 8) -> Path:
+    """Test accuracy (%) against one measure per panel (parameters, MACs, measured time ...), one line per family
+    through its points in x order: the paper's accuracy-against-cost front of each method.
 
-
-def basis_pareto(runs: pd.DataFrame, confidence: float, path, title: str = "", baseline: str = "baseline") -> Path:
-    """Test accuracy (%) against parameters and against MACs (millions, two panels), per variant the mean over
-    seeds with the ``confidence`` t-interval. ``runs``: one row per (variant, seed) with ``test_acc`` (fraction),
-    ``params`` and ``macs`` (the basis stage's ``runs``). A variant trained at several budgets (a front:
-    ``selected~ml2@switch`` beside ``selected@switch``, ``basis.front_budgets`` / ``front_ratios``) is joined by a
-    line in size order through each budget's mean (its extra points hollow); variants of the baseline's size and MACs
-    (``baseline_fp32``, hollow) sit at the baseline's x, so they leave the axes' range alone."""
+    ``points``: one row per point with ``family`` (the run name without its front point, ``selected@late``; its look
+    is ``display.style``), ``main`` (the main budget: filled; the front's other budgets hollow), ``acc``,
+    ``acc_low``, ``acc_high`` (%, t-interval over seeds, NaN bounds with one seed) and ``n`` (seeds), and for each
+    ``(column, axis label)`` of ``panels`` the column (and optionally ``<column>_low`` / ``<column>_high``, an
+    interval on x). The ``baseline`` family is a black square with a grey band of its interval across the panel:
+    the accuracy a conversion has to keep. More than ``max_entries`` families is refused (a legend one can read)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True)
-    if not len(runs):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels) + 2.4, 3.9), sharey=True, squeeze=False)
+    axes = axes[0]
+    if not len(points):
         for ax in axes:
-            note(ax, "no basis-stage runs")
+            note(ax, "no runs to draw")
         return _save(fig, path)
-    _require(runs, RUN_COLUMNS, "basis_pareto")
-    acc = seed_summary(runs, "test_acc", confidence, scale=100.0).set_index("variant")
-    size = runs.groupby("variant", sort=False)[["params", "macs"]].first()  # one architecture per variant
-    n_max = int(acc.n.max()) if len(acc) else 0
-    for ax, col, label in ((axes[0], "params", "parameters (millions)"), (axes[1], "macs", "MACs (millions)")):
-        x = size[col].astype(float).reindex(acc.index) / 1e6  # (variants,), millions
-        if not _finite(x, acc["mean"]):
-            note(ax, f"no {col} recorded")
+    _require(points, POINT_COLUMNS, "fronts")
+    families = list(dict.fromkeys(points.family))
+    if len(families) > max_entries:
+        raise ValueError(f"fronts: {len(families)} families ({', '.join(families)}) but at most {max_entries} "
+                         "legend entries: draw fewer methods per figure")
+    for ax, (col, label) in zip(axes, panels):
+        if col not in points or not _finite(points[col], points.acc):
+            note(ax, f"no {label} recorded")
             continue
-        for fam, members in pd.Series(acc.index, index=acc.index).groupby(lambda v: _family(v), sort=False):
-            # a front through the family's budgets (``variants.point_of``: "" is the main point, ``ml2`` ... the
-            # extra ones), at each budget the mean of its runs (the random subsets share one budget)
-            members, points = list(members), {}
-            for m in members:
-                if np.isfinite(x[m]) and np.isfinite(acc.loc[m, "mean"]):
-                    points.setdefault(variants.point_of(m), []).append(m)
-            if len(points) > 1:
-                xy = sorted((float(np.mean([x[m] for m in ms])), float(np.mean([acc.loc[m, "mean"] for m in ms])))
-                            for ms in points.values())
-                ax.plot(*zip(*xy), "-", color=display.look(members[0]).color, lw=0.9, alpha=0.6, zorder=1)
-        for v in acc.index:
-            st = variant_style(v)
-            m = acc.loc[v]
-            if not (np.isfinite(x[v]) and np.isfinite(m["mean"])):
+        base = points[(points.family == baseline) & np.isfinite(points[col].astype(float))]
+        if len(base) and np.isfinite(base.acc_low.iloc[0]):
+            ax.axhspan(base.acc_low.iloc[0], base.acc_high.iloc[0], color="0.88", lw=0, zorder=0)
+        for fam in families:
+            g = points[(points.family == fam) & np.isfinite(points[col].astype(float))].sort_values(col)
+            if not len(g):
                 continue
-            big = v.startswith("selected")
-            hollow = v == f"{baseline}_fp32" or variants.point_of(v) != ""  # the fp32 twin, a front's extra points
-            ax.errorbar(x[v], m["mean"], yerr=_bar(m["mean"], m["low"], m["high"]), fmt=st["marker"],
-                        color=st["color"], ms=10 if big else 6.5, capsize=3, label=f"{v} (n={int(m['n'])})",
-                        mfc="white" if hollow else st["color"], zorder=3 if big else 2)
+            st = display.style(fam)
+            n = int(points.n[points.family == fam].max())  # the family's seeds, in every panel alike
+            ax.plot(g[col], g.acc, "-", color=st["color"], lw=1.0, alpha=0.7, zorder=1)
+            for main, gg in g.groupby("main"):
+                xerr = (_bar(gg[col], gg[f"{col}_low"], gg[f"{col}_high"]) if f"{col}_low" in gg else None)
+                ax.errorbar(gg[col], gg.acc, yerr=_bar(gg.acc, gg.acc_low, gg.acc_high), xerr=xerr, fmt=st["marker"],
+                            color=st["color"], mfc=st["color"] if main else "white", ms=7 if main else 5.5,
+                            capsize=2, elinewidth=0.8, zorder=3 if fam.startswith("selected") else 2,
+                            label=f"{fam} (n={n})" if main or not g.main.any() else None)
         _plain(ax)
-        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(6))  # a few plain labels that do not run together
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(6))
         ax.set_xlabel(label)
     axes[0].set_ylabel("test accuracy (%)")
     lo, hi = axes[0].get_ylim()
     axes[0].set_ylim(max(lo, 0.0), min(hi, 100.0))  # an interval past 0 % or 100 % says only "few seeds"
-    handles, labels = axes[0].get_legend_handles_labels()
-    if not handles:
-        handles, labels = axes[1].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper",
-                   title=f"mean, {int(round(100 * confidence))} % t-interval\nover seeds (n)")
-    fig.suptitle(f"Accuracy against size{f' ({title})' if title else ''}; up to {plural(n_max, 'seed')} per variant")
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    handles.append(mpl.lines.Line2D([], [], color="0.3", marker="o", mfc="white", ls="none", label="other budgets"))
+    fig.legend(handles=handles, loc="outside right upper", title="mean, t-interval\nover seeds (n)")
+    fig.suptitle(title)
     return _save(fig, path)
 
 
-def training_curves(histories: pd.DataFrame, switch_epoch: int, confidence: float, path, title: str = "",
-                    column: str = "val_acc", baseline: str = "baseline", ncols: int = 3) -> Path:
-    """``column`` (a fraction, drawn in %) per epoch, one panel per variant with the baseline drawn in each for
-    reference: the mean over seeds with the ``confidence`` t-interval as a band (none with one seed).
-    ``histories``: rows of (``variant``, ``seed``, ``epoch``, ``column``), the basis stage's ``histories.csv``. ``switch_epoch`` > 0 is
-    marked by a vertical line (the switch runs are their seed's baseline up to it)."""
+FOREST_COLUMNS = ("label", "run", "schedule", "mean", "low", "high", "n")
+
+
+def paired_forest(rows: pd.DataFrame, path, margin: float, title: str = "", group_titles: dict | None = None) -> Path:
+    """One line per compared run: its paired accuracy difference (points) against the baseline, mean over seeds with
+    the t-interval, grouped by ``schedule`` (top to bottom in ``rows`` order, ``group_titles`` naming each group),
+    coloured by variant; the vertical lines are no difference and the non-inferiority margin ``-margin``.
+    ``rows``: ``label`` (the y tick), ``run`` (for its look), ``schedule``, ``mean``, ``low``, ``high``, ``n``."""
     plt = _plt()
-    ok = len(histories) and column in histories and _finite(histories[column])
-    names = list(dict.fromkeys(histories.variant)) if ok else []
-    panels = [v for v in names if v != baseline] or names[:1]
-    nc = max(1, min(ncols, len(panels)))
-    nr = max(1, math.ceil(len(panels) / nc))
-    fig, axes = plt.subplots(nr, nc, figsize=(3.4 * nc + 0.6, 2.6 * nr + 0.7), squeeze=False, sharex=True,
+    fig, ax = plt.subplots(figsize=(7.6, 0.27 * max(len(rows), 1) + 1.6))
+    if not len(rows):
+        note(ax, "no run to compare with the baseline")
+        return _save(fig, path)
+    _require(rows, FOREST_COLUMNS, "paired_forest")
+    y = np.arange(len(rows))[::-1]  # the first row on top
+    seen = set()
+    for yi, r in zip(y, rows.itertuples()):
+        st = display.style(r.run)
+        variant = variants.RunName.parse(r.run).variant
+        ax.errorbar(r.mean, yi, xerr=_bar(r.mean, r.low, r.high), fmt=st["marker"], color=st["color"], capsize=2.5,
+                    ms=6, label=None if variant in seen else variant)
+        seen.add(variant)
+    starts = rows.schedule.ne(rows.schedule.shift()).to_numpy()
+    for yi, sched in zip(y[starts], rows.schedule[starts]):
+        ax.axhline(yi + 0.5, color="0.6", lw=0.6)
+        ax.text(1.0, yi + 0.45, (group_titles or {}).get(sched, sched), transform=ax.get_yaxis_transform(),
+                ha="right", va="top", fontsize=7, color=NOTE_COLOR)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axvline(-margin, color="k", ls=":", lw=0.8)
+    ax.set_yticks(y, [f"{lab} (n={n})" for lab, n in zip(rows.label, rows.n)], fontsize=7)
+    ax.set_ylim(-0.6, len(rows) - 0.4 + 0.6)
+    ax.set_xlabel(f"test accuracy minus the baseline's (points), paired over seeds; dotted: -{margin:g}")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=6, title="variant")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def learning_curves(histories: pd.DataFrame, panels: dict[str, list[str]], colors: dict[str, str], confidence: float,
+                    path, marks: dict[str, int] | None = None, column: str = "val_acc", baseline: str = "baseline",
+                    title: str = "", ncols: int = 2) -> Path:
+    """``column`` (a fraction, drawn in %) per epoch of the runs of each panel (``{panel title: [run names]}``), the
+    mean over seeds with the ``confidence`` t-band (none with one seed); ``colors``: ``{run: colour}`` (the
+    caller colours by schedule, so a panel's lines are dense, scratch, switch ...), the ``baseline`` dotted black in
+    every panel it is listed in. ``histories``: rows of (``variant``, ``seed``, ``epoch``, ``column``), the basis
+    stage's ``histories.csv``; ``marks``: ``{label: epoch}`` drawn as vertical lines (the switch epochs)."""
+    plt = _plt()
+    ok = bool(len(histories)) and column in histories and _finite(histories[column])
+    names = [t for t, runs in panels.items() if ok and set(runs) & set(histories.variant)]
+    nc = max(1, min(ncols, len(names)))
+    nr = max(1, math.ceil(len(names) / nc))
+    fig, axes = plt.subplots(nr, nc, figsize=(4.4 * nc + 0.6, 2.9 * nr + 0.9), squeeze=False, sharex=True,
                              sharey=True)
     flat = axes.reshape(-1)
-    if not panels:
+    if not names:
         note(flat[0], f"no {column} in the run histories")
         return _save(fig, path)
     n_epochs = int(histories.epoch.max())
-    curves = {}
-    for v, g in histories.groupby("variant", sort=False):  # per variant: epoch, mean, low, high, n (%)
-        stats = [(e, *seed_interval(gg[column] * 100, confidence)) for e, gg in g.groupby("epoch")]
-        curves[v] = tuple(np.array(c, dtype=float) for c in zip(*stats))
-
-    def draw(ax, v, color, ls, alpha, zorder):
-        e, mean, low, high, n = curves[v]
-        ax.plot(e, mean, ls, marker=variant_style(v)["marker"], ms=3.5 if n_epochs < 30 else 0, color=color, lw=1.2,
-                zorder=zorder)
-        if np.isfinite(low).any():
-            ax.fill_between(e, low, high, color=color, alpha=alpha, lw=0, zorder=zorder - 1)
-        return int(n.max())
-
-    ref = baseline in curves
-    for ax, v in zip(flat, panels):
-        if v != baseline and ref:  # the reference in every panel: black, dotted, a fainter band
-            draw(ax, baseline, "k", ":", 0.07, 2)
-        n = draw(ax, v, variant_style(v)["color"] if v != baseline else "k", "-", 0.18, 3)
-        if switch_epoch and switch_epoch > 0:
-            ax.axvline(switch_epoch, color="0.3", ls="--", lw=0.9)
-        ax.set_title(f"{v} (n={n})")
+    for ax, t in zip(flat, names):
+        for run in panels[t]:
+            g = histories[histories.variant == run]
+            if not len(g):
+                continue
+            stats = [(e, *seed_interval(gg[column] * 100, confidence)) for e, gg in g.groupby("epoch")]
+            e, mean, low, high, n = (np.array(c, dtype=float) for c in zip(*stats))
+            color = "k" if run == baseline else colors.get(run, "0.4")
+            ax.plot(e, mean, ":" if run == baseline else "-", color=color, lw=1.2, ms=3 if n_epochs < 30 else 0,
+                    marker="o", label=f"{run} (n={int(n.max())})")
+            if np.isfinite(low).any():
+                ax.fill_between(e, low, high, color=color, alpha=0.15, lw=0)
+        for label, epoch in (marks or {}).items():
+            ax.axvline(epoch, color="0.4", ls="--", lw=0.7)
+        ax.set_title(t)
+        ax.legend(fontsize=6, loc="lower right")
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-    for ax in flat[len(panels):]:
+    for ax in flat[len(names):]:
         ax.set_visible(False)
     lo, hi = flat[0].get_ylim()
-    flat[0].set_ylim(max(lo, 0.0), min(hi, 100.0))  # a band past 0 % or 100 % says only "few seeds"
+    flat[0].set_ylim(max(lo, 0.0), min(hi, 100.0))
     for ax in axes[-1]:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" + (f" (dashed: {', '.join(f'{k} after epoch {v}' for k, v in marks.items())})"
+                                 if marks else ""))
     for ax in axes[:, 0]:
         ax.set_ylabel("val accuracy (%)")
-    key = [mpl.lines.Line2D([], [], color="0.3", ls="-", label="the panel's variant (n: seeds)")]
-    if ref and panels != [baseline]:
-        key.append(mpl.lines.Line2D([], [], color="k", ls=":", label=f"{baseline} (n={int(curves[baseline][4].max())})"))
-    if switch_epoch and switch_epoch > 0:
-        key.append(mpl.lines.Line2D([], [], color="0.3", ls="--", lw=0.9, label=f"switch after epoch {switch_epoch}"))
-    fig.legend(handles=key, loc="outside lower center", ncol=len(key), fontsize=7)
-    fig.suptitle(f"Validation accuracy per epoch{f' ({title})' if title else ''}: mean over seeds and "
-                 f"{int(round(100 * confidence))} % t-band")
-    return _save(fig, path)
-
-
-def epoch_times(runs: pd.DataFrame, confidence: float, switch_epoch: int, path, title: str = "",
-                column: str = "basis_epoch_time", baseline: str = "baseline") -> Path:
-    """Per variant, ``column`` (seconds; default the mean epoch time from ``switch_epoch`` on) as the mean over
-    seeds with the ``confidence`` t-interval, horizontal, the baseline's mean as a reference line."""
-    plt = _plt()
-    s = seed_summary(runs, column, confidence) if len(runs) and column in runs else pd.DataFrame()
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * max(len(s), 1) + 1.5))
-    if not len(s) or not _finite(s["mean"]):
-        note(ax, f"no {column} recorded (a schedule without epochs after the switch has none)")
-        return _save(fig, path)
-    s = s.iloc[::-1].reset_index(drop=True)  # first variant on top
-    for i, r in s.iterrows():
-        st = variant_style(r.variant)
-        if not np.isfinite(r["mean"]):
-            ax.text(0, i, " n/a", va="center", fontsize=7, color=NOTE_COLOR)
-            continue
-        ax.errorbar(r["mean"], i, xerr=_bar(r["mean"], r["low"], r["high"]), fmt=st["marker"], color=st["color"],
-                    capsize=3, ms=7)
-    base = s[s.variant == baseline]
-    has_base = bool(len(base) and np.isfinite(base["mean"].iloc[0]))
-    if has_base:
-        ax.axvline(base["mean"].iloc[0], color="k", ls=":", lw=1)
-    ax.set_yticks(range(len(s)), [f"{v} (n={int(n)})" for v, n in zip(s.variant, s.n)])
-    ax.set_xlim(left=0)
-    ax.set_xlabel(f"seconds per epoch, epochs {switch_epoch + 1} on (mean, {int(round(100 * confidence))} % "
-                  "t-interval over seeds)")
-    ax.set_title(f"Epoch time after the switch{f' ({title})' if title else ''}"
-                 + (f"; dotted: the {baseline} mean" if has_base else ""))
+    fig.suptitle(title)
     return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------- stage 5
 SPEEDUP_COLUMNS = ("layer", "ratio", "batch_size", "precision", "theoretical_speedup", "measured_speedup",
-                   "speedup_low", "speedup_high", "floor_speedup")
+                   "speedup_low", "speedup_high")
 
 
 def _ratio_limits(*cols) -> tuple[float, float]:
@@ -651,8 +502,7 @@ def _ratio_limits(*cols) -> tuple[float, float]:
     v = v[np.isfinite(v) & (v > 0)]
     if not len(v):
         return 0.5, 2.0
-    lo, hi = float(v.min()), float(v.max())
-    lo, hi = min(lo, 1.0), max(hi, 1.0)  # the line of equal time stays in view
+    lo, hi = min(float(v.min()), 1.0), max(float(v.max()), 1.0)  # the line of equal time stays in view
     return lo / 1.25, hi * 1.25
 
 
@@ -670,66 +520,17 @@ def _log_ratio_axes(ax, ylim: tuple[float, float], xlim: tuple[float, float] | N
         axis.set_minor_formatter(mpl.ticker.NullFormatter())
 
 
-def measured_vs_theory(speedups: pd.DataFrame, trained: str, hardware: dict, path, target_fraction: float,
-                       theory_min: float) -> Path:
-    """Per (precision, batch size) panel: every layer's measured speedup (filled, bars ``speedup_low``-
-    ``speedup_high``) and kernel floor (hollow) against the theoretical speedup on log-log axes, the theory line
-    y = x and the target line y = ``target_fraction`` x, the region below ``theory_min`` (where the target is not
-    held) shaded. ``speedups``: ``perf.analysis.basis_speedups``; layers keyed by ``layer_style`` in the legend."""
-    plt = _plt()
-    panels = ([] if not len(speedups) else
-              list(speedups[["precision", "batch_size"]].drop_duplicates().itertuples(index=False, name=None)))
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.6 * max(len(panels), 1) + 2.2, 4.6), squeeze=False)
-    if not panels:
-        note(axes[0][0], "no basis-layer timings")
-        return _save(fig, path)
-    _require(speedups, SPEEDUP_COLUMNS, "measured_vs_theory")
-    # y: every measured value in view; x: the theoretical speedups only (they span far less than noisy timings)
-    ylim = _ratio_limits(*(speedups[c] for c in ("theoretical_speedup", "measured_speedup", "speedup_low",
-                                                 "speedup_high", "floor_speedup")))
-    xlim = _ratio_limits(speedups.theoretical_speedup)
-    line = np.geomspace(*xlim, 50)
-    for ax, (prec, bs) in zip(axes[0], panels):
-        g = speedups[(speedups.precision == prec) & (speedups.batch_size == bs)]
-        ax.axvspan(xlim[0], theory_min, color="0.92", lw=0, zorder=0)
-        ax.plot(line, line, "k--", lw=1)
-        ax.plot(line, target_fraction * line, "k:", lw=1)
-        ax.axhline(1, color="0.5", lw=0.5)
-        for layer, lg in g.groupby("layer", sort=False):
-            st = layer_style(layer)
-            ax.errorbar(lg.theoretical_speedup, lg.measured_speedup,
-                        yerr=_bar(lg.measured_speedup, lg.speedup_low, lg.speedup_high), fmt=st["marker"],
-                        color=st["color"], ms=5, capsize=2, elinewidth=0.8, label=layer)
-            ax.scatter(lg.theoretical_speedup, lg.floor_speedup, marker=st["marker"], s=30, facecolors="none",
-                       edgecolors=st["color"], lw=0.9)
-        _log_ratio_axes(ax, ylim, xlim)
-        ax.set_xlabel("theoretical speedup (MAC ratio)")
-        ax.set_ylabel("fwd+bwd speedup over dense")
-        ax.set_title(f"Reduced basis layers, {prec}{' (training precision)' if prec == trained else ''}, "
-                     f"batch {bs}\n{str(hardware.get('device_name', '?'))[:34]}, {hardware.get('threads', '?')} "
-                     "threads")
-    handles, labels = [], []
-    for ax in axes[0]:  # every layer once, in model order
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    key = [mpl.lines.Line2D([], [], color="k", ls="--", label="theory (y = x)"),
-           mpl.lines.Line2D([], [], color="k", ls=":", label=f"target: {target_fraction:.0%} of theory"),
-           mpl.patches.Patch(color="0.92", label=f"theory < {theory_min:g}: no target"),
-           mpl.lines.Line2D([], [], color="0.3", marker="o", ls="none", label="measured (bar: IQR)"),
-           mpl.lines.Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="kernel floor")]
-    fig.legend(key + handles, [k.get_label() for k in key] + labels, loc="outside right upper", fontsize=6,
-               ncol=1 if len(labels) <= 22 else 2)
-    return _save(fig, path)
-
-
-def speedup_vs_ratio(speedups: pd.DataFrame, precision: str, batch_size: int, path, ncols: int = 3) -> Path:
-    """Per ResNet stage panel: each layer's measured speedup against the ratio (solid, bars ``speedup_low``-
-    ``speedup_high``) and its theoretical speedup (dashed, same colour), in ``precision`` at ``batch_size``, on a
-    log speedup axis."""
+def speedup_vs_ratio(speedups: pd.DataFrame, precision: str, batch_size: int, candidates, path,
+                     ncols: int = 3) -> Path:
+    """Each layer's measured forward+backward speedup of its reduced basis form against the ratio (solid, bars
+    ``speedup_low``-``speedup_high``) and its theoretical speedup (dashed, same colour), in ``precision`` at
+    ``batch_size`` on a log speedup axis, one panel per ResNet stage (the stem its own); layers that are not among
+    the ``candidates`` (the layers the search may convert: the stem, 1x1 shortcuts) are drawn hollow and named so."""
     plt = _plt()
     g = speedups[(speedups.precision == precision) & (speedups.batch_size == batch_size)] if len(speedups) else speedups
+    if len(g):
+        _require(g, SPEEDUP_COLUMNS, "speedup_vs_ratio")
+    cand = set(candidates)
     stage_of = g.layer.str.split(".").str[0] if len(g) else pd.Series(dtype=str)
     groups = list(dict.fromkeys(stage_of)) if len(g) else []
     nc = max(1, min(ncols, len(groups)))
@@ -742,16 +543,15 @@ def speedup_vs_ratio(speedups: pd.DataFrame, precision: str, batch_size: int, pa
     ylim = _ratio_limits(*(g[c] for c in ("theoretical_speedup", "measured_speedup", "speedup_low",
                                           "speedup_high")))
     for ax, stage in zip(flat, groups):
-        sub = g[stage_of == stage]
-        for i, (layer, lg) in enumerate(sub.groupby("layer", sort=False)):
-            lg = lg.sort_values("ratio")
-            st, c = layer_style(layer), f"C{i % 10}"
+        for i, (layer, lg) in enumerate(g[stage_of == stage].groupby("layer", sort=False)):
+            lg, c, is_cand = lg.sort_values("ratio"), f"C{i % 10}", layer in cand
             ax.errorbar(lg.ratio, lg.measured_speedup, yerr=_bar(lg.measured_speedup, lg.speedup_low, lg.speedup_high),
-                        marker=st["marker"], color=c, ms=4, lw=1.1, capsize=2, elinewidth=0.7, label=layer)
+                        marker="o", mfc=c if is_cand else "white", color=c, ms=4, lw=1.1 if is_cand else 0.8,
+                        capsize=2, elinewidth=0.7, label=layer if is_cand else f"{layer} (not a candidate)")
             ax.plot(lg.ratio, lg.theoretical_speedup, ls="--", marker="x", ms=4, color=c, lw=0.9)
         ax.axhline(1, color="k", lw=0.5)
         _log_ratio_axes(ax, ylim)
-        ax.set_title(stage)
+        ax.set_title(f"{stage} (the stem)" if stage == "conv1" else stage)
         ax.legend(fontsize=6, loc="best")
     for ax in flat[len(groups):]:
         ax.set_visible(False)
@@ -760,7 +560,8 @@ def speedup_vs_ratio(speedups: pd.DataFrame, precision: str, batch_size: int, pa
             ax.set_xlabel("ratio (rank / C_out)")
         if i % nc == 0:
             ax.set_ylabel(f"fwd+bwd speedup over dense ({precision})")
-    fig.suptitle(f"Speedup against ratio: measured (solid, bar: IQR), theory (dashed); batch {batch_size}")
+    fig.suptitle(f"Speedup against ratio: measured (solid, bar: IQR; hollow: not a candidate), theory (dashed); "
+                 f"batch {batch_size}")
     return _save(fig, path)
 
 

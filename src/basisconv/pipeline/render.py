@@ -13,6 +13,8 @@ deterministic: the same results give the same bytes (figures carry no creation d
 """
 from __future__ import annotations
 
+import inspect
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +22,11 @@ from typing import Callable
 
 import pandas as pd
 
+from basisconv.core import evidence
 from basisconv.experiment.io import atomic_write_text, read_json, write_frame
 from basisconv.perf import analysis
-from basisconv.pipeline import claims, display, figures, narrative, tables
+from basisconv.pipeline import captions, claims, display, figures, narrative, tables, variants
+from basisconv.pipeline.variants import RunName
 from basisconv.pipeline.layout import BASELINE_SUMMARY, SELECTION, STAGES
 
 # table name -> the stage output it is read from (stage, role, file inside a folder output)
@@ -69,16 +73,15 @@ RUN_FILE = "results/run.json"  # a published run's provenance (``publish``): pro
 
 
 # ------------------------------------------------------------------------------------------------------ figures
+# Each figure: ``prepare(r)`` turns the results into the frame it draws (and its caption reads), ``draw(data, path)``
+# draws it, ``captions.<name>(r, data)`` words what this run's figure shows. The seed intervals are drawn at the
+# confidence the paired comparisons are decided with (``evidence.paired_difference``), so figure and verdict agree.
+CONFIDENCE: float = inspect.signature(evidence.paired_difference).parameters["confidence"].default
+
+
 def _params(r: dict, stage: str) -> dict:
     """The params ``stage`` ran with, from its summary (the selection is the sensitivity stage's)."""
     return r["selection" if stage == "sensitivity" else stage]["params_resolved"]
-
-
-def _baseline_curve(r, path):
-    P, b = _params(r, "baseline"), r["baseline"]
-    return figures.baseline_curves(r["tables"]["baseline_history"], b["seed"],
-                                   f"Baseline {P['model']['arch']} width {P['model']['width']} on {b['data']}", path,
-                                   switch_epoch=P["basis"]["switch_epoch"])
 
 
 def final_rows(r) -> pd.DataFrame:
@@ -88,116 +91,218 @@ def final_rows(r) -> pd.DataFrame:
     return rows[rows.model == "final"] if "model" in rows else rows
 
 
-def _heatmap(r, path):
-    S, sel = _params(r, "sensitivity")["sensitivity"], r["selection"]
-    return figures.sensitivity_heatmap(final_rows(r), sel["candidates"], S["proxies"], sel, path,
-                                       selection_proxy=S["selection_proxy"], title=f"{sel['data']}, final baseline")
+def front_schedule(r: dict) -> str:
+    """The schedule whose runs carry the fronts (``basis.front_schedule``; without one, the last trained)."""
+    B = _params(r, "basis")["basis"]
+    return B.get("front_schedule") or variants.trained_schedules(B)[-1]
 
 
-def _bars(r, path):
-    S, sel = _params(r, "sensitivity")["sensitivity"], r["selection"]
-    return figures.sensitivity_bars(final_rows(r), sel["candidates"], sel, S["selection_proxy"], path,
-                                    title=f"{sel['data']}, final baseline")
+def timing(bench: dict, run: str, mode: str) -> tuple[float, float, float]:
+    """``run``'s measured ``mode`` (``train_step``, ``inference``) time as a fraction of the baseline's, with the
+    interval of its interleaved rounds: ``(time, low, high)``; NaNs where it was not timed. A run that is an earlier
+    run's model was timed under that name (``timed_as``)."""
+    models = bench.get("models") or {}
+    model = run if f"{run}.{mode}" in models else (bench.get("timed_as") or {}).get(run, run)
+    m = models.get(f"{model}.{mode}") or {}
+    g, lo, hi = (m.get(k, math.nan) for k in ("speedup_geomean", "speedup_low", "speedup_high"))
+    return 1 / g, 1 / hi, 1 / lo  # a time ratio is the speedup's inverse (its interval's ends swap)
 
 
-def _scatter(r, path):
-    P, f = _params(r, "faithfulness"), r["faithfulness"]
-    S, F = P["sensitivity"], P["faithfulness"]
-    return figures.faithfulness_scatter(r["tables"]["faithfulness_layers"], f, S["proxies"], F["ratio"], F["epochs"],
-                                        S["confidence"], path, title=f["data"])
+def run_points(r: dict, schedule: str, timed: bool = False) -> pd.DataFrame:
+    """One row per run name of ``schedule`` and the baseline (``figures.fronts``' points): its family (the name
+    without its front point), whether it is the main budget, its test accuracy (%, seed t-interval), parameters and
+    MACs (millions, seed mean: a random draw differs per seed) and, with ``timed``, its train-step and inference
+    time as a fraction of the baseline's (``timing``)."""
+    runs = r["tables"]["runs"]
+    keep = runs[(runs.schedule == schedule) | runs.variant.isin(["baseline", "baseline_fp32"])]
+    rows = []
+    for run, g in keep.groupby("variant", sort=False):
+        name = RunName.parse(run)
+        mean, low, high, n = figures.seed_interval(100 * g.test_acc, CONFIDENCE)
+        row = {"run": run, "family": str(RunName(name.variant, name.schedule, "", name.draw, name.epoch)),
+               "main": name.point == "", "acc": mean, "acc_low": low, "acc_high": high, "n": n,
+               "params": g.params.mean() / 1e6, "macs": g.macs.mean() / 1e6}
+        for mode, col in (("train_step", "train_time"), ("inference", "inference_time")) if timed else ():
+            row[col], row[f"{col}_low"], row[f"{col}_high"] = timing(r["benchmark"], run, mode)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["run", *figures.POINT_COLUMNS, "params", "macs"] + (
+        [f"{c}{s}" for c in ("train_time", "inference_time") for s in ("", "_low", "_high")] if timed else []))
 
 
-def _additivity(r, path):
-    return figures.additivity(r["tables"]["faithfulness_pairs"], _params(r, "faithfulness")["faithfulness"]["ratio"],
-                              path)
+def forest_rows(r: dict) -> pd.DataFrame:
+    """Every main-budget run of every schedule against the baseline (``figures.paired_forest``' rows): its paired
+    accuracy difference in points over the seeds both have; a run that is another run's model is one row, labelled
+    with both names."""
+    runs = r["tables"]["runs"]
+    acc, same = claims.seed_accuracies(runs), claims.same_models(runs)
+    twins: dict[str, list[str]] = {}
+    for twin, first in same.items():
+        twins.setdefault(first, []).append(twin)
+    rows = []
+    for s in variants.SCHEDULES:
+        for run in dict.fromkeys(runs.variant[runs.schedule == s]):
+            if run in same or RunName.parse(run).point or "baseline" not in acc:
+                continue
+            p = evidence.paired_difference(acc[run], acc["baseline"], CONFIDENCE)
+            rows.append({"label": " = ".join([run, *twins.get(run, [])]), "run": run, "schedule": s,
+                         "mean": p.mean, "low": p.low, "high": p.high, "n": p.n})
+    return pd.DataFrame(rows, columns=list(figures.FOREST_COLUMNS))
 
 
-def _pareto(r, path):
-    return figures.basis_pareto(r["tables"]["runs"], figures.SEED_CONFIDENCE, path, title=r["basis"]["data"])
+def curve_panels(r: dict) -> dict[str, list[str]]:
+    """``{variant: [baseline, its scratch, switch and late runs]}`` for every variant trained from scratch or after
+    the switch (main budget): the learning curves of one method under each schedule, side by side."""
+    runs = r["tables"]["runs"]
+    panels: dict[str, list[str]] = {}
+    for run in dict.fromkeys(runs.variant):
+        name = RunName.parse(run)
+        if name.schedule in ("scratch", "switch") and not name.point:
+            panels.setdefault(name.base, [])
+    for run in dict.fromkeys(runs.variant):
+        name = RunName.parse(run)
+        if name.base in panels and name.schedule and not name.point:
+            panels[name.base].append(run)
+    return {v: ["baseline", *rs] for v, rs in panels.items()}
 
 
-def _curves(r, path):
-    return figures.training_curves(r["histories"], _params(r, "basis")["basis"]["switch_epoch"],
-                                   figures.SEED_CONFIDENCE, path, title=r["basis"]["data"])
-
-
-def _epoch_time(r, path):
-    return figures.epoch_times(r["tables"]["runs"], figures.SEED_CONFIDENCE,
-                               _params(r, "basis")["basis"]["switch_epoch"], path, title=r["basis"]["data"])
-
-
-def _speedups(r) -> pd.DataFrame:
+def candidate_speedups(r) -> pd.DataFrame:
+    """Per layer and ratio, the basis form's measured and theoretical speedup in the benchmark's first memory format
+    (``perf.analysis.basis_speedups``), with ``dense_ns_per_mac``: the dense layer's fwd+bwd time per MAC."""
     fmt = _params(r, "benchmark")["benchmark"]["memory_formats"][0]
-    return analysis.basis_speedups(r["tables"]["benchmark_layers"].to_dict("records"), fmt)
+    layers = r["tables"]["benchmark_layers"]
+    out = pd.DataFrame(analysis.basis_speedups(layers.to_dict("records"), fmt))
+    dense = layers[(layers.variant == "dense") & (layers["pass"] == "fwd+bwd") & (layers.memory_format == fmt)]
+    per_mac = dense.assign(v=1e6 * dense.median_ms / dense.macs).set_index(["layer", "precision", "batch_size"]).v
+    if len(out):
+        out["dense_ns_per_mac"] = [per_mac.get((l, p, b), math.nan)
+                                   for l, p, b in zip(out.layer, out.precision, out.batch_size)]
+    return out
 
 
-def _measured_vs_theory(r, path):
-    b = r["benchmark"]
-    return figures.measured_vs_theory(_speedups(r), b["precision"], b["hardware"], path,
-                                      target_fraction=analysis.TARGETS["layers_fraction_of_theory"][1],
-                                      theory_min=analysis.LAYER_THEORY_MIN)
-
-
-def _speedup_vs_ratio(r, path):
-    b = r["benchmark"]
-    return figures.speedup_vs_ratio(_speedups(r), b["precision"], _params(r, "benchmark")["benchmark"]["batch_sizes"][0],
-                                    path)
-
-
-def _peers(r, path):
-    return figures.peers(r["tables"]["benchmark_peers"], r["benchmark"]["hardware"], path)
+def _speed_panel(r) -> tuple[str, int]:
+    return r["benchmark"]["precision"], _params(r, "benchmark")["benchmark"]["batch_sizes"][0]
 
 
 @dataclass(frozen=True)
 class Figure:
     stage: str
     role: str  # its path in ``display.FIGURES[stage]``
-    draw: Callable[[dict, Path], Path]
+    prepare: Callable[[dict], object]
+    draw: Callable[[dict, object, Path], Path]
 
     @property
     def name(self) -> str:
         return figures.figure_name(display.FIGURES[self.stage][self.role])
 
+    def caption(self, r: dict, data=None) -> str:
+        return getattr(captions, self.name)(r, self.prepare(r) if data is None else data)
+
+
+def _draw_fronts(r, pts, path):
+    return figures.fronts(pts, [("params", "parameters (millions)"), ("macs", "MACs (millions)")], path,
+                          title=f"Accuracy against size, {front_schedule(r)} ({r['basis']['data']})")
+
+
+def _draw_time(r, pts, path):
+    prec, bs = _speed_panel(r)
+    return figures.fronts(pts, [("train_time", f"train-step time / dense ({prec}, batch {bs})"),
+                                ("inference_time", f"inference time / dense ({prec}, batch {bs})")], path,
+                          title=f"Accuracy against measured time, {front_schedule(r)} ({r['basis']['data']})")
+
+
+def _draw_curves(r, panels, path):
+    B = _params(r, "basis")["basis"]
+    colors = {run: display.SCHEDULE_COLORS[RunName.parse(run).schedule] for rs in panels.values() for run in rs}
+    marks = {s: variants.start_epoch(B, s) for s in variants.trained_schedules(B) if variants.start_epoch(B, s)}
+    return figures.learning_curves(r["histories"], panels, colors, CONFIDENCE, path, marks=marks,
+                                   title=f"Validation accuracy per epoch, mean over seeds ({r['basis']['data']})")
+
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (
-    Figure("baseline", "learning_curve", _baseline_curve),
-    Figure("sensitivity", "heatmap", _heatmap), Figure("sensitivity", "bars", _bars),
-    Figure("faithfulness", "scatter", _scatter), Figure("faithfulness", "additivity_plot", _additivity),
-    Figure("basis", "pareto", _pareto), Figure("basis", "curves", _curves), Figure("basis", "epoch_time", _epoch_time),
-    Figure("benchmark", "measured_vs_theory", _measured_vs_theory),
-    Figure("benchmark", "speedup_vs_ratio", _speedup_vs_ratio), Figure("benchmark", "peers_plot", _peers),
+    Figure("baseline", "learning_curve", lambda r: r["tables"]["baseline_history"],
+           lambda r, h, path: figures.baseline_curves(
+               h, r["baseline"]["seed"], f"Baseline {_params(r, 'baseline')['model']['arch']} width "
+               f"{_params(r, 'baseline')['model']['width']} on {r['baseline']['data']}", path,
+               switch_epoch=_params(r, "baseline")["basis"]["switch_epoch"])),
+    Figure("sensitivity", "heatmap", final_rows,
+           lambda r, rows, path: figures.sensitivity_heatmap(
+               rows, r["selection"]["candidates"], _params(r, "sensitivity")["sensitivity"]["proxies"],
+               r["selection"], path, selection_proxy=_params(r, "sensitivity")["sensitivity"]["selection_proxy"],
+               title=f"{r['selection']['data']}, final baseline")),
+    Figure("faithfulness", "scatter", lambda r: r["tables"]["faithfulness_layers"],
+           lambda r, t, path: figures.faithfulness_scatter(
+               t, r["faithfulness"], _params(r, "faithfulness")["sensitivity"]["proxies"],
+               _params(r, "faithfulness")["faithfulness"]["ratio"], _params(r, "faithfulness")["faithfulness"]["epochs"],
+               _params(r, "faithfulness")["sensitivity"]["confidence"], path, title=r["faithfulness"]["data"])),
+    Figure("faithfulness", "additivity_plot", lambda r: r["tables"]["faithfulness_pairs"],
+           lambda r, t, path: figures.additivity(t, _params(r, "faithfulness")["faithfulness"]["ratio"], path)),
+    Figure("basis", "fronts", lambda r: run_points(r, front_schedule(r)), _draw_fronts),
+    Figure("basis", "schedules", forest_rows,
+           lambda r, rows, path: figures.paired_forest(
+               rows, path, claims.MARGIN, title=f"Each run against the baseline ({r['basis']['data']})",
+               group_titles={s: claims.schedule_phrase(s, _params(r, "basis")["basis"]) for s in variants.SCHEDULES})),
+    Figure("basis", "curves", curve_panels, _draw_curves),
+    Figure("benchmark", "accuracy_vs_time", lambda r: run_points(r, front_schedule(r), timed=True),
+           _draw_time),
+    Figure("benchmark", "speedup_vs_ratio", candidate_speedups,
+           lambda r, sp, path: figures.speedup_vs_ratio(sp, *_speed_panel(r), r["selection"]["candidates"], path)),
+    Figure("benchmark", "peers_plot", lambda r: r["tables"]["benchmark_peers"],
+           lambda r, t, path: figures.peers(t, r["benchmark"]["hardware"], path)),
 )}
 SAMPLES = figures.figure_name(display.DATA_SAMPLES)  # drawn from the images by the data stage, kept as drawn
+
+
+def figure_caption(r: dict, name: str) -> str:
+    """The caption of figure ``name`` (a ``FIGURES`` key or the data stage's samples) for the run ``r``, from its
+    numbers; an unknown name raises ``KeyError`` listing the known ones."""
+    if name == SAMPLES:
+        return captions.data_samples(r, None)
+    if name not in FIGURES:
+        raise KeyError(f"no figure {name!r}; known figures: {', '.join([SAMPLES, *FIGURES])}")
+    return FIGURES[name].caption(r)
 
 
 def stage_figures(stage: str, root=".") -> dict[str, Path]:
     """Draw ``stage``'s figures at their declared paths under ``root`` from the results there (what a stage's
     notebook shows, after its computing part has run). Returns ``{name: path}``."""
     r = load_stage(stage, root)
-    return {name: f.draw(r, Path(root) / display.FIGURES[stage][f.role]) for name, f in FIGURES.items()
-            if f.stage == stage}
+    return {name: f.draw(r, f.prepare(r), Path(root) / display.FIGURES[stage][f.role])
+            for name, f in FIGURES.items() if f.stage == stage}
+
+
+def show_stage(stage: str, root=".") -> dict[str, Path]:
+    """Draw ``stage``'s figures (``stage_figures``) and show each with its caption, written from the stage's numbers
+    (a notebook's figures section). Returns ``{name: path}``."""
+    from IPython.display import Markdown, display
+    figs, r = stage_figures(stage, root), load_stage(stage, root)
+    for i, (name, path) in enumerate(figs.items(), 1):
+        figures.show_figure(path)
+        display(Markdown(f"**Figure {i}: `{name}`.** {FIGURES[name].caption(r)}"))
+    return figs
 
 
 def load_stage(stage: str, root=".") -> dict:
     """What the figures of ``stage`` read, loaded from ``root`` before the later stages have run: the part of
-    ``load`` that exists by then."""
+    ``load`` that exists by then (the benchmark's figures read the basis stage's runs too)."""
     root = Path(root)
     r = {"root": root, "tables": {}}
-    if stage == "baseline":
+    need = {"baseline": ["baseline"], "sensitivity": ["sensitivity"], "faithfulness": ["faithfulness"],
+            "basis": ["basis"], "benchmark": ["basis", "benchmark", "sensitivity"]}[stage]
+    if "baseline" in need:
         r["baseline"] = read_json(root / BASELINE_SUMMARY)
         r["tables"]["baseline_history"] = pd.read_csv(root / table_path("baseline_history"))
-    elif stage == "sensitivity":
+    if "sensitivity" in need:
         r["selection"] = read_json(root / SELECTION)
         r["tables"]["sensitivity"] = pd.read_csv(root / table_path("sensitivity"))
-    elif stage == "faithfulness":
+    if "faithfulness" in need:
         r["faithfulness"] = read_json(root / STAGES["faithfulness"]["summary"])
         for n in ("faithfulness_layers", "faithfulness_pairs"):
             r["tables"][n] = pd.read_csv(root / table_path(n))
-    elif stage == "basis":
+    if "basis" in need:
         r["basis"] = read_json(root / STAGES["basis"]["summary"])
         r["tables"]["runs"] = pd.read_csv(root / table_path("runs"))
         r["histories"] = pd.read_csv(root / table_path("histories"))
-    elif stage == "benchmark":
+    if "benchmark" in need:
         r["benchmark"] = read_json(root / STAGES["benchmark"]["summary"])
         for n in ("benchmark_layers", "benchmark_peers"):
             r["tables"][n] = pd.read_csv(root / table_path(n))
@@ -228,7 +333,7 @@ def write_figures(r: dict, out: Path) -> dict[str, Path]:
                     shutil.copyfile(samples.with_suffix(suffix), dst.with_suffix(suffix))
         done[SAMPLES] = dst.relative_to(out)
     for name, f in FIGURES.items():
-        done[name] = f.draw(r, fig_dir / f"{name}.png").relative_to(out)
+        done[name] = f.draw(r, f.prepare(r), fig_dir / f"{name}.png").relative_to(out)
     return done
 
 
@@ -301,7 +406,7 @@ def markdown(r: dict, title: str, figs: dict, borrowed: pd.DataFrame | None = No
                   narrative.misses_markdown(tg), ""]
     lines += ["## Figures", ""]
     for i, (name, path) in enumerate(figs.items(), 1):
-        lines += [f"**Figure {i}: `{name}`.** {figures.caption(name)}", "", f"![{name}]({path})", ""]
+        lines += [f"**Figure {i}: `{name}`.** {figure_caption(r, name)}", "", f"![{name}]({path})", ""]
     lines += ["", "## Executed notebooks", "", "Every stage's notebook as it ran (HTML, no Jupyter needed): "
               + ", ".join(f"[{Path(s.html).stem}](notebooks/{Path(s.html).name})" for s in STAGES.values()) + "."]
     return "\n".join(lines) + "\n"
