@@ -37,6 +37,18 @@ def test_golden_pages(tmp_path):
             f"{page} renders differently from tests/golden/smoke/{page}: review the difference, then `make golden`")
 
 
+@pytest.mark.timeout(60)
+def test_readme_block_is_short_and_narrow():
+    """The README block a newcomer reads first (issue 43): at most 45 lines, a headline of at most 5, at most 12
+    verdict rows, no table line over 160 characters, no machine id."""
+    block = (GOLDEN / "block.md").read_text().splitlines()
+    assert len(block) <= 45
+    assert block.index("") <= 5  # the headline paragraph comes first
+    table = [line for line in block if line.startswith("|")]
+    assert 2 < len(table) <= 2 + 12 and max(map(len, table)) <= 160
+    assert "vm/" not in "\n".join(block) and "vm/" not in (GOLDEN / "README.md").read_text()
+
+
 def update(from_run: bool = False) -> None:
     """Write the pages the golden results render to (after a reviewed change of the rendering); ``from_run``: first
     take the work tree's (smoke) run as the new golden results (after a change of what a smoke run computes)."""

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
-from basisconv.pipeline.publish import basis_stage_seconds, borrowed_claims, code_commit, reading_line, render_folder
+from basisconv.pipeline.narrative import reading_line
+from basisconv.pipeline.publish import basis_stage_seconds, borrowed_claims, code_commit, render_folder
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
 

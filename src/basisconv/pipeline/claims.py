@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -63,7 +63,8 @@ GROUPS = {"training": "Training with basis layers", "late": "Late conversion (po
           "speed": "Speed", "search": "The search"}
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
 # ``repeats``: why a row is not separate evidence, "" for every other row
-COLUMNS = ["group", "claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats"]
+# ``value``: the evidence in one short cell (mean and interval), for the README's narrow table
+COLUMNS = ["group", "claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats", "value"]
 # the sentence's last words for a row that repeats another row's comparison with the same models
 NOT_SEPARATE = "Not separate evidence"
 
@@ -96,11 +97,13 @@ class Decided:
     verdict: str
     timed: bool = False
     repeats: str = ""
+    value: str = ""  # the evidence in one short cell: ``-0.41 [-0.90, +0.08] pts``, ``1.31x [1.12, 1.53]``
 
     def row(self) -> dict:
         return {"group": self.group, "claim": self.claim, "source": self.source, "comparison": self.comparison,
                 "measured": self.measured, "verdict": self.verdict, "timed": self.timed, "repeats": self.repeats,
-                "sentence": sentence(self.claim, self.measured, self.verdict, self.source, self.repeats)}
+                "sentence": sentence(self.claim, self.measured, self.verdict, self.source, self.repeats),
+                "value": self.value}
 
 
 def same_models(runs: pd.DataFrame) -> dict[str, str]:
@@ -139,15 +142,13 @@ def _mark_repeats(rows: list[tuple], same: dict[str, str]) -> list[Decided]:
         pair = (model(a), model(b))
         if pair[0] == pair[1]:
             one = f"`{b}` is the same model as `{a}` here" if model(b) == a else f"`{a}` is the same model as `{b}` here"
-            d = Decided(d.group, d.claim, d.source, d.comparison, d.measured, UNDECIDED, d.timed,
-                        f"{one} (the same layers at the same ratios, the same schedule), so this row compares a model "
-                        "with itself")
+            d = replace(d, verdict=UNDECIDED, repeats=f"{one} (the same layers at the same ratios, the same "
+                                                      "schedule), so this row compares a model with itself")
         elif pair in seen:
             a0, b0 = seen[pair]
             alias = " and ".join(f"`{x}` is the same model as `{y}`" for x, y in ((a, a0), (b, b0)) if x != y)
-            d = Decided(d.group, d.claim, d.source, d.comparison, d.measured, d.verdict, d.timed,
-                        f"{alias} here (the same layers at the same ratios, the same schedule), so this row repeats "
-                        f"the row `{a0} - {b0}`")
+            d = replace(d, repeats=f"{alias} here (the same layers at the same ratios, the same schedule), so "
+                                   f"this row repeats the row `{a0} - {b0}`")
         else:
             seen[pair] = (a, b)
         out.append(d)
@@ -164,7 +165,9 @@ def _paired(group, claim, a, b, kind, acc, source="paper", margin=MARGIN, note="
     if a not in acc or b not in acc or not set(acc[a]) & set(acc[b]):
         return a, b, kind, None
     p = evidence.paired_difference(acc[a], acc[b])
-    return a, b, kind, Decided(group, claim, source, f"{a} - {b}{note}", p.text(), evidence.verdict(p, kind, margin))
+    value = (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}] pts" if p.n >= 2 else f"{p.mean:+.2f} pts (1 seed)")
+    return a, b, kind, Decided(group, claim, source, f"{a} - {b}{note}", p.text(), evidence.verdict(p, kind, margin),
+                               value=value)
 
 
 def _when(schedule: str, B: dict, E: int) -> str:
@@ -226,19 +229,21 @@ def _ratio_row(group, claim, comparison, num, den, bound, theory="", unit="x") -
     n = len(num)
     if n < 2 or len(den) != n:
         return Decided(group, claim, "paper", comparison, f"no interval: {plural(n, 'timing round')} recorded",
-                       UNDECIDED, timed=True)
+                       UNDECIDED, timed=True, value="not timed")
     point, lo, hi = speedup_interval(num, den)
     measured = (f"{point:.2f}{unit}, 95 % CI [{lo:.2f}{unit}, {hi:.2f}{unit}] over {n} interleaved timing rounds"
                 + theory)
-    return Decided(group, claim, "paper", comparison, measured, interval_verdict(lo, hi, bound), timed=True)
+    return Decided(group, claim, "paper", comparison, measured, interval_verdict(lo, hi, bound), timed=True,
+                   value=f"{point:.2f}{unit} [{lo:.2f}, {hi:.2f}]")
 
 
 def speed_claims(bench: dict, B: dict) -> list[Decided]:
     """The whole-model speed claims: for each all-layers and selected run at the main point, its training step and
     inference against the baseline's, in every precision timed (``models_by_precision``: ``<model>.<mode>`` ->
     ``round_ms``, ``theoretical_speedup``), decided from the kept rounds."""
-    out = []
+    out, layers = [], bench.get("model_layers") or {}
     for prec, models in (bench.get("models_by_precision") or {}).items():
+        seen: dict[tuple, str] = {}  # (mode, the model's layers and ratios) -> the first model timed with them
         for key in models:
             model, _, mode = key.rpartition(".")
             if mode not in ("train_step", "inference") or model == "baseline" or "@" not in model:
@@ -250,9 +255,18 @@ def speed_claims(bench: dict, B: dict) -> list[Decided]:
             what = "training step (forward, backward, SGD step)" if mode == "train_step" else "inference"
             who = "basis layers on every layer" if rn.variant == "all_layers" else "the selected basis layers"
             theory = models[key].get("theoretical_speedup")
-            out.append(_ratio_row("speed", f"{who} ({schedule_phrase(rn.schedule, B)}) speed up the {what} in {prec}",
-                                  f"baseline / {model}, {prec}", rounds(base), rounds(models[key]), 1.0,
-                                  f"; {theory:.2f}x by MACs" if isinstance(theory, (int, float)) else ""))
+            d = _ratio_row("speed", f"{who} ({schedule_phrase(rn.schedule, B)}) speed up the {what} in {prec}",
+                           f"baseline / {model}, {prec}", rounds(base), rounds(models[key]), 1.0,
+                           f"; {theory:.2f}x by MACs" if isinstance(theory, (int, float)) else "")
+            arch = tuple(sorted((layers.get(model) or {}).items()))
+            first = seen.setdefault((mode, arch), model) if arch else model
+            if first != model:  # one architecture under two schedules: one timing claim, measured twice
+                d = replace(d, repeats=f"`{model}` has the same layers at the same ratios as `{first}`, so its "
+                                       "timing is of the same architecture")
+            elif mode == "inference":  # a model's two passes: one speed claim, counted once
+                d = replace(d, repeats=f"`{model}`'s inference is the model of its training-step row, so the reading "
+                                       "counts the two once")
+            out.append(d)
     return out
 
 
@@ -344,7 +358,7 @@ def search_claim(bench: dict, E: int) -> list[Decided]:
     if not search or not train:
         return [Decided("search", SEARCH_CLAIM, "paper", "one sweep / one baseline training",
                         "not timed in the benchmark's rounds (no proxy job timed beside a training step)", UNDECIDED,
-                        timed=True)]
+                        timed=True, value="not timed")]
     d = _ratio_row("search", SEARCH_CLAIM, "one baseline training / one sweep, timing rounds", train, search,
                    1 / CHEAP_FRACTION)
     if len(search) >= 2 and len(train) == len(search):
@@ -354,7 +368,7 @@ def search_claim(bench: dict, E: int) -> list[Decided]:
                     f"{100 * frac:.1f} %, 95 % CI [{100 * hi:.1f} %, {100 * lo:.1f} %] over {len(search)} interleaved "
                     f"timing rounds ({n} options of the selection proxy on {imgs or 0:,} images, costed at the mean of "
                     "jobs at the first, middle and last candidate layer, an approximation the interval does not "
-                    "cover)", d.verdict, timed=True)
+                    "cover)", d.verdict, timed=True, value=f"{100 * frac:.1f} % [{100 * hi:.1f}, {100 * lo:.1f}]")
     return [d]
 
 
@@ -366,6 +380,8 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
     n = faith.get("n_layers", "?")
     at = "".join([f" at ratio {faith['ratio']:g}" if "ratio" in faith else "",
                   f" for {plural(faith['retrain_epochs'], 'epoch')}" if "retrain_epochs" in faith else ""])
+    value = f"rho {v:.2f}" + ("" if lo is None or hi is None or math.isnan(lo) or math.isnan(hi)
+                              else f" [{lo:.2f}, {hi:.2f}]")
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         measured, verdict = f"Spearman {v:.2f} over {n} layers (no bootstrap interval)", UNDECIDED
     elif not isinstance(n, int) or n < MIN_LAYERS:
@@ -376,7 +392,8 @@ def proxy_claim(faith: dict, proxy: str) -> list[Decided]:
         measured = f"Spearman {v:.2f}, 95 % bootstrap CI [{lo:.2f}, {hi:.2f}] over {n} layers"
         verdict = interval_verdict(lo, hi, 0.0)
     return [Decided("search", f"the `{proxy}` proxy ranks layers in the same direction as retraining them{at} (rank "
-                    "correlation above 0)", "package", f"{proxy} drop vs retrained drop", measured, verdict)]
+                    "correlation above 0)", "package", f"{proxy} drop vs retrained drop", measured, verdict,
+                    value=value)]
 
 
 def verdict_table(r: dict) -> pd.DataFrame:
@@ -436,6 +453,43 @@ def verdict_markdown(r: dict, table: pd.DataFrame | None = None, extra: pd.DataF
                "sentence in the report says which, and the reading of the table does not count it."
                if any(map(not_separate, t.get("repeats", []))) else "")
     return "\n\n".join(parts) + "\n\n" + TABLE_NOTE + repeats + note
+
+
+HEADLINE_ROWS = 12  # the README's table: the paper's main claims, one row each; the report holds every row
+
+
+def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = None) -> pd.DataFrame:
+    """The rows of the verdict table ``t`` that the README shows, at most ``HEADLINE_ROWS``, each with a short name
+    (``short``): per schedule what converting every layer costs and whether the selection keeps accuracy, the
+    selection against every layer and the matched subsets after the switch, switch against scratch, the selection's
+    training-step speed and whole-training cost in the training ``precision``, and the search's cost. A row the run
+    did not decide is left out; the full table is the report's. ``timed_as``: the benchmark's ``{run: the earlier
+    run's model it was timed as}``, since a speed row names the model that was timed."""
+    def r(v, s):
+        return run_name(v, s, B=B)
+    S = B["switch_epoch"]
+    sel, allv = r("selected", "switch"), r("all_layers", "switch")
+    wanted = [  # (short name, comparison prefix, words the claim holds)
+        ("every layer, from scratch: costs accuracy", f"baseline - {r('all_layers', 'scratch')}", ""),
+        (f"every layer, switch at epoch {S}: costs accuracy", f"baseline - {allv}", ""),
+        ("selection, from scratch: keeps accuracy", f"{r('selected', 'scratch')} - baseline", ""),
+        (f"selection, switch at epoch {S}: keeps accuracy", f"{sel} - baseline", ""),
+        ("selection beats every layer (switch)", f"{sel} - {allv}", ""),
+        ("selection beats largest-first (switch)", f"{sel} - {r('largest', 'switch')}", ""),
+        ("selection beats random layers (switch)", f"{sel} - {r('random0', 'switch')}", ""),
+        ("switch matches scratch (selection)", f"{sel} - {r('selected', 'scratch')}", ""),
+        ("every layer, late conversion: costs accuracy", f"baseline - {r('all_layers', 'late')}", ""),
+        (f"selection train step faster ({precision})", f"baseline / {(timed_as or {}).get(sel, sel)}, {precision}",
+         "training step"),
+        ("switch training cheaper than dense", f"dense / {sel}, training steps", ""),
+        ("search within 10 % of a training", "one sweep / one baseline training", ""),
+    ]
+    rows = []
+    for short, prefix, words in wanted:
+        hit = t[t.comparison.str.startswith(prefix) & t.claim.str.contains(words, regex=False)]
+        if len(hit):
+            rows.append(hit.iloc[0].to_dict() | {"short": short})
+    return pd.DataFrame(rows[:HEADLINE_ROWS], columns=[*t.columns, "short"])
 
 
 def not_separate(x) -> bool:

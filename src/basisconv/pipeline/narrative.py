@@ -15,8 +15,10 @@ import math
 
 import pandas as pd
 
+from basisconv.core.evidence import CONTRADICTED, SUPPORTED, UNDECIDED
 from basisconv.perf.analysis import LAYER_THEORY_MIN, TARGETS
 from basisconv.pipeline import claims, display, tables, variants
+from basisconv.pipeline.tables import plural
 from basisconv.pipeline.variants import RunName, run_name
 
 THRESHOLD = TARGETS["layers_fraction_of_theory"][1]  # the per-layer target's share of theory, printed from its value
@@ -652,3 +654,89 @@ def topics(r: dict) -> list[tuple[str, str]]:
         ("Factorized peers at equal parameters.", peers_text(bench)),
         ("Deployment: ONNX export of the basis and folded forms.", onnx_text(bench)),
     ]
+
+
+def _value(t: pd.DataFrame, prefix: str, words: str = "") -> str:
+    """The short evidence (``value``) of the verdict-table row whose comparison starts with ``prefix``."""
+    hit = t[t.comparison.str.startswith(prefix) & t.claim.str.contains(words, regex=False)] if len(t) else t
+    return str(hit.value.iloc[0]) if len(hit) and isinstance(hit.value.iloc[0], str) else "n/a"
+
+
+def headline(r: dict, t: pd.DataFrame, width: int = 118) -> str:
+    """The README's result in at most five lines: what the selection keeps and what each schedule costs in accuracy
+    (paired interval, points), the measured training-step speedup and whole-training cost, on which machine and in
+    which precision. ``t``: the run's verdict table (``claims.verdict_table``), whose short values it quotes."""
+    import textwrap
+    P, base = r["basis"]["params_resolved"], r["baseline"]
+    B, E = P["basis"], P["train"]["epochs"]
+    runs = r["tables"]["runs"]
+    size = runs.groupby("variant")[["params", "macs"]].mean()
+    sel = run_name("selected", "switch", B=B)
+    if sel not in size.index or "baseline" not in size.index:
+        return "This run trained no selection after a switch, so it has no headline."
+    kept_p, kept_m = (size.loc[sel, c] / size.loc["baseline", c] for c in ("params", "macs"))
+    n_sel = len((r["selection"].get("at_switch") or r["selection"]).get("layers", []))
+    mt = r["main_table"].set_index("variant")
+    hw, prec = base["hardware"], base.get("precision", "fp32")
+    def trained(v, s):
+        return run_name(v, s, B=B) in size.index
+
+    per = "; ".join(claims.schedule_phrase(s, B) + " " + _value(t, run_name("selected", s, B=B) + " - baseline")
+                    for s in variants.SCHEDULES if trained("selected", s))
+    every = ", ".join(claims.schedule_phrase(s, B) + " " + _value(t, "baseline - " + run_name("all_layers", s, B=B))
+                      for s in variants.SCHEDULES if trained("all_layers", s))
+    timed = (r["benchmark"].get("timed_as") or {}).get(sel, sel)
+    step = _value(t, f"baseline / {timed}, {prec}", "training step")
+    whole = _value(t, f"dense / {sel}, training steps")
+    text = (f"On {base['data']} ({P['model']['arch']} width {P['model']['width']}, {E} epochs, "
+            f"{_n(int(mt.loc['baseline', 'seeds']), 'seed')}; dense baseline {acc(mt, 'baseline')}), the selection "
+            f"converts {n_sel} of {len(r['selection']['candidates'])} candidate layers and keeps {kept_p:.0%} of the "
+            f"parameters and {kept_m:.0%} of the MACs. Its accuracy against dense (paired, points): {per}; converting "
+            f"every layer instead: {every}. On {hw['device_name']} ({hw['cpu_count']} cores, {prec}) "
+            + (f"its training step runs {step} faster than dense" if step != "n/a" else "its training step was not timed")
+            + (f" and a whole switch training, search included, is {whole} times cheaper." if whole != "n/a" else
+               "; the whole switch training was not costed."))
+    return textwrap.fill(text, width)
+
+
+def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
+    """The one-line reading of a verdict table (``claim``, ``source``, ``verdict`` and, for rows borrowed from other
+    published runs, ``borrowed``), singular and plural right (``tables.plural``): the paper's claims counted apart
+    from what its search implies (``source`` ``implied``: comparisons this package adds) and from the package's own
+    assumptions (``source`` ``package``), neither of which the paper states; a row that is not separate evidence
+    (``repeats``: ``claims.same_models``) is left out of its group's counts, and the count says so."""
+    borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
+
+    def tally(rows: pd.DataFrame, last: str, tail: str = "") -> str:
+        """'<n> hold(s) here, <n> do(es) not hold here<last><n> is/are not decided<tail>' of ``rows``, leaving out
+        the rows that are not separate evidence and saying how many they are."""
+        counted = ~(rows["repeats"].map(claims.not_separate).astype(bool) if "repeats" in rows
+                    else pd.Series(False, rows.index))
+        v = rows[counted].verdict.value_counts()
+        held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
+        n = int((~counted).sum())
+        left = (f"; {plural(n, 'row')} of these {'repeats' if n == 1 else 'repeat'} another row's comparison with the "
+                f"same model under another run name, so {'it is' if n == 1 else 'they are'} not counted (not "
+                "separate evidence)" if n else "")
+        return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
+                f"{plural(open_, 'is', 'are')} not decided{tail}{left}")
+
+    def whence(rows: pd.Series) -> str:
+        """' (<n> of them from the published run ...)' for the borrowed rows among ``rows`` (a mask), else ''."""
+        n = int((borrowed & rows).sum())
+        # the borrowed count stands apart from the verdict counts: it is a share of all these rows, not of the last
+        return f" ({n} of them from the published run {runs_from}, which trains what this profile does not)" if n else ""
+
+    paper = table.source == "paper"
+    # rows, not claims: a claim tested again at a second budget (`~ml2`) is a row of its own
+    line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence(paper)}, "
+            f"{tally(table[paper], ' and ', ' at this scale')}.")
+    implied = table.source == "implied"
+    if implied.any():
+        line += (f" Of the {plural(int(implied.sum()), 'comparison')} this package adds to test what the paper's "
+                 f"search implies (rows marked (implied)){whence(implied)}, {tally(table[implied], ' and ')}.")
+    own = table.source == "package"
+    if own.any():
+        line += (f" The package's own {plural(int(own.sum()), 'assumption')} (rows marked (package), not claims "
+                 f"of the paper){whence(own)}: {tally(table[own], ', ')}.")
+    return line

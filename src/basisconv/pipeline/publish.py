@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -81,49 +82,6 @@ def notebook_seconds(executed_dir=EXECUTED_DIR) -> dict[str, float]:
         if meta.get("duration") is not None:
             out[nb.stem] = float(meta["duration"])
     return out
-
-
-def reading_line(table: pd.DataFrame, runs_from: str = "") -> str:
-    """The one-line reading of a verdict table (``claim``, ``source``, ``verdict`` and, for rows borrowed from other
-    published runs, ``borrowed``), singular and plural right (``tables.plural``): the paper's claims counted apart
-    from what its search implies (``source`` ``implied``: comparisons this package adds) and from the package's own
-    assumptions (``source`` ``package``), neither of which the paper states; a row that is not separate evidence
-    (``repeats``: ``claims.same_models``) is left out of its group's counts, and the count says so."""
-    borrowed = table["borrowed"].fillna(False).astype(bool) if "borrowed" in table else pd.Series(False, table.index)
-
-    def tally(rows: pd.DataFrame, last: str, tail: str = "") -> str:
-        """'<n> hold(s) here, <n> do(es) not hold here<last><n> is/are not decided<tail>' of ``rows``, leaving out
-        the rows that are not separate evidence and saying how many they are."""
-        counted = ~(rows["repeats"].map(claims.not_separate).astype(bool) if "repeats" in rows
-                    else pd.Series(False, rows.index))
-        v = rows[counted].verdict.value_counts()
-        held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
-        n = int((~counted).sum())
-        left = (f"; {plural(n, 'row')} of these {'repeats' if n == 1 else 'repeat'} another row's comparison with the "
-                f"same model under another run name, so {'it is' if n == 1 else 'they are'} not counted (not "
-                "separate evidence)" if n else "")
-        return (f"{plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} not hold here{last}"
-                f"{plural(open_, 'is', 'are')} not decided{tail}{left}")
-
-    def whence(rows: pd.Series) -> str:
-        """' (<n> of them from the published run ...)' for the borrowed rows among ``rows`` (a mask), else ''."""
-        n = int((borrowed & rows).sum())
-        # the borrowed count stands apart from the verdict counts: it is a share of all these rows, not of the last
-        return f" ({n} of them from the published run {runs_from}, which trains what this profile does not)" if n else ""
-
-    paper = table.source == "paper"
-    # rows, not claims: a claim tested again at a second budget (`~ml2`) is a row of its own
-    line = (f"Of the {plural(int(paper.sum()), 'row')} testing the paper's claims{whence(paper)}, "
-            f"{tally(table[paper], ' and ', ' at this scale')}.")
-    implied = table.source == "implied"
-    if implied.any():
-        line += (f" Of the {plural(int(implied.sum()), 'comparison')} this package adds to test what the paper's "
-                 f"search implies (rows marked (implied)){whence(implied)}, {tally(table[implied], ' and ')}.")
-    own = table.source == "package"
-    if own.any():
-        line += (f" The package's own {plural(int(own.sum()), 'assumption')} (rows marked (package), not claims "
-                 f"of the paper){whence(own)}: {tally(table[own], ', ')}.")
-    return line
 
 
 def _is_true(x) -> bool:
@@ -195,45 +153,54 @@ def basis_stage_seconds(runs: pd.DataFrame) -> float:
     return float(own + (runs[from_snapshot].basis_epoch_time * runs[from_snapshot].basis_epochs).sum())
 
 
+def headline_table(t: pd.DataFrame) -> str:
+    """The README's verdict table (``claims.headline`` rows): group, short claim, verdict, one measured value; a row
+    that is not separate evidence says so in its verdict."""
+    if not len(t):
+        return "No claim of the headline could be decided in this run."
+    shown = pd.DataFrame({
+        "group": t.group.map(lambda g: "late conversion" if g == "late" else g), "claim": t.short,
+        "verdict": [f"{v} (same model: not counted)" if claims.not_separate(x) else v
+                    for v, x in zip(t.verdict, t.get("repeats", [""] * len(t)))],
+        "measured": t.value})
+    return shown.to_markdown(index=False)
+
+
+def headline_tally(t: pd.DataFrame, full: pd.DataFrame) -> str:
+    """One line: how the README's rows read (rows that are not separate evidence left out), and how many rows the
+    report's full table has."""
+    counted = t[~t.get("repeats", pd.Series("", t.index)).map(claims.not_separate).astype(bool)]
+    v = counted.verdict.value_counts()
+    held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
+    left = len(t) - len(counted)
+    return (f"Of these {plural(len(t), 'row')}: {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} "
+            f"not hold here, {plural(open_, 'is', 'are')} not decided at this scale"
+            + (f" ({plural(left, 'row')} comparing a model with itself or repeating another, not counted)" if left
+               else "")
+            + f". Verdicts: the 95 % interval wholly on the claim's side (holds), wholly on the other (does not hold), "
+            f"else not decided; 'keeps accuracy' and 'matches' read as within {claims.MARGIN:g} point. The report's "
+            f"full table has {plural(len(full), 'row')}, each with its sentence.")
+
+
 def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
-    """The README block of the run rendered from ``r`` (``render.load`` of the published folder ``dest``): what made
-    it, the verdict table with its reading, the link to the full report."""
-    base, sel, faith, run = r["baseline"], r["selection"], r["faithfulness"], r["run"]
+    """The README block of the run rendered from ``r`` (``render.load`` of the published folder ``dest``): the result
+    in five lines (``narrative.headline``), the headline verdicts (``claims.headline``) and their tally, what made
+    the run, the link to the full report (every row, borrowed ones included)."""
+    base, run = r["baseline"], r["run"]
     profile = base["profile"]
     hw = base["hardware"]
-    basis_seconds = basis_stage_seconds(r["tables"]["runs"])
-    mt = r["main_table"].set_index("variant")
-    n = int(mt.loc["baseline", "seeds"]) if "baseline" in mt.index else 0
-    base_acc = (f" Baseline test accuracy {narrative.acc(mt, 'baseline')} (mean ± std) over {plural(n, 'seed')}."
-                if n else "")
+    P = r["basis"]["params_resolved"]
+    top = claims.headline(own, P["basis"], base.get("precision", "fp32"), r["benchmark"].get("timed_as"))
     lines = [
-        f"Profile **{profile}** on **{base['data']}**, produced by the pipeline "
-        f"(`make repro PROFILE=\"{profile.replace('+', ' ')}\"`, with `ALLOW_LONG=1` where it stops at its wall-time "
-        "estimate, then `python -m basisconv.pipeline.publish`) "
-        f"from the code at commit `{run['commit']}`.",
-        f"Hardware: {hw['device_name']}, {hw['threads']} threads ({hw['cpu_count']} cores); torch {hw['torch']}; "
-        f"training in {base.get('precision', 'fp32')}. Notebook wall time of the last `dvc repro` "
-        f"{sum(run['notebook_seconds'].values()) / 60:.1f} min (work that earlier runs finished is reused, so it can "
-        f"be less than the compute); compute recorded in the results: baseline training {base['train_time']:,.0f} s "
-        f"(the first seed), sensitivity sweep {sel['search_seconds']:,.0f} s, faithfulness checks "
-        f"{faith['seconds']:,.0f} s, basis-stage trainings (the other baseline seeds and every basis run) "
-        f"{basis_seconds:,.0f} s.{base_acc}",
-        "",
-        verdicts_and_reading(r, own, borrowed, also),
-        "",
-        report_link(dest),
+        narrative.headline(r, own), "",
+        headline_table(top), "",
+        textwrap.fill(headline_tally(top, pd.concat([own, borrowed], ignore_index=True)), 118), "",
+        textwrap.fill(f"Made by `make repro PROFILE=\"{profile.replace('+', ' ')}\" ALLOW_LONG=1` and `python -m "
+        f"basisconv.pipeline.publish` from commit `{run['commit']}`: {hw['device_name']}, {hw['cpu_count']} cores, "
+        f"torch {hw['torch']}. Full report with every table, figure and sentence: [`{dest}/README.md`]"
+        f"({dest}/README.md).", 118, break_long_words=False, break_on_hyphens=False),
     ]
     return "\n".join(lines)
-
-
-def verdicts_and_reading(r: dict, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
-    """The README block's verdict table (the run's own rows, then the borrowed ones) and its one-line reading, with
-    the speed claims of the runs ``also`` that are not borrowed (``speed_not_borrowed``)."""
-    reading = reading_line(pd.concat([own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True),
-                           ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)))
-    unborrowed = speed_not_borrowed(unborrowed_speed(own, also))
-    return f"{claims.verdict_markdown(r, table=own, extra=borrowed)}\n\n{reading}" + (
-        f" {unborrowed}" if unborrowed else "")
 
 
 def report_link(dest: Path) -> str:
@@ -263,7 +230,8 @@ def render_folder(folder, readme="README.md") -> list[str]:
     r = render.load(folder)
     own = render.claims_table(r)
     borrowed = borrowed_claims(own, also)
-    out = render.page(folder, folder, run["title"], borrowed, also, r)
+    out = render.page(folder, folder, run["title"], borrowed, also, r,
+                      note=speed_not_borrowed(unborrowed_speed(own, also)))
     written = [str(folder / "README.md"), str(folder / "tables"), str(folder / "figures")]
     if run.get("block"):
         _replace_block(Path(readme), run["block"], results_block(out["results"], folder, out["claims"], borrowed,

@@ -369,7 +369,7 @@ def borrowed_section(borrowed: pd.DataFrame, also, out: Path) -> str:
 
 
 def markdown(r: dict, title: str, figs: dict, borrowed: pd.DataFrame | None = None, also=(), out=".",
-             own: pd.DataFrame | None = None) -> str:
+             own: pd.DataFrame | None = None, note: str = "") -> str:
     """The report page of the results ``r``: provenance, main table, what each variant converts, verdicts by group
     with their sentences (and the rows ``borrowed`` from the published runs ``also``), the measurements by topic, the
     targets, the figures."""
@@ -391,6 +391,10 @@ def markdown(r: dict, title: str, figs: dict, borrowed: pd.DataFrame | None = No
               narrative.layers_table(r), "",
               "## The paper's claims and what this run decides", "",
               claims.verdict_markdown(r, table=own), ""]
+    both = own.assign(borrowed=False) if borrowed is None else pd.concat(
+        [own.assign(borrowed=False), borrowed.assign(borrowed=True)], ignore_index=True)
+    runs_from = ", ".join(f"`{x}`" for x in dict.fromkeys(borrowed.run)) if borrowed is not None and len(borrowed) else ""
+    lines += [narrative.reading_line(both, runs_from) + (f" {note}" if note else ""), ""]
     lines += [f"- {s}" for s in own.sentence] + [""]
     if borrowed is not None and len(borrowed):
         lines += [borrowed_section(borrowed, also, Path(out)), ""]
@@ -419,7 +423,8 @@ def claims_table(r: dict) -> pd.DataFrame:
                                           precision=r["baseline"].get("precision", "fp32"))
 
 
-def page(root, out, title: str, borrowed: pd.DataFrame | None = None, also=(), r: dict | None = None) -> dict:
+def page(root, out, title: str, borrowed: pd.DataFrame | None = None, also=(), r: dict | None = None,
+         note: str = "") -> dict:
     """Render the run at ``root`` (``r``: its ``load``, when already read) into ``out``: ``tables/``, ``figures/``,
     ``README.md``. Returns ``{"results", "readme", "figures", "claims"}`` (``claims``: ``claims_table``, kept as
     ``tables/claims.csv``)."""
@@ -429,6 +434,6 @@ def page(root, out, title: str, borrowed: pd.DataFrame | None = None, also=(), r
     figs = write_figures(r, out)
     own = claims_table(r)
     write_frame(out / "tables" / "claims.csv", own)
-    text = markdown(r, title, figs, borrowed, also, out, own)
+    text = markdown(r, title, figs, borrowed, also, out, own, note)
     atomic_write_text(out / "README.md", text)
     return {"results": r, "readme": text, "figures": figs, "claims": own}
