@@ -36,10 +36,10 @@ def test_switch_and_late_runs_cost_only_their_epochs_after_the_switch():
 
     def cost(epochs=None):
         return est._one_training(T, 45_000, 5000, epochs)
-    # 2 more baselines; per seed 2 scratch runs of 25 epochs, 4 switch runs of 13 and 23 late runs of 1
-    assert pl["basis"]["images"] == pytest.approx(2 * cost() + 3 * (2 * cost() + 4 * cost(13) + 23 * cost(1)))
+    # 2 more baselines; per seed 2 scratch runs of 25 epochs, 4 switch runs of 13 and 24 late runs of 1
+    assert pl["basis"]["images"] == pytest.approx(2 * cost() + 3 * (2 * cost() + 4 * cost(13) + 24 * cost(1)))
     assert pl["faithfulness"]["what"] == "19 retrainings x 1 epochs x 10,000 images"  # its train_subset
-    assert "3 x 23 late runs of 1 epoch" in pl["basis"]["what"]
+    assert "3 x 24 late runs of 1 epoch" in pl["basis"]["what"]
 
 
 def test_cpu_full_is_the_size_its_issue_budgets():
@@ -69,6 +69,9 @@ def test_check_stops_only_long_cpu_runs(gpu, allow, hours, stops):
     if stops:
         assert "about 7.0 h on this machine without a GPU (limit 1 h)" in msg
         assert "make repro PROFILE=cpu" in msg and "ALLOW_LONG=1" in msg
+        assert "hour" not in msg  # no duration quoted from an old run
+        with_hint = est.check(e, gpu=gpu, max_hours=hours, allow_long=allow, smaller="estimated 52 min here")
+        assert "offline; estimated 52 min here)" in with_hint
 
 
 @pytest.mark.timeout(300)  # two estimate subprocesses of about 5 s, each with its own timeout
@@ -82,6 +85,7 @@ def test_estimate_command_stops_with_a_tiny_threshold(tmp_path):
     assert run.returncode == 1, run.stderr[-2000:]
     assert "baseline" in run.stdout and "sensitivity" in run.stdout and "total" in run.stdout
     assert "stop: this `dvc repro` would take about" in run.stderr
+    assert 'PROFILE="cpu mirror" offline; estimated' in run.stderr  # the smaller profile's estimate, just computed
     ok = subprocess.run(cmd, cwd=ROOT, env={**env, "BASISCONV_ALLOW_LONG": "1"}, capture_output=True, text=True,
                         timeout=120)
     assert ok.returncode == 0, ok.stderr[-2000:]

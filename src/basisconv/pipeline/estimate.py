@@ -158,14 +158,22 @@ def fmt_duration(s: float) -> str:
     return f"{s / 3600:.1f} h" if s >= 5400 else f"{s / 60:.0f} min"
 
 
-def check(est: dict, *, gpu: bool, max_hours: float, allow_long: bool) -> str | None:
-    """The stop message when the estimate exceeds ``max_hours`` on a machine without GPU (None: go ahead)."""
+def check(est: dict, *, gpu: bool, max_hours: float, allow_long: bool, smaller: str = "") -> str | None:
+    """The stop message when the estimate exceeds ``max_hours`` on a machine without GPU (None: go ahead);
+    ``smaller``: the smaller profile offered instead, with the estimate just computed for it (``smaller_hint``)."""
     if gpu or allow_long or est["total_seconds"] <= max_hours * 3600:
         return None
     return (f"this `dvc repro` would take about {fmt_duration(est['total_seconds'])} on this machine without a GPU "
-            f"(limit {max_hours:g} h). Choices: `make repro PROFILE=cpu` (or PROFILE=\"cpu mirror\" offline; under an "
-            "hour on 2 cores), a GPU machine, or run anyway with `make repro ALLOW_LONG=1` "
+            f"(limit {max_hours:g} h). Choices: `make repro PROFILE=cpu` (or PROFILE=\"cpu mirror\" offline"
+            + (f"; {smaller}" if smaller else "") + "), a GPU machine, or run anyway with `make repro ALLOW_LONG=1` "
             "(BASISCONV_ALLOW_LONG=1 dvc repro).")
+
+
+def smaller_hint(profile: str = "cpu", sec_per_image: float | None = None) -> str:
+    """The estimate of ``profile`` on this machine, in words, for the stop message (nothing quoted from an old run)."""
+    from basisconv.pipeline.params import compose, resolve
+    est = estimate(resolve(**compose(profile)), sec_per_image)
+    return f"estimated {fmt_duration(est['total_seconds'])} here"
 
 
 def main(argv=None) -> None:
@@ -181,8 +189,12 @@ def main(argv=None) -> None:
     for name, st in est["stages"].items():
         print(f"  {name:13s} {fmt_duration(st['seconds']):>8s}  {st['what']}")
     print(f"  {'total':13s} {fmt_duration(est['total_seconds']):>8s}  (+ data and benchmark, a few minutes)")
-    stop = check(est, gpu=torch.cuda.is_available(), max_hours=float(os.environ.get("BASISCONV_MAX_HOURS", MAX_HOURS)),
-                 allow_long=os.environ.get("BASISCONV_ALLOW_LONG", "") not in ("", "0"))
+    gpu, allow_long = torch.cuda.is_available(), os.environ.get("BASISCONV_ALLOW_LONG", "") not in ("", "0")
+    max_hours = float(os.environ.get("BASISCONV_MAX_HOURS", MAX_HOURS))
+    stop = check(est, gpu=gpu, max_hours=max_hours, allow_long=allow_long)
+    if stop:  # only now: the smaller profile's estimate, for the message that offers it
+        stop = check(est, gpu=gpu, max_hours=max_hours, allow_long=allow_long,
+                     smaller=smaller_hint("cpu"))  # its own model: its own time per image
     if stop:
         raise SystemExit("stop: " + stop)
 
