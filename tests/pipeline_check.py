@@ -167,7 +167,7 @@ def ablations() -> list[str]:
 
 
 # the modules that only draw and write: an edit of any of them must re-compute nothing
-PROSE = ("claims", "narrative", "figures", "tables", "publish", "render", "display")
+PROSE = ("captions", "claims", "narrative", "figures", "tables", "publish", "render", "display")
 
 
 def _kept() -> dict:

@@ -75,7 +75,7 @@ def test_run_files_keep_names_with_dots(tmp_path):
 
 
 COMPUTING = ("data", "baseline", "sensitivity", "faithfulness", "basis", "benchmark")
-PROSE = ("claims", "narrative", "figures", "tables", "publish", "render", "display")
+PROSE = ("captions", "claims", "narrative", "figures", "tables", "publish", "render", "display")
 
 
 def _digests(root):

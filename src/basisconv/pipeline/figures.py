@@ -125,16 +125,6 @@ def seed_interval(values, confidence: float) -> tuple[float, float, float, int]:
     return evidence.t_interval(v[np.isfinite(v)], confidence)
 
 
-def seed_summary(runs: pd.DataFrame, column: str, confidence: float, scale: float = 1.0) -> pd.DataFrame:
-    """Per variant (in the order of ``runs``): ``mean``, ``low``, ``high`` (t-interval over seeds) and ``n`` of
-    ``scale * runs[column]``."""
-    rows = []
-    for variant, g in runs.groupby("variant", sort=False):
-        mean, low, high, n = seed_interval(g[column] * scale, confidence)
-        rows.append({"variant": variant, "mean": mean, "low": low, "high": high, "n": n})
-    return pd.DataFrame(rows, columns=["variant", "mean", "low", "high", "n"])
-
-
 def _bar(center, low, high):
     """Asymmetric error lengths ``[[below], [above]]`` for errorbar; a missing bound draws no bar (length 0)."""
     c, lo, hi = (np.asarray(x, dtype=float).reshape(-1) for x in (center, low, high))

@@ -203,11 +203,6 @@ def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame
     return "\n".join(lines)
 
 
-def report_link(dest: Path) -> str:
-    """The README block's last line: the link to the published report."""
-    return f"Full report with every table and figure: [`{dest}/README.md`]({dest}/README.md)."
-
-
 def _replace_block(readme: Path, block_name: str, block: str) -> None:
     start, end = markers(block_name)
     text = readme.read_text()
