@@ -402,7 +402,7 @@ def paired_forest(rows: pd.DataFrame, path, margin: float, title: str = "", grou
     coloured by variant; the vertical lines are no difference and the non-inferiority margin ``-margin``.
     ``rows``: ``label`` (the y tick), ``run`` (for its look), ``schedule``, ``mean``, ``low``, ``high``, ``n``."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.6, 0.27 * max(len(rows), 1) + 1.6))
+    fig, ax = plt.subplots(figsize=(9.5, 0.27 * max(len(rows), 1) + 1.6))
     if not len(rows):
         note(ax, "no run to compare with the baseline")
         return _save(fig, path)
@@ -542,7 +542,8 @@ def speedup_vs_ratio(speedups: pd.DataFrame, precision: str, batch_size: int, ca
         ax.axhline(1, color="k", lw=0.5)
         _log_ratio_axes(ax, ylim)
         ax.set_title(f"{stage} (the stem)" if stage == "conv1" else stage)
-        ax.legend(fontsize=6, loc="best")
+        # below the panel: inside, a stage's five layers would cover the points they name
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     for ax in flat[len(groups):]:
         ax.set_visible(False)
     for i, ax in enumerate(flat[:len(groups)]):
