@@ -65,8 +65,10 @@ def sensitivity_heatmap(r: dict, rows: pd.DataFrame) -> str:
     if not len(rows):
         return head + " This run has no sweep rows."
     proxy = sel["method"]["proxy"]
-    p = rows[rows.proxy == proxy]
-    worst = p.loc[p.delta_acc.idxmax()] if len(p) else None
+    p = rows[rows.proxy == proxy].dropna(subset=["delta_acc"])
+    if not len(p):
+        return head + f" The sweep has no rows for the selection's proxy ({proxy})."
+    worst = p.loc[p.delta_acc.idxmax()]
     low = min(p.ratio) if len(p) else math.nan
     at_low = p[p.ratio == low]
     under = int((at_low.delta_acc < 1).sum()) if len(at_low) else 0
@@ -86,7 +88,7 @@ def faithfulness_proxy_vs_real(r: dict, t: pd.DataFrame) -> str:
             parts.append(f"{p} {_ci(v, lo, hi)}")
     rho = "; ".join(parts) or "not computed"
     return (f"Each sampled layer's proxy drop (x) against its drop after {f.get('retrain_epochs', '?')} epoch(s) of "
-            f"really retraining the converted model (y), at ratio {f['ratio']:g}, with paired intervals over the "
+            f"really retraining the converted model (y), at ratio {f.get('ratio', math.nan):g}, with paired intervals over the "
             f"validation images; colours are ResNet stages. Over {len(t)} layers the Spearman rank correlation "
             f"(bootstrap interval) is {rho}: the proxy is faithful where it ranks layers as retraining does.")
 
@@ -96,7 +98,7 @@ def faithfulness_additivity(r: dict, t: pd.DataFrame) -> str:
     inter = "; ".join(f"{m} {f[k]:.2f}" for m in ("real", "zero_shot", "finetune")
                       if _ok(f.get(k := f"additivity_{m}_mean_abs_interaction")))
     return (f"Drop of converting two layers together against the sum of their single drops, for "
-            f"{f.get('n_pairs', len(t))} layer pair(s) at ratio {f['ratio']:g}; the dashed line is exact additivity, "
+            f"{f.get('n_pairs', len(t))} layer pair(s) at ratio {f.get('ratio', math.nan):g}; the dashed line is exact additivity, "
             "which the knapsack assumes. Mean |interaction| (pair drop minus the sum, points): "
             f"{inter or 'not computed'}.")
 
@@ -131,10 +133,11 @@ def basis_schedules(r: dict, rows: pd.DataFrame) -> str:
     if not len(rows):
         return head + " No run to compare."
     best, worst = rows.loc[rows["mean"].idxmax()], rows.loc[rows["mean"].idxmin()]
-    within = int((rows.low > -MARGIN).sum()) if "low" in rows else 0
-    return (head + f" Closest to the baseline: {best.label} ({_ci(best['mean'], best.low, best.high)}); furthest: "
-            f"{worst.label} ({_ci(worst['mean'], worst.low, worst.high)}); {within} of {len(rows)} intervals lie "
-            "wholly above the margin.")
+    finite = rows[np.isfinite(rows.low.astype(float)) & np.isfinite(rows.high.astype(float))]
+    within = (f"{int((finite.low > -MARGIN).sum())} of the {len(finite)} intervals lie wholly above the margin"
+              if len(finite) else "no run has an interval (one seed)")
+    return (head + f" Highest: {best.label} ({_ci(best['mean'], best.low, best.high)}); lowest: {worst.label} "
+            f"({_ci(worst['mean'], worst.low, worst.high)}); {within}.")
 
 
 def basis_curves(r: dict, panels: dict) -> str:
@@ -173,13 +176,14 @@ def benchmark_accuracy_vs_time(r: dict, points: pd.DataFrame) -> str:
 
 def benchmark_speedup_vs_ratio(r: dict, sp: pd.DataFrame) -> str:
     prec = r["benchmark"]["precision"]
+    bs = r["benchmark"]["params_resolved"]["benchmark"]["batch_sizes"][0]
     head = ("Each layer's measured forward+backward speedup of the reduced basis form over its dense conv (solid, "
-            "bars: the timings' interquartile ranges) and the theoretical speedup, the MAC ratio (dashed), against "
-            f"the ratio, in {prec}, one panel per ResNet stage; layers the search does not convert (the stem, 1x1 "
-            "shortcuts) are hollow.")
+            "bars: the timings' interquartile ranges) and the theoretical speedup, the MAC ratio (dashed, x marks), "
+            f"against the ratio, in {prec} at batch {bs}, one panel per ResNet stage; layers that are not candidates "
+            "of this profile's search (the stem and the 1x1 shortcuts always) are hollow.")
     if not len(sp):
         return head + " No layer was timed."
-    g = sp[sp.precision == prec]
+    g = sp[(sp.precision == prec) & (sp.batch_size == bs)]
     cand = set(r["selection"]["candidates"])
     c = g[g.layer.isin(cand)]
     faster = int((c.measured_speedup > 1).sum())

@@ -242,9 +242,14 @@ def speed_claims(bench: dict, B: dict) -> list[Decided]:
     inference against the baseline's, in every precision timed (``models_by_precision``: ``<model>.<mode>`` ->
     ``round_ms``, ``theoretical_speedup``), decided from the kept rounds."""
     out, layers = [], bench.get("model_layers") or {}
+    first_in = {"switch": 0, "scratch": 1, "late": 2}  # of one architecture, the switch's row is the one counted
+
+    def order(key):
+        model = key.rpartition(".")[0]
+        return first_in.get(RunName.parse(model).schedule, 3) if "@" in model else 3
     for prec, models in (bench.get("models_by_precision") or {}).items():
         seen: dict[tuple, str] = {}  # (mode, the model's layers and ratios) -> the first model timed with them
-        for key in models:
+        for key in sorted(models, key=order):
             model, _, mode = key.rpartition(".")
             if mode not in ("train_step", "inference") or model == "baseline" or "@" not in model:
                 continue
@@ -261,8 +266,8 @@ def speed_claims(bench: dict, B: dict) -> list[Decided]:
             arch = tuple(sorted((layers.get(model) or {}).items()))
             first = seen.setdefault((mode, arch), model) if arch else model
             if first != model:  # one architecture under two schedules: one timing claim, measured twice
-                d = replace(d, repeats=f"`{model}` has the same layers at the same ratios as `{first}`, so its "
-                                       "timing is of the same architecture")
+                d = replace(d, repeats=f"`{model}` has the same layers at the same ratios as `{first}`: the same "
+                                       "architecture, timed again")
             elif mode == "inference":  # a model's two passes: one speed claim, counted once
                 d = replace(d, repeats=f"`{model}`'s inference is the model of its training-step row, so the reading "
                                        "counts the two once")
@@ -460,17 +465,19 @@ HEADLINE_ROWS = 12  # the README's table: the paper's main claims, one row each;
 
 def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = None) -> pd.DataFrame:
     """The rows of the verdict table ``t`` that the README shows, at most ``HEADLINE_ROWS``, each with a short name
-    (``short``): per schedule what converting every layer costs and whether the selection keeps accuracy, the
-    selection against every layer and the matched subsets after the switch, switch against scratch, the selection's
-    training-step speed and whole-training cost in the training ``precision``, and the search's cost. A row the run
-    did not decide is left out; the full table is the report's. ``timed_as``: the benchmark's ``{run: the earlier
-    run's model it was timed as}``, since a speed row names the model that was timed."""
+    (``short``) and its evidence with its direction (``measured``: ``cost`` is the baseline minus the run, ``diff``
+    the run minus what it is compared with): what converting every layer costs after the switch and late, whether the
+    selection keeps accuracy under each schedule, the selection against every layer and the matched subsets after the
+    switch, switch against scratch, the selection's training-step speedup and whole-training speedup in the training
+    ``precision``, and the search's cost. A row the run did not decide is left out; the full table is the report's.
+    ``timed_as``: ``{run: the model it was timed as}`` (the benchmark's, or the runs' twins), since a speed row names
+    the model that was timed."""
     def r(v, s):
         return run_name(v, s, B=B)
     S = B["switch_epoch"]
     sel, allv = r("selected", "switch"), r("all_layers", "switch")
+    timed = (timed_as or {}).get(sel, sel)
     wanted = [  # (short name, comparison prefix, words the claim holds)
-        ("every layer, from scratch: costs accuracy", f"baseline - {r('all_layers', 'scratch')}", ""),
         (f"every layer, switch at epoch {S}: costs accuracy", f"baseline - {allv}", ""),
         ("selection, from scratch: keeps accuracy", f"{r('selected', 'scratch')} - baseline", ""),
         (f"selection, switch at epoch {S}: keeps accuracy", f"{sel} - baseline", ""),
@@ -479,16 +486,19 @@ def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = N
         ("selection beats random layers (switch)", f"{sel} - {r('random0', 'switch')}", ""),
         ("switch matches scratch (selection)", f"{sel} - {r('selected', 'scratch')}", ""),
         ("every layer, late conversion: costs accuracy", f"baseline - {r('all_layers', 'late')}", ""),
-        (f"selection train step faster ({precision})", f"baseline / {(timed_as or {}).get(sel, sel)}, {precision}",
+        ("selection, late conversion: keeps accuracy", f"{r('selected', 'late')} - baseline", ""),
+        (f"selection's train step faster than dense ({precision})", f"baseline / {timed}, {precision}",
          "training step"),
-        ("switch training cheaper than dense", f"dense / {sel}, training steps", ""),
-        ("search within 10 % of a training", "one sweep / one baseline training", ""),
+        ("switch training cheaper than dense, search included", f"dense / {timed}, training steps", ""),
+        ("search costs at most 10 % of one training", "one sweep / one baseline training", ""),
     ]
     rows = []
     for short, prefix, words in wanted:
         hit = t[t.comparison.str.startswith(prefix) & t.claim.str.contains(words, regex=False)]
         if len(hit):
-            rows.append(hit.iloc[0].to_dict() | {"short": short})
+            row = hit.iloc[0].to_dict()
+            kind = "cost " if prefix.startswith("baseline - ") else "diff " if " - " in prefix else ""
+            rows.append(row | {"short": short, "measured": kind + str(row["value"])})
     return pd.DataFrame(rows[:HEADLINE_ROWS], columns=[*t.columns, "short"])
 
 

@@ -342,7 +342,8 @@ def fronts(points: pd.DataFrame, panels: list[tuple[str, str]], path, title: str
     ``acc_low``, ``acc_high`` (%, t-interval over seeds, NaN bounds with one seed) and ``n`` (seeds), and for each
     ``(column, axis label)`` of ``panels`` the column (and optionally ``<column>_low`` / ``<column>_high``, an
     interval on x). The ``baseline`` family is a black square with a grey band of its interval across the panel:
-    the accuracy a conversion has to keep. More than ``max_entries`` families is refused (a legend one can read)."""
+    the accuracy a conversion has to keep. At most ``max_entries`` legend entries (a legend one can read): families
+    past ``max_entries - 1`` (one entry is the hollow key) are not drawn, and a note under the panels names them."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels) + 2.4, 3.9), sharey=True, squeeze=False)
     axes = axes[0]
@@ -352,9 +353,10 @@ def fronts(points: pd.DataFrame, panels: list[tuple[str, str]], path, title: str
         return _save(fig, path)
     _require(points, POINT_COLUMNS, "fronts")
     families = list(dict.fromkeys(points.family))
-    if len(families) > max_entries:
-        raise ValueError(f"fronts: {len(families)} families ({', '.join(families)}) but at most {max_entries} "
-                         "legend entries: draw fewer methods per figure")
+    left_out, families = families[max_entries - 1:], families[:max_entries - 1]
+    if left_out:
+        fig.text(0.01, 0.0, f"not drawn (at most {max_entries} legend entries): {', '.join(left_out)}", fontsize=6,
+                 color=NOTE_COLOR, va="bottom")
     for ax, (col, label) in zip(axes, panels):
         if col not in points or not _finite(points[col], points.acc):
             note(ax, f"no {label} recorded")
@@ -410,23 +412,23 @@ def paired_forest(rows: pd.DataFrame, path, margin: float, title: str = "", grou
     y = np.arange(len(rows))[::-1]  # the first row on top
     seen = set()
     for yi, r in zip(y, rows.itertuples()):
-        st = display.style(r.run)
-        variant = variants.RunName.parse(r.run).variant
-        ax.errorbar(r.mean, yi, xerr=_bar(r.mean, r.low, r.high), fmt=st["marker"], color=st["color"], capsize=2.5,
-                    ms=6, label=None if variant in seen else variant)
+        # one marker per variant whatever the schedule (the groups say the schedule), so the legend reads true
+        variant, color = variants.RunName.parse(r.run).variant, display.style(r.run)["color"]
+        ax.errorbar(r.mean, yi, xerr=_bar(r.mean, r.low, r.high), fmt=display.look(r.run).marker, color=color,
+                    capsize=2.5, ms=6, label=None if variant in seen else variant)
         seen.add(variant)
     starts = rows.schedule.ne(rows.schedule.shift()).to_numpy()
-    for yi, sched in zip(y[starts], rows.schedule[starts]):
+    for yi, sched in zip(y[starts], rows.schedule[starts]):  # the group's name right of the axes, off the points
         ax.axhline(yi + 0.5, color="0.6", lw=0.6)
-        ax.text(1.0, yi + 0.45, (group_titles or {}).get(sched, sched), transform=ax.get_yaxis_transform(),
-                ha="right", va="top", fontsize=7, color=NOTE_COLOR)
+        ax.text(1.01, yi + 0.45, (group_titles or {}).get(sched, sched), transform=ax.get_yaxis_transform(),
+                ha="left", va="top", fontsize=7, color=NOTE_COLOR)
     ax.axvline(0, color="k", lw=0.8)
     ax.axvline(-margin, color="k", ls=":", lw=0.8)
     ax.set_yticks(y, [f"{lab} (n={n})" for lab, n in zip(rows.label, rows.n)], fontsize=7)
     ax.set_ylim(-0.6, len(rows) - 0.4 + 0.6)
     ax.set_xlabel(f"test accuracy minus the baseline's (points), paired over seeds; dotted: -{margin:g}")
     handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=6, title="variant")
+    fig.legend(handles, labels, loc="outside lower center", fontsize=6, ncol=min(len(labels), 6) or 1)
     ax.set_title(title)
     return _save(fig, path)
 

@@ -657,15 +657,19 @@ def topics(r: dict) -> list[tuple[str, str]]:
 
 
 def _value(t: pd.DataFrame, prefix: str, words: str = "") -> str:
-    """The short evidence (``value``) of the verdict-table row whose comparison starts with ``prefix``."""
+    """The short evidence (``value``, its unit ``pts`` dropped) of the verdict-table row whose comparison starts with
+    ``prefix``: ``-0.41 [-0.90, +0.08]``; "n/a" when the run has no such row."""
     hit = t[t.comparison.str.startswith(prefix) & t.claim.str.contains(words, regex=False)] if len(t) else t
-    return str(hit.value.iloc[0]) if len(hit) and isinstance(hit.value.iloc[0], str) else "n/a"
+    if not len(hit) or not isinstance(hit.value.iloc[0], str):
+        return "n/a"
+    return hit.value.iloc[0].replace(" pts", "")
 
 
 def headline(r: dict, t: pd.DataFrame, width: int = 118) -> str:
-    """The README's result in at most five lines: what the selection keeps and what each schedule costs in accuracy
-    (paired interval, points), the measured training-step speedup and whole-training cost, on which machine and in
-    which precision. ``t``: the run's verdict table (``claims.verdict_table``), whose short values it quotes."""
+    """The README's result in at most five lines: what each selection keeps, its paired accuracy difference from
+    dense under each schedule and what converting every layer costs (points, 95 % interval), the measured
+    training-step and whole-training speedups, the machine and the precision (the verdicts are the table's). ``t``:
+    the run's verdict table (``claims.verdict_table``), whose short values it quotes."""
     import textwrap
     P, base = r["basis"]["params_resolved"], r["baseline"]
     B, E = P["basis"], P["train"]["epochs"]
@@ -674,28 +678,32 @@ def headline(r: dict, t: pd.DataFrame, width: int = 118) -> str:
     sel = run_name("selected", "switch", B=B)
     if sel not in size.index or "baseline" not in size.index:
         return "This run trained no selection after a switch, so it has no headline."
-    kept_p, kept_m = (size.loc[sel, c] / size.loc["baseline", c] for c in ("params", "macs"))
-    n_sel = len((r["selection"].get("at_switch") or r["selection"]).get("layers", []))
-    mt = r["main_table"].set_index("variant")
-    hw, prec = base["hardware"], base.get("precision", "fp32")
+
+    def kept(run):
+        return "/".join(f"{size.loc[run, c] / size.loc['baseline', c]:.0%}" for c in ("params", "macs"))
+
     def trained(v, s):
         return run_name(v, s, B=B) in size.index
 
-    per = "; ".join(claims.schedule_phrase(s, B) + " " + _value(t, run_name("selected", s, B=B) + " - baseline")
-                    for s in variants.SCHEDULES if trained("selected", s))
-    every = ", ".join(claims.schedule_phrase(s, B) + " " + _value(t, "baseline - " + run_name("all_layers", s, B=B))
+    mt = r["main_table"].set_index("variant")
+    hw, prec = base["hardware"], base.get("precision", "fp32")
+    early = r["selection"].get("at_switch") or r["selection"]
+    training = ", ".join(f"{s} " + _value(t, run_name("selected", s, B=B) + " - baseline")
+                         for s in ("scratch", "switch") if trained("selected", s))
+    late = run_name("selected", "late", B=B)
+    late_text = (f"; late (own selection, {len(r['selection'].get('layers', []))} layers, {kept(late)}) "
+                 + _value(t, late + " - baseline") if late in size.index else "")
+    every = ", ".join(f"{s} " + _value(t, "baseline - " + run_name("all_layers", s, B=B))
                       for s in variants.SCHEDULES if trained("all_layers", s))
-    timed = (r["benchmark"].get("timed_as") or {}).get(sel, sel)
+    timed = {**claims.same_models(runs), **(r["benchmark"].get("timed_as") or {})}.get(sel, sel)
     step = _value(t, f"baseline / {timed}, {prec}", "training step")
-    whole = _value(t, f"dense / {sel}, training steps")
-    text = (f"On {base['data']} ({P['model']['arch']} width {P['model']['width']}, {E} epochs, "
-            f"{_n(int(mt.loc['baseline', 'seeds']), 'seed')}; dense baseline {acc(mt, 'baseline')}), the selection "
-            f"converts {n_sel} of {len(r['selection']['candidates'])} candidate layers and keeps {kept_p:.0%} of the "
-            f"parameters and {kept_m:.0%} of the MACs. Its accuracy against dense (paired, points): {per}; converting "
-            f"every layer instead: {every}. On {hw['device_name']} ({hw['cpu_count']} cores, {prec}) "
-            + (f"its training step runs {step} faster than dense" if step != "n/a" else "its training step was not timed")
-            + (f" and a whole switch training, search included, is {whole} times cheaper." if whole != "n/a" else
-               "; the whole switch training was not costed."))
+    whole = _value(t, f"dense / {timed}, training steps")
+    text = (f"{base['data']}, {P['model']['arch']} width {P['model']['width']}, {E} epochs, "
+            f"{_n(int(mt.loc['baseline', 'seeds']), 'seed')}, {hw['device_name']} ({hw['cpu_count']} cores, {prec}); "
+            f"dense {acc(mt, 'baseline')}. Selection searched at epoch {B['switch_epoch']} "
+            f"({len(early.get('layers', []))}/{len(r['selection']['candidates'])} layers, {kept(sel)} of "
+            f"params/MACs kept), accuracy minus dense (points, 95 % CI): {training}{late_text}. Dense minus every "
+            f"layer: {every}. Switch selection's speedup: step {step}, whole training (search included) {whole}.")
     return textwrap.fill(text, width)
 
 

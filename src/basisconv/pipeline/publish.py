@@ -153,22 +153,25 @@ def basis_stage_seconds(runs: pd.DataFrame) -> float:
     return float(own + (runs[from_snapshot].basis_epoch_time * runs[from_snapshot].basis_epochs).sum())
 
 
+VERDICT_WORDS = {SUPPORTED: "holds", CONTRADICTED: "does not hold", UNDECIDED: "not decided"}  # the README's cells
+
+
 def headline_table(t: pd.DataFrame) -> str:
-    """The README's verdict table (``claims.headline`` rows): group, short claim, verdict, one measured value; a row
-    that is not separate evidence says so in its verdict."""
+    """The README's verdict table (``claims.headline`` rows): group, short claim, verdict in the tally's words, the
+    measured value with its direction; a row that is not separate evidence says so in its verdict."""
     if not len(t):
         return "No claim of the headline could be decided in this run."
     shown = pd.DataFrame({
         "group": t.group.map(lambda g: "late conversion" if g == "late" else g), "claim": t.short,
-        "verdict": [f"{v} (same model: not counted)" if claims.not_separate(x) else v
+        "verdict": [VERDICT_WORDS[v] + (" (a repeat: not counted)" if claims.not_separate(x) else "")
                     for v, x in zip(t.verdict, t.get("repeats", [""] * len(t)))],
-        "measured": t.value})
+        "measured (95 % CI)": t.measured})
     return shown.to_markdown(index=False)
 
 
 def headline_tally(t: pd.DataFrame, full: pd.DataFrame) -> str:
-    """One line: how the README's rows read (rows that are not separate evidence left out), and how many rows the
-    report's full table has."""
+    """One line: how the README's rows read (rows that are not separate evidence left out), what the cells mean, and
+    how many rows the report's full table has."""
     counted = t[~t.get("repeats", pd.Series("", t.index)).map(claims.not_separate).astype(bool)]
     v = counted.verdict.value_counts()
     held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
@@ -177,9 +180,11 @@ def headline_tally(t: pd.DataFrame, full: pd.DataFrame) -> str:
             f"not hold here, {plural(open_, 'is', 'are')} not decided at this scale"
             + (f" ({plural(left, 'row')} comparing a model with itself or repeating another, not counted)" if left
                else "")
-            + f". Verdicts: the 95 % interval wholly on the claim's side (holds), wholly on the other (does not hold), "
-            f"else not decided; 'keeps accuracy' and 'matches' read as within {claims.MARGIN:g} point. The report's "
-            f"full table has {plural(len(full), 'row')}, each with its sentence.")
+            + ". A claim holds when its 95 % interval lies wholly on the claim's side, does not hold when wholly on "
+            f"the other, else is not decided; 'keeps accuracy' and 'matches' mean within {claims.MARGIN:g} point. "
+            "cost: the dense baseline's test accuracy minus the run's, in points; diff: the run's minus the one it "
+            "is compared with; x: how many times faster (dense time over the run's); %: the search's time as a share "
+            f"of one dense training. The report's full table has {plural(len(full), 'row')}, each with its sentence.")
 
 
 def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
@@ -190,13 +195,14 @@ def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame
     profile = base["profile"]
     hw = base["hardware"]
     P = r["basis"]["params_resolved"]
-    top = claims.headline(own, P["basis"], base.get("precision", "fp32"), r["benchmark"].get("timed_as"))
+    timed_as = {**claims.same_models(r["tables"]["runs"]), **(r["benchmark"].get("timed_as") or {})}
+    top = claims.headline(own, P["basis"], base.get("precision", "fp32"), timed_as)
     lines = [
         narrative.headline(r, own), "",
         headline_table(top), "",
         textwrap.fill(headline_tally(top, pd.concat([own, borrowed], ignore_index=True)), 118), "",
-        textwrap.fill(f"Made by `make repro PROFILE=\"{profile.replace('+', ' ')}\" ALLOW_LONG=1` and `python -m "
-        f"basisconv.pipeline.publish` from commit `{run['commit']}`: {hw['device_name']}, {hw['cpu_count']} cores, "
+        textwrap.fill(f"Made by `make repro PROFILE=\"{profile.replace('+', ' ')}\"` (with `ALLOW_LONG=1` past its "
+        f"estimate's stop) and `python -m basisconv.pipeline.publish` from commit `{run['commit']}`: {hw['device_name']}, {hw['cpu_count']} cores, "
         f"torch {hw['torch']}. Full report with every table, figure and sentence: [`{dest}/README.md`]"
         f"({dest}/README.md).", 118, break_long_words=False, break_on_hyphens=False),
     ]

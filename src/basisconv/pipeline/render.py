@@ -114,7 +114,7 @@ def run_points(r: dict, schedule: str, timed: bool = False) -> pd.DataFrame:
     MACs (millions, seed mean: a random draw differs per seed) and, with ``timed``, its train-step and inference
     time as a fraction of the baseline's (``timing``)."""
     runs = r["tables"]["runs"]
-    keep = runs[(runs.schedule == schedule) | runs.variant.isin(["baseline", "baseline_fp32"])]
+    keep = runs[(runs.schedule == schedule) | (runs.variant == "baseline")]  # the fp32 twin is not a method
     rows = []
     for run, g in keep.groupby("variant", sort=False):
         name = RunName.parse(run)
@@ -141,10 +141,12 @@ def forest_rows(r: dict) -> pd.DataFrame:
     rows = []
     for s in variants.SCHEDULES:
         for run in dict.fromkeys(runs.variant[runs.schedule == s]):
-            if run in same or RunName.parse(run).point or "baseline" not in acc:
-                continue
+            if run in same or RunName.parse(run).point or not set(acc.get("baseline", {})) & set(acc[run]):
+                continue  # a twin is its first run's line; a run sharing no seed with the baseline pairs nothing
             p = evidence.paired_difference(acc[run], acc["baseline"], CONFIDENCE)
-            rows.append({"label": " = ".join([run, *twins.get(run, [])]), "run": run, "schedule": s,
+            names = [run, *twins.get(run, [])]  # drawn in the selection's look when it is one of them
+            look = next((x for x in names if RunName.parse(x).variant == "selected"), run)
+            rows.append({"label": " = ".join(names), "run": look, "schedule": s,
                          "mean": p.mean, "low": p.low, "high": p.high, "n": p.n})
     return pd.DataFrame(rows, columns=list(figures.FOREST_COLUMNS))
 
