@@ -63,7 +63,8 @@ GROUPS = {"training": "Training with basis layers", "late": "Late conversion (po
           "speed": "Speed", "search": "The search"}
 # ``timed``: a speed claim, decided by timings of this machine's models: ``publish`` never borrows one into another run
 # ``repeats``: why a row is not separate evidence, "" for every other row
-# ``value``: the evidence in one short cell (mean and interval), for the README's narrow table
+# ``value``: the evidence in one short cell (mean and interval), for the README's narrow table; an accuracy value is
+# always the run minus what it is compared with, the baseline last (``baseline - x`` rows give ``x - baseline``)
 COLUMNS = ["group", "claim", "source", "comparison", "measured", "verdict", "sentence", "timed", "repeats", "value"]
 # the sentence's last words for a row that repeats another row's comparison with the same models
 NOT_SEPARATE = "Not separate evidence"
@@ -165,7 +166,9 @@ def _paired(group, claim, a, b, kind, acc, source="paper", margin=MARGIN, note="
     if a not in acc or b not in acc or not set(acc[a]) & set(acc[b]):
         return a, b, kind, None
     p = evidence.paired_difference(acc[a], acc[b])
-    value = (f"{p.mean:+.2f} [{p.low:+.2f}, {p.high:+.2f}] pts" if p.n >= 2 else f"{p.mean:+.2f} pts (1 seed)")
+    sign = -1 if a == "baseline" else 1  # one direction for every short value: the run minus the reference
+    m, lo, hi = (sign * p.mean, *sorted((sign * p.low, sign * p.high)))
+    value = f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}] pts" if p.n >= 2 else f"{m:+.2f} pts (1 seed)"
     return a, b, kind, Decided(group, claim, source, f"{a} - {b}{note}", p.text(), evidence.verdict(p, kind, margin),
                                value=value)
 
@@ -465,9 +468,9 @@ HEADLINE_ROWS = 12  # the README's table: the paper's main claims, one row each;
 
 def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = None) -> pd.DataFrame:
     """The rows of the verdict table ``t`` that the README shows, at most ``HEADLINE_ROWS``, each with a short name
-    (``short``) and its evidence with its direction (``measured``: ``cost`` is the baseline minus the run, ``diff``
-    the run minus what it is compared with): what converting every layer costs after the switch and late, whether the
-    selection keeps accuracy under each schedule, the selection against every layer and the matched subsets after the
+    (``short``) and its short evidence (``measured``: an accuracy difference is the run minus what it is compared
+    with): what converting every layer costs under each schedule, whether the selection keeps accuracy under the
+    training schedules, the selection against every layer and the matched subsets after the
     switch, switch against scratch, the selection's training-step speedup and whole-training speedup in the training
     ``precision``, and the search's cost. A row the run did not decide is left out; the full table is the report's.
     ``timed_as``: ``{run: the model it was timed as}`` (the benchmark's, or the runs' twins), since a speed row names
@@ -477,17 +480,18 @@ def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = N
     S = B["switch_epoch"]
     sel, allv = r("selected", "switch"), r("all_layers", "switch")
     timed = (timed_as or {}).get(sel, sel)
+    m = f"{MARGIN:g} pt"
     wanted = [  # (short name, comparison prefix, words the claim holds)
+        ("every layer, from scratch: costs accuracy", f"baseline - {r('all_layers', 'scratch')}", ""),
         (f"every layer, switch at epoch {S}: costs accuracy", f"baseline - {allv}", ""),
-        ("selection, from scratch: keeps accuracy", f"{r('selected', 'scratch')} - baseline", ""),
-        (f"selection, switch at epoch {S}: keeps accuracy", f"{sel} - baseline", ""),
+        (f"selection, from scratch: at most {m} below dense", f"{r('selected', 'scratch')} - baseline", ""),
+        (f"selection, switch at epoch {S}: at most {m} below dense", f"{sel} - baseline", ""),
         ("selection beats every layer (switch)", f"{sel} - {allv}", ""),
         ("selection beats largest-first (switch)", f"{sel} - {r('largest', 'switch')}", ""),
         ("selection beats random layers (switch)", f"{sel} - {r('random0', 'switch')}", ""),
-        ("switch matches scratch (selection)", f"{sel} - {r('selected', 'scratch')}", ""),
+        (f"switch within {m} of scratch (selection)", f"{sel} - {r('selected', 'scratch')}", ""),
         ("every layer, late conversion: costs accuracy", f"baseline - {r('all_layers', 'late')}", ""),
-        ("selection, late conversion: keeps accuracy", f"{r('selected', 'late')} - baseline", ""),
-        (f"selection's train step faster than dense ({precision})", f"baseline / {timed}, {precision}",
+        (f"selection's train step faster than dense, in {precision}", f"baseline / {timed}, {precision}",
          "training step"),
         ("switch training cheaper than dense, search included", f"dense / {timed}, training steps", ""),
         ("search costs at most 10 % of one training", "one sweep / one baseline training", ""),
@@ -497,8 +501,7 @@ def headline(t: pd.DataFrame, B: dict, precision: str, timed_as: dict | None = N
         hit = t[t.comparison.str.startswith(prefix) & t.claim.str.contains(words, regex=False)]
         if len(hit):
             row = hit.iloc[0].to_dict()
-            kind = "cost " if prefix.startswith("baseline - ") else "diff " if " - " in prefix else ""
-            rows.append(row | {"short": short, "measured": kind + str(row["value"])})
+            rows.append(row | {"short": short, "measured": str(row["value"])})
     return pd.DataFrame(rows[:HEADLINE_ROWS], columns=[*t.columns, "short"])
 
 

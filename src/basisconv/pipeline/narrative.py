@@ -702,8 +702,9 @@ def headline(r: dict, t: pd.DataFrame, width: int = 118) -> str:
             f"{_n(int(mt.loc['baseline', 'seeds']), 'seed')}, {hw['device_name']} ({hw['cpu_count']} cores, {prec}); "
             f"dense {acc(mt, 'baseline')}. Selection searched at epoch {B['switch_epoch']} "
             f"({len(early.get('layers', []))}/{len(r['selection']['candidates'])} layers, {kept(sel)} of "
-            f"params/MACs kept), accuracy minus dense (points, 95 % CI): {training}{late_text}. Dense minus every "
-            f"layer: {every}. Switch selection's speedup: step {step}, whole training (search included) {whole}.")
+            f"params/MACs kept), test accuracy minus dense's (points, 95 % CI): {training}{late_text}; every layer "
+            f"converted: {every}. The switch selection runs its training step {step} as fast as dense, a whole "
+            f"training with its search {whole}.")
     return textwrap.fill(text, width)
 
 

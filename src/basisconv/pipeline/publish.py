@@ -163,10 +163,15 @@ def headline_table(t: pd.DataFrame) -> str:
         return "No claim of the headline could be decided in this run."
     shown = pd.DataFrame({
         "group": t.group.map(lambda g: "late conversion" if g == "late" else g), "claim": t.short,
-        "verdict": [VERDICT_WORDS[v] + (" (a repeat: not counted)" if claims.not_separate(x) else "")
+        "verdict": [VERDICT_WORDS[v] + (f" ({repeat_words(x)}: not counted)" if claims.not_separate(x) else "")
                     for v, x in zip(t.verdict, t.get("repeats", [""] * len(t)))],
         "measured (95 % CI)": t.measured})
     return shown.to_markdown(index=False)
+
+
+def repeat_words(why: str) -> str:
+    """Why a row is not separate evidence, in a few words (``claims.Decided.repeats`` says it in full)."""
+    return "same architecture" if "same architecture" in why else "same model" if "itself" in why else "a repeat"
 
 
 def headline_tally(t: pd.DataFrame, full: pd.DataFrame) -> str:
@@ -177,14 +182,14 @@ def headline_tally(t: pd.DataFrame, full: pd.DataFrame) -> str:
     held, failed, open_ = (int(v.get(x, 0)) for x in (SUPPORTED, CONTRADICTED, UNDECIDED))
     left = len(t) - len(counted)
     return (f"Of these {plural(len(t), 'row')}: {plural(held, 'holds', 'hold')} here, {plural(failed, 'does', 'do')} "
-            f"not hold here, {plural(open_, 'is', 'are')} not decided at this scale"
+            f"not hold here, {plural(open_, 'is', 'are')} not decided"
             + (f" ({plural(left, 'row')} comparing a model with itself or repeating another, not counted)" if left
                else "")
             + ". A claim holds when its 95 % interval lies wholly on the claim's side, does not hold when wholly on "
-            f"the other, else is not decided; 'keeps accuracy' and 'matches' mean within {claims.MARGIN:g} point. "
-            "cost: the dense baseline's test accuracy minus the run's, in points; diff: the run's minus the one it "
-            "is compared with; x: how many times faster (dense time over the run's); %: the search's time as a share "
-            f"of one dense training. The report's full table has {plural(len(full), 'row')}, each with its sentence.")
+            "the other, and is not decided when the interval crosses the bound. Points: the run's test accuracy minus "
+            "the other's (dense, every layer, a subset, scratch); x: how many times faster than dense; %: the search's "
+            f"time as a share of one dense training. The report's full table has {plural(len(full), 'row')}, each "
+            "with its sentence.")
 
 
 def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame, also=()) -> str:
