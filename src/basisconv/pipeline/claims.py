@@ -294,13 +294,23 @@ def search_rounds(bench: dict) -> list[float]:
     return [n * statistics.fmean(js) for js in zip(*jobs)]
 
 
+def timed_model(bench: dict, run: str, mode: str = "train_step") -> str:
+    """The name ``run``'s ``mode`` timing is kept under: its own, or the earlier run's model it was timed as
+    (``timed_as``)."""
+    return run if f"{run}.{mode}" in (bench.get("models") or {}) else (bench.get("timed_as") or {}).get(run, run)
+
+
+def timed_names(r: dict) -> dict[str, str]:
+    """``{run: the model it was timed as}`` of the results ``r``: the benchmark's ``timed_as``, and the runs' twins
+    (``same_models``) where the benchmark recorded none."""
+    return {**same_models(r["tables"]["runs"]), **(r["benchmark"].get("timed_as") or {})}
+
+
 def training_rounds(bench: dict, model: str, epochs: int) -> list[float]:
     """``epochs`` epochs of training steps of ``model`` per timing round (ms): the training split's images at the
     step time per image of the benchmark's batch (evaluation passes, alike in every schedule, left out). A run that
     is an earlier run's model was timed under that name (``timed_as``)."""
-    models = bench.get("models") or {}
-    model = model if f"{model}.train_step" in models else (bench.get("timed_as") or {}).get(model, model)
-    m = models.get(f"{model}.train_step")
+    m = (bench.get("models") or {}).get(f"{timed_model(bench, model)}.train_step")
     n, bs = bench.get("train_images"), bench.get("params_resolved", {}).get("benchmark", {}).get("model_batch_size")
     if not m or not n or not bs:
         return []

@@ -695,7 +695,7 @@ def headline(r: dict, t: pd.DataFrame, width: int = 118) -> str:
                  + _value(t, late + " - baseline") if late in size.index else "")
     every = ", ".join(f"{s} " + _value(t, "baseline - " + run_name("all_layers", s, B=B))
                       for s in variants.SCHEDULES if trained("all_layers", s))
-    timed = {**claims.same_models(runs), **(r["benchmark"].get("timed_as") or {})}.get(sel, sel)
+    timed = claims.timed_names(r).get(sel, sel)
     step = _value(t, f"baseline / {timed}, {prec}", "training step")
     whole = _value(t, f"dense / {timed}, training steps")
     text = (f"{base['data']}, {P['model']['arch']} width {P['model']['width']}, {E} epochs, "

@@ -200,8 +200,7 @@ def results_block(r: dict, dest: Path, own: pd.DataFrame, borrowed: pd.DataFrame
     profile = base["profile"]
     hw = base["hardware"]
     P = r["basis"]["params_resolved"]
-    timed_as = {**claims.same_models(r["tables"]["runs"]), **(r["benchmark"].get("timed_as") or {})}
-    top = claims.headline(own, P["basis"], base.get("precision", "fp32"), timed_as)
+    top = claims.headline(own, P["basis"], base.get("precision", "fp32"), claims.timed_names(r))
     lines = [
         narrative.headline(r, own), "",
         headline_table(top), "",

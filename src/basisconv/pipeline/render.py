@@ -101,9 +101,7 @@ def timing(bench: dict, run: str, mode: str) -> tuple[float, float, float]:
     """``run``'s measured ``mode`` (``train_step``, ``inference``) time as a fraction of the baseline's, with the
     interval of its interleaved rounds: ``(time, low, high)``; NaNs where it was not timed. A run that is an earlier
     run's model was timed under that name (``timed_as``)."""
-    models = bench.get("models") or {}
-    model = run if f"{run}.{mode}" in models else (bench.get("timed_as") or {}).get(run, run)
-    m = models.get(f"{model}.{mode}") or {}
+    m = (bench.get("models") or {}).get(f"{claims.timed_model(bench, run, mode)}.{mode}") or {}
     g, lo, hi = (m.get(k, math.nan) for k in ("speedup_geomean", "speedup_low", "speedup_high"))
     return 1 / g, 1 / hi, 1 / lo  # a time ratio is the speedup's inverse (its interval's ends swap)
 
